@@ -1,0 +1,34 @@
+"""gpugrad: reverse-mode automatic differentiation for n-dimensional arrays on NVIDIA GPUs
+(CuPy, with our own CUDA kernels) and CPUs (NumPy), with a PyTorch-like API."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import cuda  # noqa: I001 - import order matters: tensor before ops
+from ._dtype import (
+    DType as dtype, bfloat16, complex64, complex128, float16, float32, float64, int8, int16,
+    int32, int64, uint8,
+)
+from ._dtype import bool_ as bool  # noqa: A001 - gg.bool as in torch.bool
+from .device import default_device, device, set_default_device
+from .errors import DeviceError, SerializationError, ShapeError
+from .tensor import Tensor
+from . import autograd
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from . import ops
+from .ops import *  # noqa: F403 - the functional forms: gg.add, gg.sum, gg.cat, ...
+from .creation import (
+    arange, as_tensor, empty, empty_like, eye, from_dlpack, from_numpy, full, full_like,
+    linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like, tensor,
+    zeros, zeros_like,
+)
+from . import func
+
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+
+__all__ = [n for n in dir() if not n.startswith("_")]

@@ -1,0 +1,208 @@
+"""The reverse-mode engine: walks the recorded graph from the outputs to the leaves.
+
+The walk is iterative (no recursion, so a 100,000-op chain is fine): first count, for
+every reachable node, how many edges lead into it; then run nodes whose count has
+dropped to zero, summing the cotangents that reach each node's outputs from several
+paths. Leaves collect their gradient and accumulate it into `.grad` at the end.
+"""
+
+from __future__ import annotations
+
+from .function import Function
+from .grad_mode import _state
+
+
+def _dependencies(roots) -> dict:
+    deps: dict = {}
+    stack = list(roots)
+    seen = set(id(n) for n in roots)
+    while stack:
+        node = stack.pop()
+        for edge in node._edges:
+            if edge is None:
+                continue
+            nxt = edge[0]
+            if isinstance(nxt, Function):
+                deps[nxt] = deps.get(nxt, 0) + 1
+                if id(nxt) not in seen:
+                    seen.add(id(nxt))
+                    stack.append(nxt)
+    return deps
+
+
+def _accumulate(a, b):
+    return b if a is None else a + b
+
+
+def _check_grad(node, i: int, g, meta):
+    """Cast a returned gradient to its input's dtype and verify its shape."""
+    shape, dtype = meta
+    if not isinstance(g, Tensor):
+        raise TypeError(f"{node.name()}.backward returned {type(g).__name__} for input {i}; "
+                        "expected a Tensor or None")
+    if g._data.shape != shape:
+        if g._data.size == 1 and len(shape) == 0:
+            g = g.reshape(())
+        else:
+            raise RuntimeError(
+                f"{node.name()} returned an invalid gradient at index {i}: got shape "
+                f"{tuple(g._data.shape)} but expected shape {tuple(shape)}")
+    if g._data.dtype != dtype:
+        g = g.to(from_numpy_dtype(dtype))
+    return g
+
+
+def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
+                 inputs=None, allow_unused: bool = False):
+    """Backpropagate `root_grads` from `roots`.
+
+    With `inputs=None`, gradients accumulate into the `.grad` of the leaves. Otherwise
+    nothing is accumulated and the gradients of `inputs` are returned, in order.
+    """
+    capture_leaf: dict = {}
+    capture_node: dict = {}
+    if inputs is not None:
+        for k, t in enumerate(inputs):
+            if t.grad_fn is None:
+                capture_leaf.setdefault(id(t), []).append(k)
+            else:
+                capture_node.setdefault((id(t.grad_fn), t._output_nr), []).append(k)
+    captured = [None] * (len(inputs) if inputs is not None else 0)
+
+    buffers: dict = {}
+    leaves: dict = {}  # id(leaf) -> [leaf, grad]
+    root_nodes = []
+    for t, g in zip(roots, root_grads):
+        fn = t.grad_fn
+        if fn is None:
+            slot = leaves.setdefault(id(t), [t, None])
+            slot[1] = _accumulate(slot[1], g)
+            continue
+        buf = buffers.get(fn)
+        if buf is None:
+            buf = buffers[fn] = [None] * len(fn._output_meta)
+            root_nodes.append(fn)
+        buf[t._output_nr] = _accumulate(buf[t._output_nr], g)
+
+    deps = _dependencies(root_nodes)
+    ready = [n for n in root_nodes if n not in deps]
+    # Gradients handed to a node (or to two leaves) may be aliased; never store those
+    # arrays as a leaf's .grad without copying (keep them alive so ids stay unique).
+    shared: dict = {id(g._data): g._data for g in root_grads}
+
+    prev_mode = _state.enabled
+    _state.enabled = create_graph
+    try:
+        while ready:
+            node = ready.pop()
+            grads = buffers.pop(node, None) or [None] * len(node._output_meta)
+            hooks = node._hooks
+            if hooks:
+                for nr, fns in hooks.items():
+                    for fn in fns:
+                        if grads[nr] is not None:
+                            r = fn(grads[nr])
+                            if r is not None:
+                                grads[nr] = r
+            if capture_node:
+                for nr, g in enumerate(grads):
+                    for k in capture_node.get((id(node), nr), ()):
+                        captured[k] = g
+            edges = node._edges
+            if all(g is None for g in grads):
+                in_grads = (None,) * len(edges)
+            else:
+                if node.materialize_grads:
+                    for nr, g in enumerate(grads):
+                        if g is None:
+                            shape, dtype = node._output_meta[nr]
+                            grads[nr] = _zeros(node._backend, shape, dtype)
+                for g in grads:
+                    if g is not None:
+                        shared[id(g._data)] = g._data
+                in_grads = type(node).backward(node, *grads)
+                if type(in_grads) is not tuple:
+                    in_grads = (in_grads,)
+                if len(in_grads) < len(edges):
+                    raise RuntimeError(
+                        f"{node.name()}.backward returned {len(in_grads)} gradients but forward "
+                        f"had {len(edges)} inputs")
+            if not retain_graph:
+                node._release()
+            metas = node._input_meta
+            for i, edge in enumerate(edges):
+                if edge is None:
+                    continue
+                g = in_grads[i]
+                if g is not None:
+                    g = _check_grad(node, i, g, metas[i])
+                nxt, nr = edge
+                if nr < 0:  # a leaf
+                    if g is not None:
+                        slot = leaves.get(id(nxt))
+                        if slot is None:
+                            leaves[id(nxt)] = [nxt, g]
+                        else:
+                            slot[1] = slot[1] + g
+                    continue
+                if g is not None:
+                    buf = buffers.get(nxt)
+                    if buf is None:
+                        buf = buffers[nxt] = [None] * len(nxt._output_meta)
+                    buf[nr] = g if buf[nr] is None else buf[nr] + g
+                left = deps[nxt] - 1
+                deps[nxt] = left
+                if left == 0:
+                    ready.append(nxt)
+
+        for leaf, g in leaves.values():
+            hooks = leaf._hooks
+            if hooks:
+                for fn in hooks:
+                    r = fn(g)
+                    if r is not None:
+                        g = r
+            if inputs is not None:
+                for k in capture_leaf.get(id(leaf), ()):
+                    captured[k] = g
+                continue
+            _accumulate_into_leaf(leaf, g, create_graph, shared)
+    finally:
+        _state.enabled = prev_mode
+
+    if inputs is not None:
+        for k, g in enumerate(captured):
+            if g is None and not allow_unused:
+                raise RuntimeError(
+                    f"One of the differentiated Tensors (input {k}, shape "
+                    f"{tuple(inputs[k].shape)}) appears to not have been used in the graph. "
+                    "Set allow_unused=True if this is the desired behavior.")
+        return tuple(captured)
+    return None
+
+
+def _accumulate_into_leaf(leaf, g, create_graph: bool, shared: dict) -> None:
+    old = leaf.grad
+    if old is None:
+        if not create_graph:
+            data = g._data
+            if id(data) in shared or data.base is not None:
+                data = data.copy()
+            shared[id(data)] = data
+            g = _wrap_array(data, g._backend)
+        leaf.grad = g
+    elif create_graph or old._requires_grad:
+        leaf.grad = old + g
+    else:
+        xp = old._backend.xp
+        xp.add(old._data, g._data, out=old._data)
+        if old._version is not None:
+            old._version.value += 1
+
+
+def _zeros(backend, shape, dtype):
+    return _wrap_array(backend.xp.zeros(shape, dtype=dtype), backend)
+
+
+from .._dtype import from_numpy_dtype  # noqa: E402
+from ..tensor import Tensor, _wrap_array  # noqa: E402

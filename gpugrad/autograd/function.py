@@ -1,0 +1,303 @@
+"""`Function`: the graph node every differentiable op (built-in or user-defined) becomes.
+
+A call `SomeOp.apply(*args)` runs `forward`, and when grad mode is on and an input
+requires grad, the instance (`ctx`) stays in the graph as the node whose `backward`
+maps output cotangents to input cotangents (a vector-Jacobian product).
+
+`Function` is the public, PyTorch-style API: `forward` receives and returns Tensors.
+`Op` is the built-in variant: `forward` receives raw backend arrays (or Python scalars)
+and returns arrays, which keeps the per-op bookkeeping to a minimum. Both write
+`backward` with Tensor operations, so `create_graph=True` differentiates it again.
+"""
+
+from __future__ import annotations
+
+from ..errors import DeviceError
+from .grad_mode import _state, no_grad
+
+_FREED_MSG = (
+    "Trying to backward through the graph a second time (or to access saved tensors after "
+    "they have been freed). Saved values are freed when you call .backward() or "
+    "autograd.grad(); pass retain_graph=True to the first call if you need to backward "
+    "through the graph a second time."
+)
+
+
+class Version:
+    """In-place modification counter shared by a tensor and its views."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def version_of(t) -> int:
+    v = t._version
+    return 0 if v is None else v.value
+
+
+def version_counter(t) -> Version:
+    """The tensor's counter object, created on first need (most tensors never need one)."""
+    v = t._version
+    if v is None:
+        v = t._version = Version()
+    return v
+
+
+class Function:
+    """Base class of graph nodes and of user-defined differentiable operations.
+
+    Subclass it with static `forward(ctx, *args)` and `backward(ctx, *grad_outputs)`
+    and call `MyFunction.apply(*args)`. `backward` returns one gradient (or None) per
+    argument of `forward`.
+    """
+
+    _raw = False  # Op sets True: forward works on arrays
+    _edges: tuple = ()
+    needs_input_grad: tuple = ()
+    _input_meta: tuple = ()
+    _output_meta: tuple = ()
+    _saved = None
+    _freed = False
+    _hooks = None
+    _non_diff = None
+    materialize_grads = True
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("Function subclasses must define a static forward(ctx, ...)")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError(f"{type(ctx).__name__} does not define backward")
+
+    # -- ctx API -------------------------------------------------------------------
+    def save_for_backward(self, *tensors) -> None:
+        """Keep tensors (inputs or outputs of forward) for `backward`; read them back with
+        `ctx.saved_tensors`, which checks that none was modified in place since."""
+        self._to_save = tensors
+
+    @property
+    def saved_tensors(self) -> tuple:
+        """The tensors given to `save_for_backward`, checked against in-place writes."""
+        return self._unpack_saved()
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        """Declare outputs that never require grad (indices, masks)."""
+        self._non_diff = {id(t) for t in tensors}
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """With False, `backward` receives None (not zeros) for outputs without a gradient."""
+        self.materialize_grads = bool(value)
+
+    def name(self) -> str:
+        """The node's name as shown in errors and `grad_fn` reprs, e.g. "MulBackward"."""
+        return type(self).__name__ + "Backward"
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
+
+    @property
+    def next_functions(self) -> tuple:
+        """((node_or_leaf, output_nr) | None, ...) per forward argument."""
+        return self._edges
+
+    # -- graph construction ------------------------------------------------------------
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """Run forward and, when grad is enabled and an input requires it, record the node."""
+        ctx = cls.__new__(cls)
+        backend = None
+        need = False
+        for a in args:
+            if isinstance(a, Tensor):
+                if backend is None:
+                    backend = a._backend
+                elif a._backend is not backend:
+                    raise DeviceError(_device_message(cls, args))
+                if a._requires_grad:
+                    need = True
+        need = need and _state.enabled
+        ctx._backend = backend
+        if cls._raw:
+            out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args],
+                              **kwargs)
+            multi = type(out) is tuple
+            backend = ctx._backend  # forward may move the result (ToDevice)
+            if multi:
+                results = tuple(_wrap_array(o, backend) for o in out)
+            else:
+                results = (_wrap_array(out, backend),)
+        else:
+            with no_grad():
+                out = cls.forward(ctx, *args, **kwargs)
+            multi = type(out) is tuple
+            raw = out if multi else (out,)
+            results = tuple(_alias_output(o) for o in raw)
+            if need:
+                _remap_saved(ctx, raw, results)
+        if need:
+            _record(ctx, args, results)
+        return results if multi else results[0]
+
+    # -- used by the engine ------------------------------------------------------------
+    def _unpack_saved(self) -> tuple:
+        if self._freed:
+            raise RuntimeError(_FREED_MSG)
+        saved = self._saved
+        if saved is None:
+            to_save = self.__dict__.get("_to_save")
+            return tuple(to_save) if to_save is not None else ()
+        return tuple(None if e is None else self._unpack_entry(e) for e in saved)
+
+    def _unpack_entry(self, entry):
+        kind, obj, ver = entry
+        if kind == 0:  # an input tensor
+            if version_of(obj) != ver:
+                raise RuntimeError(_modified_message(self, obj.shape, version_of(obj), ver))
+            return obj
+        # One of our outputs, rebuilt on demand so that the node does not keep itself alive.
+        array, counter, nr = obj
+        if counter.value != ver:
+            raise RuntimeError(_modified_message(self, array.shape, counter.value, ver))
+        t = _wrap_array(array, self._backend)
+        t._version = counter
+        t._requires_grad = True
+        t.grad_fn = self
+        t._output_nr = nr
+        return t
+
+    def _release(self) -> None:
+        """Free saved values after backward (unless retain_graph)."""
+        if self._saved is not None or "_to_save" in self.__dict__:
+            self._saved = None
+            self.__dict__.pop("_to_save", None)
+            self._freed = True
+
+
+class Op(Function):
+    """A built-in op: `forward(ctx, *arrays)` computes on backend arrays.
+
+    In `forward`, `ctx.save_inputs(i, ...)` and `ctx.save_output()` mark what `backward`
+    may need; in `backward`, `ctx.saved_input(i)` and `ctx.saved_output` return them as
+    Tensors. Only what backward actually reads is checked against in-place writes, so
+    an op should read only the inputs its needed gradients use. `ctx.xp` is the array
+    module of the inputs' device.
+    """
+
+    _raw = True
+    _save_in = ()
+    _save_out = ()
+
+    @property
+    def xp(self):
+        return self._backend.xp
+
+    @property
+    def backend(self):
+        return self._backend
+
+    def save_inputs(self, *indices: int) -> None:
+        self._save_in = indices
+
+    def save_output(self, index: int = 0) -> None:
+        self._save_out = (index,)
+
+    def saved_input(self, i: int):
+        """Forward argument `i` as a Tensor (None for a non-tensor argument)."""
+        if self._freed:
+            raise RuntimeError(_FREED_MSG)
+        entry = self._saved[i]
+        return None if entry is None else self._unpack_entry(entry)
+
+    @property
+    def saved_output(self):
+        """The (first saved) output of forward, as a Tensor connected to this node."""
+        if self._freed:
+            raise RuntimeError(_FREED_MSG)
+        return self._unpack_entry(self._saved[-1])
+
+
+def _record(ctx, args, results) -> None:
+    """Attach the node to the graph: edges to the inputs, outputs' grad_fn, saved values."""
+    edges = []
+    meta = []
+    for a in args:
+        if isinstance(a, Tensor) and a._requires_grad:
+            fn = a.grad_fn
+            edges.append((fn, a._output_nr) if fn is not None else (a, -1))
+            meta.append((a._data.shape, a._data.dtype))
+        else:
+            edges.append(None)
+            meta.append(None)
+    ctx._edges = tuple(edges)
+    ctx.needs_input_grad = tuple(e is not None for e in edges)
+    ctx._input_meta = tuple(meta)
+    ctx._output_meta = tuple((r._data.shape, r._data.dtype) for r in results)
+    non_diff = ctx._non_diff
+    for i, r in enumerate(results):
+        if r._data.dtype.kind in "fc" and (non_diff is None or id(r) not in non_diff):
+            r._requires_grad = True
+            r.grad_fn = ctx
+            r._output_nr = i
+    if ctx._raw and (ctx._save_in or ctx._save_out):
+        # Layout: one entry per forward argument (None unless saved), then the output.
+        saved = [None] * len(args)
+        for i in ctx._save_in:
+            a = args[i]
+            if isinstance(a, Tensor):
+                saved[i] = (0, a, version_of(a))
+        for i in ctx._save_out:
+            r = results[i]
+            counter = version_counter(r)
+            saved.append((1, (r._data, counter, i), counter.value))
+        ctx._saved = tuple(saved)
+
+
+def _remap_saved(ctx, raw_outs, results) -> None:
+    """User Functions: store saved outputs without a reference cycle through grad_fn."""
+    to_save = ctx.__dict__.pop("_to_save", None)
+    if to_save is None:
+        return
+    out_index = {id(o): i for i, o in enumerate(raw_outs)}
+    saved = []
+    for t in to_save:
+        if t is None:
+            saved.append(None)
+        elif id(t) in out_index:
+            i = out_index[id(t)]
+            r = results[i]
+            counter = version_counter(r)
+            saved.append((1, (r._data, counter, i), counter.value))
+        else:
+            saved.append((0, t, version_of(t)))
+    ctx._saved = tuple(saved)
+
+
+def _alias_output(o):
+    if not isinstance(o, Tensor):
+        raise TypeError(f"Function.forward must return Tensors, got {type(o).__name__}")
+    t = _wrap_array(o._data, o._backend)
+    t._version = version_counter(o)
+    return t
+
+
+def _modified_message(node, shape, now: int, expected: int) -> str:
+    return (
+        "one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: the tensor of shape {tuple(shape)} saved by {node.name()} is at "
+        f"version {now}; expected version {expected} instead. Compute on a .clone() or avoid "
+        "the in-place write."
+    )
+
+
+def _device_message(cls, args) -> str:
+    devices = [str(a.device) for a in args if isinstance(a, Tensor)]
+    seen = list(dict.fromkeys(devices))
+    return (f"{cls.__name__.lower()}: expected all tensors on the same device, but found "
+            f"tensors on {seen[0]} and {seen[1]}")
+
+
+# Late imports: tensor.py imports this module.
+from ..tensor import Tensor, _wrap_array  # noqa: E402

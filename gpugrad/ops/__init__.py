@@ -1,0 +1,166 @@
+"""Every differentiable op, grouped by family; also binds them as Tensor methods."""
+
+from __future__ import annotations
+
+from . import (
+    elementwise,
+    index,
+    linalg,
+    reduce,  # noqa: I001 - reduce first: the other families import sum_to from it
+    shape,
+)
+from .elementwise import (
+    abs,
+    add,
+    bitwise_and,
+    bitwise_not,
+    bitwise_or,
+    bitwise_xor,
+    cast,
+    ceil,
+    clamp,
+    clip,
+    cos,
+    div,
+    divide,
+    eq,
+    exp,
+    floor,
+    floor_divide,
+    ge,
+    gt,
+    isfinite,
+    isinf,
+    isnan,
+    le,
+    log,
+    log1p,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    lt,
+    maximum,
+    minimum,
+    mul,
+    ne,
+    neg,
+    negative,
+    pow,
+    relu,
+    remainder,
+    round,
+    rsub,
+    sigmoid,
+    sign,
+    sin,
+    sqrt,
+    sub,
+    tanh,
+    true_divide,
+    trunc,
+    where,
+)
+from .index import gather, getitem, index_add, index_select, scatter_add, segment_sum
+from .linalg import bmm, dot, matmul, mm, outer
+from .reduce import (
+    all,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    logsumexp,
+    max,
+    mean,
+    min,
+    norm,
+    std,
+    sum,
+    sum_to,
+    var,
+)
+from .shape import (
+    broadcast_to,
+    cat,
+    chunk,
+    clone,
+    concat,
+    concatenate,
+    contiguous,
+    expand,
+    expand_as,
+    flatten,
+    pad,
+    permute,
+    reshape,
+    split,
+    squeeze,
+    stack,
+    swapaxes,
+    transpose,
+    unbind,
+    unflatten,
+    unsqueeze,
+    view,
+)
+
+__all__ = [n for n in dir() if not n.startswith("_") and n not in
+           ("annotations", "reduce", "elementwise", "index", "linalg", "shape")]
+
+
+def masked_fill(input, mask, value):
+    """`input` with `value` where `mask` is True."""
+    return where(mask, value, input)
+
+
+def _bind_methods() -> None:
+    from ..tensor import Tensor
+
+    def rev(fn):
+        return lambda self, other: fn(other, self)
+
+    def _pow(self, other):
+        return pow(self, other)
+
+    def _rmatmul(self, other):
+        return matmul(other, self)
+
+    ops = {
+        "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": rsub,
+        "__mul__": mul, "__rmul__": mul, "__truediv__": div, "__rtruediv__": rev(div),
+        "__pow__": _pow, "__rpow__": rev(pow), "__matmul__": matmul, "__rmatmul__": _rmatmul,
+        "__floordiv__": floor_divide, "__rfloordiv__": rev(floor_divide),
+        "__mod__": remainder, "__rmod__": rev(remainder),
+        "__neg__": neg, "__abs__": abs, "__pos__": lambda self: self,
+        "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge, "__eq__": eq, "__ne__": ne,
+        "__and__": bitwise_and, "__rand__": bitwise_and, "__or__": bitwise_or,
+        "__ror__": bitwise_or, "__xor__": bitwise_xor, "__rxor__": bitwise_xor,
+        "__invert__": bitwise_not, "__getitem__": getitem,
+    }
+    methods = [
+        add, sub, mul, div, pow, matmul, neg, abs, exp, log, log1p, sqrt, sin, cos, tanh,
+        sigmoid, relu, clamp, clip, maximum, minimum, sign, round, floor, ceil, trunc,
+        eq, ne, lt, le, gt, ge, isnan, isinf, isfinite, logical_not, logical_and,
+        logical_or, sum, mean, var, std, max, min, amax, amin, logsumexp, norm, argmax,
+        argmin, all, any, reshape, view, flatten, unflatten, squeeze, unsqueeze, transpose,
+        swapaxes, permute, expand, expand_as, broadcast_to, split, chunk, unbind, gather,
+        index_select, index_add, scatter_add, clone, contiguous, masked_fill, mm, bmm, dot,
+        outer, remainder, floor_divide,
+    ]
+    for name, fn in ops.items():
+        setattr(Tensor, name, fn)
+    for fn in methods:
+        setattr(Tensor, fn.__name__, fn)
+    Tensor.divide = div
+    Tensor.multiply = mul
+    Tensor.subtract = sub
+    Tensor.negative = neg
+    Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))
+    Tensor.mT = property(lambda self: transpose(self, -1, -2))
+    Tensor.view_as = lambda self, other: view(self, other.shape)
+    Tensor.reshape_as = lambda self, other: reshape(self, other.shape)
+    Tensor.where = lambda self, condition, other: where(condition, self, other)
+
+
+_bind_methods()

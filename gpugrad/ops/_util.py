@@ -1,0 +1,110 @@
+"""Helpers shared by the ops: operand promotion, dims, and shape errors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtype
+from .._dtype import dtype_for_scalar_category, promote_types, scalar_category
+from ..errors import ShapeError
+from ..tensor import Tensor, _check_same_device, _norm_dim
+
+__all__ = ["binary_operands", "norm_dim", "norm_dims", "broadcast_error", "is_scalar",
+           "result_dtype"]
+
+_PY_SCALARS = (int, float, bool, complex)
+
+norm_dim = _norm_dim
+
+
+def is_scalar(x) -> bool:
+    return isinstance(x, _PY_SCALARS) or isinstance(x, np.generic)
+
+
+def result_dtype(a, b):
+    """PyTorch's result dtype of a binary op; 0-d tensors and Python scalars only lift the
+    category (an int tensor times 2.5 is float32), never the width within one."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        da, db = a.dtype, b.dtype
+        if da is db:
+            return da
+        a0, b0 = a._data.ndim == 0, b._data.ndim == 0
+        if a0 != b0 and da.category == db.category:
+            return db if a0 else da
+        if a0 != b0:
+            dim_t, zero_t = (b, a) if a0 else (a, b)
+            if dim_t.dtype.category > zero_t.dtype.category:
+                return dim_t.dtype
+            return _lift(dim_t.dtype, zero_t.dtype.category, zero_t.dtype)
+        return promote_types(da, db)
+    t, s = (a, b) if isinstance(a, Tensor) else (b, a)
+    cat = scalar_category(s)
+    dt = t.dtype
+    if cat <= dt.category:
+        return dt
+    return _lift(dt, cat, None)
+
+
+def _lift(dt, cat: int, zero_dtype):
+    if cat == 3 and dt.category == 2:  # float tensor with a complex scalar keeps its width
+        return _dtype.complex128 if dt is _dtype.float64 else _dtype.complex64
+    if zero_dtype is not None and cat == zero_dtype.category and cat >= 2:
+        return _dtype.float32 if cat == 2 else _dtype.complex64
+    return dtype_for_scalar_category(cat)
+
+
+def binary_operands(a, b, op: str):
+    """Return (a, b) ready for a binary op: devices checked, tensors cast to the result
+    dtype, Python/NumPy scalars left as Python scalars (they never widen a tensor)."""
+    from .elementwise import cast
+
+    a_t, b_t = isinstance(a, Tensor), isinstance(b, Tensor)
+    if a_t and b_t:
+        if a._backend is not b._backend:
+            _check_same_device(op, a, b)
+        if a._data.dtype == b._data.dtype:
+            return a, b
+        dt = result_dtype(a, b)
+        if a.dtype is not dt:
+            a = cast(a, dt)
+        if b.dtype is not dt:
+            b = cast(b, dt)
+        return a, b
+    if not a_t and not b_t:
+        raise TypeError(f"{op}: expected at least one Tensor operand")
+    t, s = (a, b) if a_t else (b, a)
+    if isinstance(s, np.ndarray) or (not is_scalar(s) and isinstance(s, (list, tuple))):
+        s = Tensor(s, device=t.device)
+        return binary_operands(a if a_t else s, s if a_t else b, op)
+    if not is_scalar(s):
+        raise TypeError(f"{op}: unsupported operand type {type(s).__name__} with a Tensor")
+    if isinstance(s, np.generic):
+        s = s.item()
+    dt = result_dtype(t, s)
+    if t.dtype is not dt:
+        t = cast(t, dt)
+    return (t, s) if a_t else (s, t)
+
+
+def norm_dims(dim, ndim: int, op: str) -> tuple:
+    """Normalise `dim` (None, int or sequence) to a sorted tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, (int, np.integer)):
+        return (_norm_dim(int(dim), ndim, op),)
+    dims = tuple(sorted(_norm_dim(int(d), ndim, op) for d in dim))
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"{op}: dim {tuple(dim)} appears multiple times in the list of dims")
+    return dims
+
+
+def broadcast_error(op: str, *shapes) -> ShapeError:
+    shown = " and ".join(str(tuple(s)) for s in shapes)
+    return ShapeError(f"{op}: shapes {shown} cannot be broadcast together")
+
+
+def float_dtype_of(t: Tensor):
+    """The dtype an op that always produces floats (div, sqrt of ints...) returns."""
+    dt = t.dtype
+    return dt if dt.category >= 2 else _dtype.float32
+

@@ -1,0 +1,93 @@
+"""Matrix products. Transposes in the VJPs are strided views, never copies."""
+
+from __future__ import annotations
+
+from ..autograd.function import Op
+from ..errors import ShapeError
+from ..tensor import Tensor, _check_same_device
+from .reduce import sum_to
+
+
+def _mT(t: Tensor) -> Tensor:
+    from .shape import transpose
+
+    return transpose(t, -1, -2)
+
+
+class MatMul(Op):
+    """Y = A @ B (batched, ≥ 2-d);  Ā = sum_to(Ȳ @ Bᵀ),  B̄ = sum_to(Aᵀ @ Ȳ)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_inputs(0, 1)
+        return ctx.xp.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        need = ctx.needs_input_grad
+        a, b = ctx.saved_input(0), ctx.saved_input(1)
+        ga = sum_to(matmul(g, _mT(b)), a.shape) if need[0] else None
+        gb = sum_to(matmul(_mT(a), g), b.shape) if need[1] else None
+        return ga, gb
+
+
+def matmul(input: Tensor, other: Tensor) -> Tensor:
+    """Matrix product with NumPy's rules: 1-d operands are vectors, batch dims broadcast."""
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError("matmul: both operands must be Tensors")
+    _check_same_device("matmul", input, other)
+    if input.dtype is not other.dtype:
+        raise TypeError(f"matmul: expected both operands to have the same dtype, got "
+                        f"{input.dtype} and {other.dtype}")
+    sa, sb = input.shape, other.shape
+    if input.ndim == 0 or other.ndim == 0:
+        raise ShapeError(f"matmul: both arguments need at least 1 dimension, got shapes "
+                         f"{tuple(sa)} and {tuple(sb)}")
+    k_a = sa[-1]
+    k_b = sb[0] if other.ndim == 1 else sb[-2]
+    if k_a != k_b:
+        raise ShapeError(f"matmul: shapes {tuple(sa)} and {tuple(sb)} cannot be multiplied "
+                         f"({k_a} != {k_b})")
+    try:
+        a = input if input.ndim > 1 else input.reshape(1, k_a)
+        b = other if other.ndim > 1 else other.reshape(k_b, 1)
+        out = MatMul.apply(a, b)
+    except ValueError:
+        raise ShapeError(f"matmul: batch dimensions of shapes {tuple(sa)} and {tuple(sb)} "
+                         "cannot be broadcast") from None
+    if input.ndim == 1 and other.ndim == 1:
+        return out.reshape(())
+    if input.ndim == 1:
+        return out.reshape(out.shape[:-2] + out.shape[-1:])
+    if other.ndim == 1:
+        return out.reshape(out.shape[:-1])
+    return out
+
+
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
+    """2-d matrix product."""
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise ShapeError(f"mm: expected 2-d tensors, got {tuple(input.shape)} and "
+                         f"{tuple(mat2.shape)}")
+    return matmul(input, mat2)
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    """Batched 3-d matrix product."""
+    if input.ndim != 3 or mat2.ndim != 3:
+        raise ShapeError(f"bmm: expected 3-d tensors, got {tuple(input.shape)} and "
+                         f"{tuple(mat2.shape)}")
+    return matmul(input, mat2)
+
+
+def dot(input: Tensor, other: Tensor) -> Tensor:
+    """Inner product of two 1-d tensors."""
+    if input.ndim != 1 or other.ndim != 1:
+        raise ShapeError(f"dot: expected 1-d tensors, got {tuple(input.shape)} and "
+                         f"{tuple(other.shape)}")
+    return matmul(input, other)
+
+
+def outer(input: Tensor, vec2: Tensor) -> Tensor:
+    """Outer product of two 1-d tensors."""
+    return matmul(input.reshape(-1, 1), vec2.reshape(1, -1))

@@ -1,0 +1,343 @@
+"""Reductions: sum, mean, var, amax/amin, max/min, logsumexp, norm, arg-reductions.
+
+Every VJP broadcasts the (keepdim-shaped) cotangent back over the reduced axes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..autograd.function import Op
+from ..tensor import Tensor, _wrap_array
+from ._util import norm_dim, norm_dims
+
+
+def _keep_shape(shape: tuple, dims: tuple) -> tuple:
+    return tuple(1 if i in dims else n for i, n in enumerate(shape))
+
+
+def _count(shape: tuple, dims: tuple) -> int:
+    return math.prod(shape[i] for i in dims)
+
+
+def _spread(g: Tensor, shape: tuple, dims: tuple) -> Tensor:
+    """Broadcast a reduction's cotangent back to the input shape."""
+    return _shape.broadcast_to(g.reshape(_keep_shape(shape, dims)), shape)
+
+
+class SumTo(Op):
+    """y = x summed over broadcast axes down to `shape`;  x̄ = broadcast(ȳ, x.shape).
+    The VJP of every broadcasting op, shared rather than written per op."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return ctx.backend.sum_to_shape(x, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _shape.broadcast_to(g, ctx.in_shape), None
+
+
+def sum_to(g: Tensor, shape: tuple) -> Tensor:
+    """Reduce a broadcast gradient to `shape` (no node when shapes already match)."""
+    if g._data.shape == shape:
+        return g
+    return SumTo.apply(g, shape)
+
+
+class Sum(Op):
+    """y = Σ_dims x;  x̄ = broadcast(ȳ)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.shape, ctx.dims = x.shape, dims
+        out = x.sum(axis=dims, keepdims=keepdim)
+        return out if x.dtype.kind in "fc" else out.astype("int64")
+
+    @staticmethod
+    def backward(ctx, g):
+        return _spread(g, ctx.shape, ctx.dims), None, None
+
+
+class Mean(Op):
+    """y = Σ_dims x / n;  x̄ = broadcast(ȳ) / n."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.shape, ctx.dims = x.shape, dims
+        return ctx.xp.mean(x, axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        n = _count(ctx.shape, ctx.dims)
+        return _spread(g / n if n else g * math.nan, ctx.shape, ctx.dims), None, None
+
+
+class Var(Op):
+    """y = Σ (x − x̄)² / (n − c);  x̄ = broadcast(ȳ) · 2(x − mean) / (n − c)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, correction, keepdim):
+        ctx.save_inputs(0)
+        ctx.dims, ctx.correction = dims, correction
+        return ctx.xp.var(x, axis=dims, ddof=correction, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        x = ctx.saved_input(0)
+        dims = ctx.dims
+        denom = _count(x.shape, dims) - ctx.correction
+        centered = x - mean(x, dims, keepdim=True)
+        scale = 2.0 / denom if denom > 0 else math.inf
+        return _spread(g, x.shape, dims) * centered * scale, None, None, None
+
+
+class Extremum(Op):
+    """y = max (or min) over dims;  x̄ = broadcast(ȳ) · [x = y] / #ties (shared evenly)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim, largest):
+        xp = ctx.xp
+        ctx.save_inputs(0)
+        ctx.save_output()
+        ctx.dims = dims
+        if x.size == 0:
+            raise RuntimeError(f"{'amax' if largest else 'amin'}: cannot reduce an empty tensor "
+                               f"of shape {x.shape} (the operation has no identity)")
+        return (xp.amax if largest else xp.amin)(x, axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        x = ctx.saved_input(0)
+        y = ctx.saved_output
+        dims = ctx.dims
+        keep = _keep_shape(x.shape, dims)
+        mask = x._data == y._data.reshape(keep)
+        count = mask.sum(axis=dims, keepdims=True)
+        share = g.reshape(keep) / _wrap_array(count.astype(g._data.dtype), ctx.backend)
+        return where(_wrap_array(mask, ctx.backend), share, 0.0), None, None, None
+
+
+class ExtremumDim(Op):
+    """(values, indices) = max (or min) along one dim;  x̄ = ȳ scattered to the indices."""
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim, largest):
+        xp = ctx.xp
+        if x.ndim and x.shape[dim] == 0:
+            raise IndexError(f"{'max' if largest else 'min'}: cannot reduce over a zero-size "
+                             f"dimension {dim} of shape {x.shape}")
+        src = x if x.ndim else x.reshape(1)
+        idx = (xp.argmax if largest else xp.argmin)(src, axis=dim, keepdims=True)
+        vals = xp.take_along_axis(src, idx, axis=dim)
+        ctx.shape, ctx.dim, ctx.idx = x.shape, dim, idx
+        if not keepdim or not x.ndim:
+            vals, idx = vals.squeeze(dim), idx.squeeze(dim)
+            if not x.ndim:
+                vals, idx = vals.reshape(()), idx.reshape(())
+        return vals, idx.astype("int64")
+
+    @staticmethod
+    def backward(ctx, g, _gi):
+        from .index import scatter_add
+
+        shape, dim = ctx.shape, ctx.dim
+        if not shape:
+            return g, None, None, None
+        idx = _wrap_array(ctx.idx, ctx.backend)
+        zeros = _wrap_array(ctx.xp.zeros(shape, dtype=g._data.dtype), ctx.backend)
+        return scatter_add(zeros, dim, idx, g.reshape(idx.shape)), None, None, None
+
+
+class LogSumExp(Op):
+    """y = log Σ exp x (stabilised by the max);  x̄ = broadcast(ȳ) · exp(x − y)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        xp = ctx.xp
+        ctx.save_inputs(0)
+        ctx.save_output()
+        ctx.dims, ctx.keepdim = dims, keepdim
+        if x.size == 0:
+            return xp.full(_reduced_shape(x.shape, dims, keepdim), -xp.inf, dtype=x.dtype)
+        m = xp.amax(x, axis=dims, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        out = xp.log(xp.exp(x - m).sum(axis=dims, keepdims=True)) + m
+        return out if keepdim else out.reshape(_reduced_shape(x.shape, dims, False))
+
+    @staticmethod
+    def backward(ctx, g):
+        x = ctx.saved_input(0)
+        y = ctx.saved_output
+        keep = _keep_shape(x.shape, ctx.dims)
+        return _spread(g, x.shape, ctx.dims) * exp(x - y.reshape(keep)), None, None
+
+
+class Norm2(Op):
+    """y = √(Σ x²);  x̄ = broadcast(ȳ) · x / y (0 where y = 0)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        xp = ctx.xp
+        ctx.save_inputs(0)
+        ctx.save_output()
+        ctx.dims = dims
+        return xp.sqrt((x * x).sum(axis=dims, keepdims=keepdim))
+
+    @staticmethod
+    def backward(ctx, g):
+        x = ctx.saved_input(0)
+        y = ctx.saved_output
+        keep = _keep_shape(x.shape, ctx.dims)
+        yk = y.reshape(keep)
+        safe = where(yk == 0, 1.0, yk)
+        return where(yk == 0, 0.0, _spread(g, x.shape, ctx.dims) * x / safe), None, None
+
+
+def _reduced_shape(shape: tuple, dims: tuple, keepdim: bool) -> tuple:
+    if keepdim:
+        return _keep_shape(shape, dims)
+    return tuple(n for i, n in enumerate(shape) if i not in dims)
+
+
+# --- functional API ------------------------------------------------------------------------
+def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A001
+    """Sum over `dim` (all dims when None); integer inputs sum to int64."""
+    if dtype is not None:
+        input = input.to(dtype)
+    return Sum.apply(input, norm_dims(dim, input.ndim, "sum"), keepdim)
+
+
+def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Arithmetic mean over `dim` (floating inputs only, as in PyTorch)."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if input.dtype.category < 2:
+        raise TypeError(f"mean: expected a floating point or complex input, got {input.dtype}; "
+                        "pass dtype=gg.float32 or call .float() first")
+    return Mean.apply(input, norm_dims(dim, input.ndim, "mean"), keepdim)
+
+
+def var(input: Tensor, dim=None, *, correction: int = 1, keepdim: bool = False,
+        unbiased: bool | None = None) -> Tensor:
+    """Variance over `dim`, unbiased by default (correction=1)."""
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    if input.dtype.category < 2:
+        raise TypeError(f"var: expected a floating point input, got {input.dtype}")
+    return Var.apply(input, norm_dims(dim, input.ndim, "var"), correction, keepdim)
+
+
+def std(input: Tensor, dim=None, *, correction: int = 1, keepdim: bool = False,
+        unbiased: bool | None = None) -> Tensor:
+    """Standard deviation: √var."""
+    return sqrt(var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
+
+
+def amax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Maximum over `dim` (ties share the gradient evenly)."""
+    return Extremum.apply(input, norm_dims(dim, input.ndim, "amax"), keepdim, True)
+
+
+def amin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Minimum over `dim` (ties share the gradient evenly)."""
+    return Extremum.apply(input, norm_dims(dim, input.ndim, "amin"), keepdim, False)
+
+
+def _extremum(input: Tensor, dim, keepdim: bool, largest: bool, name: str):
+    if isinstance(dim, Tensor):
+        from .elementwise import maximum, minimum
+
+        return (maximum if largest else minimum)(input, dim)
+    if dim is None:
+        return Extremum.apply(input, tuple(range(input.ndim)), False, largest)
+    values, indices = ExtremumDim.apply(input, norm_dim(dim, input.ndim, name), keepdim,
+                                        largest)
+    return MaxResult(values, indices)
+
+
+def max(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A001
+    """max(): the largest element; max(dim): (values, indices); max(other): elementwise."""
+    return _extremum(input, dim, keepdim, True, "max")
+
+
+def min(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A001
+    """min(): the smallest element; min(dim): (values, indices); min(other): elementwise."""
+    return _extremum(input, dim, keepdim, False, "min")
+
+
+class MaxResult(tuple):
+    """(values, indices), also readable as `.values` / `.indices` as in PyTorch."""
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+def logsumexp(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """log Σ exp over `dim`, computed stably."""
+    return LogSumExp.apply(input, norm_dims(dim, input.ndim, "logsumexp"), keepdim)
+
+
+def norm(input: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
+    """Vector p-norm over `dim` (all elements when None); 2 by default."""
+    dims = norm_dims(dim, input.ndim, "norm")
+    if p in (2, "fro"):
+        return Norm2.apply(input, dims, keepdim)
+    if p == 1:
+        return sum(abs(input), dims, keepdim)
+    if p == math.inf:
+        return amax(abs(input), dims, keepdim)
+    return sum(abs(input) ** p, dims, keepdim) ** (1.0 / p)
+
+
+def _arg(input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
+    xp = input._backend.xp
+    fn = xp.argmax if largest else xp.argmin
+    if input._data.size == 0:
+        raise RuntimeError(f"{'argmax' if largest else 'argmin'}: expected a non-empty tensor, "
+                           f"got shape {tuple(input.shape)}")
+    if dim is None:
+        out = fn(input._data.reshape(-1))
+        if keepdim:
+            out = out.reshape((1,) * input.ndim)
+    else:
+        d = norm_dim(dim, input.ndim, "argmax" if largest else "argmin")
+        out = fn(input._data, axis=d, keepdims=keepdim) if input.ndim else fn(input._data)
+    return _wrap_array(xp.asarray(out).astype("int64"), input._backend)
+
+
+def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Index of the maximum (flattened when dim is None); never requires grad."""
+    return _arg(input, dim, keepdim, True)
+
+
+def argmin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Index of the minimum (flattened when dim is None); never requires grad."""
+    return _arg(input, dim, keepdim, False)
+
+
+def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    """True where every element over `dim` is nonzero."""
+    dims = norm_dims(dim, input.ndim, "all")
+    return _wrap_array(input._backend.xp.all(input._data, axis=dims, keepdims=keepdim),
+                       input._backend)
+
+
+def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    """True where some element over `dim` is nonzero."""
+    dims = norm_dims(dim, input.ndim, "any")
+    return _wrap_array(input._backend.xp.any(input._data, axis=dims, keepdims=keepdim),
+                       input._backend)
+
+
+from . import shape as _shape  # noqa: E402
+from .elementwise import abs, exp, sqrt, where  # noqa: E402

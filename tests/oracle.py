@@ -1,0 +1,96 @@
+"""One oracle for every op test: run the same computation in gpugrad and in PyTorch (CPU)
+on the same inputs and compare forward values and gradients.
+
+    check(lambda x, y: x * y, [rand(3, 1), rand(4)])
+
+`fn` receives gpugrad tensors in one run and torch tensors in the other, so it must use
+only names both libraries share (operators and methods); pass `torch_fn` when they differ.
+Inputs are NumPy arrays; float inputs require grad. The upstream gradient is random.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import gpugrad as gg
+
+RNG = np.random.default_rng(1234)
+
+
+def rand(*shape, dtype=np.float64, low=-2.0, high=2.0) -> np.ndarray:
+    """Uniform random array (float64 by default, so comparisons are tight)."""
+    return RNG.uniform(low, high, size=shape).astype(dtype)
+
+
+def positive(*shape, dtype=np.float64) -> np.ndarray:
+    return rand(*shape, dtype=dtype, low=0.5, high=2.0)
+
+
+def noncontig(a: np.ndarray) -> np.ndarray:
+    """A transposed, non-contiguous view with the same shape as `a`'s transpose."""
+    return np.asfortranarray(a).T if a.ndim >= 2 else a[::1]
+
+
+def _to_list(out):
+    if isinstance(out, (tuple, list)):
+        return list(out)
+    return [out]
+
+
+def check(fn, inputs, torch_fn=None, atol=1e-6, rtol=1e-5, grad=True, non_contiguous=False):
+    """Compare `fn` in gpugrad against PyTorch on `inputs` (NumPy arrays or scalars)."""
+    torch_fn = torch_fn or fn
+    gg_in, th_in = [], []
+    for a in inputs:
+        if isinstance(a, np.ndarray):
+            diff = grad and a.dtype.kind == "f"
+            g_arr = a
+            if non_contiguous and a.ndim >= 2:
+                g_arr = np.asfortranarray(a)
+            g = gg.from_numpy(g_arr.copy() if not non_contiguous else g_arr)
+            if diff:
+                g.requires_grad_(True)
+            t = torch.from_numpy(a.copy()).requires_grad_(diff)
+            gg_in.append(g)
+            th_in.append(t)
+        else:
+            gg_in.append(a)
+            th_in.append(a)
+    gg_out = _to_list(fn(*gg_in))
+    th_out = _to_list(torch_fn(*th_in))
+    assert len(gg_out) == len(th_out)
+    for g, t in zip(gg_out, th_out):
+        assert tuple(g.shape) == tuple(t.shape), f"shape {g.shape} != torch {tuple(t.shape)}"
+        assert str(g.dtype).split(".")[-1] == str(t.dtype).split(".")[-1], \
+            f"dtype {g.dtype} != torch {t.dtype}"
+        np.testing.assert_allclose(g.detach().numpy(), t.detach().numpy(), atol=atol, rtol=rtol,
+                                   equal_nan=True)
+    if not grad:
+        return
+    outs = [(g, t) for g, t in zip(gg_out, th_out) if t.requires_grad]
+    if not outs:
+        return
+    cots = [rand(*t.shape, dtype=t.detach().numpy().dtype) for _, t in outs]
+    g_leaves = [x for x in gg_in if isinstance(x, gg.Tensor) and x.requires_grad]
+    t_leaves = [x for x in th_in if isinstance(x, torch.Tensor) and x.requires_grad]
+    g_grads = gg.autograd.grad([g for g, _ in outs], g_leaves,
+                               [gg.from_numpy(c.copy()) for c in cots], allow_unused=True)
+    t_grads = torch.autograd.grad([t for _, t in outs], t_leaves,
+                                  [torch.from_numpy(c.copy()) for c in cots], allow_unused=True)
+    for k, (gg_g, th_g) in enumerate(zip(g_grads, t_grads)):
+        if th_g is None:
+            assert gg_g is None or np.all(gg_g.numpy() == 0), f"input {k}: torch has no grad"
+            continue
+        assert gg_g is not None, f"input {k}: gpugrad returned no gradient"
+        assert tuple(gg_g.shape) == tuple(th_g.shape)
+        np.testing.assert_allclose(gg_g.numpy(), th_g.numpy(), atol=atol, rtol=rtol,
+                                   err_msg=f"gradient of input {k}", equal_nan=True)
+
+
+def gradcheck(fn, *arrays, **kw):
+    """float64 finite-difference check of `fn` at the given NumPy arrays."""
+    ins = [gg.tensor(a, dtype=gg.float64, requires_grad=True) if isinstance(a, np.ndarray)
+           and a.dtype.kind == "f" else (gg.tensor(a) if isinstance(a, np.ndarray) else a)
+           for a in arrays]
+    assert gg.autograd.gradcheck(fn, ins, **kw)
