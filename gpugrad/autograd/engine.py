@@ -95,31 +95,24 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     try:
         while ready:
             node = ready.pop()
-            grads = buffers.pop(node, None) or [None] * len(node._output_meta)
-            hooks = node._hooks
-            if hooks:
-                for nr, fns in hooks.items():
-                    for fn in fns:
-                        if grads[nr] is not None:
-                            r = fn(grads[nr])
-                            if r is not None:
-                                grads[nr] = r
-            if capture_node:
+            grads = buffers.pop(node, None)
+            edges = node._edges
+            if grads is not None and node._hooks:
+                _run_node_hooks(node, grads)
+            if capture_node and grads is not None:
                 for nr, g in enumerate(grads):
                     for k in capture_node.get((id(node), nr), ()):
                         captured[k] = g
-            edges = node._edges
-            if all(g is None for g in grads):
-                in_grads = (None,) * len(edges)
-            else:
-                if node.materialize_grads:
-                    for nr, g in enumerate(grads):
-                        if g is None:
+            in_grads = None
+            if grads is not None:
+                for nr, g in enumerate(grads):
+                    if g is None:
+                        if node.materialize_grads:
                             shape, dtype = node._output_meta[nr]
                             grads[nr] = _zeros(node._backend, shape, dtype)
-                for g in grads:
-                    if g is not None:
-                        shared[id(g._data)] = g._data
+                    else:
+                        data = g._data
+                        shared[id(data)] = data
                 in_grads = type(node).backward(node, *grads)
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
@@ -133,9 +126,13 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
             for i, edge in enumerate(edges):
                 if edge is None:
                     continue
-                g = in_grads[i]
+                g = in_grads[i] if in_grads is not None else None
                 if g is not None:
-                    g = _check_grad(node, i, g, metas[i])
+                    shape, dtype = metas[i]
+                    data = getattr(g, "_data", None)
+                    if data is None or data.shape != shape or (data.dtype is not dtype
+                                                               and data.dtype != dtype):
+                        g = _check_grad(node, i, g, metas[i])
                 nxt, nr = edge
                 if nr < 0:  # a leaf
                     if g is not None:
@@ -198,6 +195,16 @@ def _accumulate_into_leaf(leaf, g, create_graph: bool, shared: dict) -> None:
         xp.add(old._data, g._data, out=old._data)
         if old._version is not None:
             old._version.value += 1
+
+
+def _run_node_hooks(node, grads: list) -> None:
+    """Tensor hooks (and retain_grad) registered on this node's outputs."""
+    for nr, fns in node._hooks.items():
+        for fn in fns:
+            if grads[nr] is not None:
+                r = fn(grads[nr])
+                if r is not None:
+                    grads[nr] = r
 
 
 def _zeros(backend, shape, dtype):

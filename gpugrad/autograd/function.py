@@ -107,9 +107,11 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run forward and, when grad is enabled and an input requires it, record the node."""
-        ctx = cls.__new__(cls)
+        ctx = _new(cls)
         backend = None
         need = False
+        raw = cls._raw
+        arrays = [] if raw else None
         for a in args:
             if isinstance(a, Tensor):
                 if backend is None:
@@ -118,11 +120,14 @@ class Function:
                     raise DeviceError(_device_message(cls, args))
                 if a._requires_grad:
                     need = True
+                if raw:
+                    arrays.append(a._data)
+            elif raw:
+                arrays.append(a)
         need = need and _state.enabled
         ctx._backend = backend
-        if cls._raw:
-            out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args],
-                              **kwargs)
+        if raw:
+            out = cls.forward(ctx, *arrays, **kwargs)
             multi = type(out) is tuple
             backend = ctx._backend  # forward may move the result (ToDevice)
             if multi:
@@ -133,10 +138,10 @@ class Function:
             with no_grad():
                 out = cls.forward(ctx, *args, **kwargs)
             multi = type(out) is tuple
-            raw = out if multi else (out,)
-            results = tuple(_alias_output(o) for o in raw)
+            outs = out if multi else (out,)
+            results = tuple(_alias_output(o) for o in outs)
             if need:
-                _remap_saved(ctx, raw, results)
+                _remap_saved(ctx, outs, results)
         if need:
             _record(ctx, args, results)
         return results if multi else results[0]
@@ -170,9 +175,11 @@ class Function:
 
     def _release(self) -> None:
         """Free saved values after backward (unless retain_graph)."""
-        if self._saved is not None or "_to_save" in self.__dict__:
+        if self._saved is not None:
             self._saved = None
-            self.__dict__.pop("_to_save", None)
+            self._freed = True
+        elif not self._raw and "_to_save" in self.__dict__:
+            del self.__dict__["_to_save"]
             self._freed = True
 
 
@@ -223,36 +230,45 @@ def _record(ctx, args, results) -> None:
     """Attach the node to the graph: edges to the inputs, outputs' grad_fn, saved values."""
     edges = []
     meta = []
+    needs = []
     for a in args:
         if isinstance(a, Tensor) and a._requires_grad:
             fn = a.grad_fn
             edges.append((fn, a._output_nr) if fn is not None else (a, -1))
-            meta.append((a._data.shape, a._data.dtype))
+            data = a._data
+            meta.append((data.shape, data.dtype))
+            needs.append(True)
         else:
             edges.append(None)
             meta.append(None)
-    ctx._edges = tuple(edges)
-    ctx.needs_input_grad = tuple(e is not None for e in edges)
-    ctx._input_meta = tuple(meta)
-    ctx._output_meta = tuple((r._data.shape, r._data.dtype) for r in results)
+            needs.append(False)
+    ctx._edges = edges
+    ctx.needs_input_grad = needs
+    ctx._input_meta = meta
     non_diff = ctx._non_diff
+    out_meta = []
     for i, r in enumerate(results):
-        if r._data.dtype.kind in "fc" and (non_diff is None or id(r) not in non_diff):
+        data = r._data
+        out_meta.append((data.shape, data.dtype))
+        if data.dtype.kind in "fc" and (non_diff is None or id(r) not in non_diff):
             r._requires_grad = True
             r.grad_fn = ctx
-            r._output_nr = i
+            if i:
+                r._output_nr = i
+    ctx._output_meta = out_meta
     if ctx._raw and (ctx._save_in or ctx._save_out):
         # Layout: one entry per forward argument (None unless saved), then the output.
         saved = [None] * len(args)
         for i in ctx._save_in:
             a = args[i]
             if isinstance(a, Tensor):
-                saved[i] = (0, a, version_of(a))
+                v = a._version
+                saved[i] = (0, a, 0 if v is None else v.value)
         for i in ctx._save_out:
             r = results[i]
             counter = version_counter(r)
             saved.append((1, (r._data, counter, i), counter.value))
-        ctx._saved = tuple(saved)
+        ctx._saved = saved
 
 
 def _remap_saved(ctx, raw_outs, results) -> None:
@@ -298,6 +314,8 @@ def _device_message(cls, args) -> str:
     return (f"{cls.__name__.lower()}: expected all tensors on the same device, but found "
             f"tensors on {seen[0]} and {seen[1]}")
 
+
+_new = object.__new__
 
 # Late imports: tensor.py imports this module.
 from ..tensor import Tensor, _wrap_array  # noqa: E402

@@ -19,6 +19,8 @@ def vjp(fn: Callable, *primals):
     """Evaluate `fn(*primals)`; return (outputs, vjp_fn) where `vjp_fn(cotangent)` gives the
     tuple of vector-Jacobian products, one per primal (zeros where unused)."""
     xs = tuple(_prepare(p) for p in primals)
+    # Keep the VJP differentiable only when a primal was already part of an outer graph.
+    nested = any(isinstance(p, Tensor) and p.requires_grad for p in primals)
     with enable_grad():
         out = fn(*xs)
     outs = (out,) if isinstance(out, Tensor) else tuple(out)
@@ -33,7 +35,7 @@ def vjp(fn: Callable, *primals):
             grads = (None,) * len(diff)
         else:
             grads = _grad([o for o, _ in live], diff, [c for _, c in live], retain_graph=True,
-                          create_graph=is_grad_enabled(), allow_unused=True)
+                          create_graph=nested, allow_unused=True)
         it = iter(grads)
         result = []
         for x in xs:
@@ -118,4 +120,4 @@ from ..creation import zeros, zeros_like  # noqa: E402
 from ..ops.shape import stack  # noqa: E402
 from ..tensor import Tensor  # noqa: E402
 from . import grad as _grad  # noqa: E402
-from .grad_mode import enable_grad, is_grad_enabled  # noqa: E402
+from .grad_mode import enable_grad  # noqa: E402

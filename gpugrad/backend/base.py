@@ -113,3 +113,81 @@ class Backend:
     def np_dtype(self, dtype):
         """The array dtype this backend uses for a gpugrad dtype (None if unsupported)."""
         return dtype.np
+
+    # -- optimizer updates (in place on lists of arrays; the NumPy versions are the
+    # reference, the CUDA backend may replace each with one fused multi-tensor kernel) -----
+    def sgd_update(self, params, grads, bufs, *, lr, momentum, dampening, weight_decay,
+                   nesterov, maximize) -> None:
+        """PyTorch's SGD, in place: d = ±g + wd·p; b ← μ·b + (1 − τ)·d (b = d on the first
+        step, when `bufs[i]` is None and the new buffer is stored into `bufs`);
+        d = d + μ·b (Nesterov) or b; p ← p − lr·d."""
+        xp = self.xp
+        for i, p in enumerate(params):
+            d = -grads[i] if maximize else grads[i]
+            if weight_decay != 0:
+                d = d + weight_decay * p
+            if momentum != 0:
+                buf = bufs[i]
+                if buf is None:
+                    buf = bufs[i] = xp.array(d, copy=True)
+                else:
+                    buf *= momentum
+                    buf += (1 - dampening) * d
+                d = d + momentum * buf if nesterov else buf
+            p -= lr * d
+
+    def adam_update(self, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *,
+                    lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                    decoupled_weight_decay) -> None:
+        """PyTorch's Adam/AdamW, in place, with `steps[i]` the new (host) step count:
+        m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²; v̂ = max(v̂, v) with amsgrad;
+        p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε). Weight decay adds wd·p to g
+        (Adam) or scales p by 1 − lr·wd first (AdamW)."""
+        xp = self.xp
+        for i, p in enumerate(params):
+            g = -grads[i] if maximize else grads[i]
+            if weight_decay != 0:
+                if decoupled_weight_decay:
+                    p *= 1 - lr * weight_decay
+                else:
+                    g = g + weight_decay * p
+            m, v = exp_avgs[i], exp_avg_sqs[i]
+            m += (1 - beta1) * (g - m)
+            v *= beta2
+            v += (1 - beta2) * (g * g)
+            if amsgrad:
+                xp.maximum(max_exp_avg_sqs[i], v, out=max_exp_avg_sqs[i])
+                v = max_exp_avg_sqs[i]
+            step_size = lr / (1 - beta1 ** steps[i])
+            denom = xp.sqrt(v) / (1 - beta2 ** steps[i]) ** 0.5
+            denom += eps
+            p -= step_size * (m / denom)
+
+    def rmsprop_update(self, params, grads, square_avgs, grad_avgs, momentum_bufs, *, lr,
+                       alpha, eps, weight_decay, momentum, centered, maximize) -> None:
+        """PyTorch's RMSprop, in place: s ← αs + (1 − α)g²; with `centered`, ḡ ← αḡ +
+        (1 − α)g and s − ḡ² replaces s below; a = √s + ε; with momentum b ← μb + g/a and
+        p ← p − lr·b, else p ← p − lr·g/a. `grad_avgs` / `momentum_bufs` entries are
+        used only when centered / momentum > 0."""
+        xp = self.xp
+        for i, p in enumerate(params):
+            g = -grads[i] if maximize else grads[i]
+            if weight_decay != 0:
+                g = g + weight_decay * p
+            s = square_avgs[i]
+            s *= alpha
+            s += (1 - alpha) * (g * g)
+            if centered:
+                ga = grad_avgs[i]
+                ga += (1 - alpha) * (g - ga)
+                avg = xp.sqrt(s - ga * ga)
+            else:
+                avg = xp.sqrt(s)
+            avg += eps
+            if momentum > 0:
+                buf = momentum_bufs[i]
+                buf *= momentum
+                buf += g / avg
+                p -= lr * buf
+            else:
+                p -= lr * (g / avg)

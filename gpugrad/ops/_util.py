@@ -13,6 +13,7 @@ __all__ = ["binary_operands", "norm_dim", "norm_dims", "broadcast_error", "is_sc
            "result_dtype"]
 
 _PY_SCALARS = (int, float, bool, complex)
+_WEAK_FOR_FLOAT = frozenset((int, float))
 
 norm_dim = _norm_dim
 
@@ -32,33 +33,45 @@ def result_dtype(a, b):
         if a0 != b0 and da.category == db.category:
             return db if a0 else da
         if a0 != b0:
+            # A 0-d tensor of a higher category wins with its own dtype (int64 tensor plus
+            # a float64 0-d tensor is float64), except that a float tensor keeps its width
+            # against a complex one.
             dim_t, zero_t = (b, a) if a0 else (a, b)
             if dim_t.dtype.category > zero_t.dtype.category:
                 return dim_t.dtype
-            return _lift(dim_t.dtype, zero_t.dtype.category, zero_t.dtype)
+            if zero_t.dtype.category == 3 and dim_t.dtype.category == 2:
+                return _lift(dim_t.dtype, 3)
+            return zero_t.dtype
         return promote_types(da, db)
     t, s = (a, b) if isinstance(a, Tensor) else (b, a)
     cat = scalar_category(s)
     dt = t.dtype
     if cat <= dt.category:
         return dt
-    return _lift(dt, cat, None)
+    return _lift(dt, cat)
 
 
-def _lift(dt, cat: int, zero_dtype):
+def _lift(dt, cat: int):
     if cat == 3 and dt.category == 2:  # float tensor with a complex scalar keeps its width
         return _dtype.complex128 if dt is _dtype.float64 else _dtype.complex64
-    if zero_dtype is not None and cat == zero_dtype.category and cat >= 2:
-        return _dtype.float32 if cat == 2 else _dtype.complex64
     return dtype_for_scalar_category(cat)
 
 
 def binary_operands(a, b, op: str):
     """Return (a, b) ready for a binary op: devices checked, tensors cast to the result
     dtype, Python/NumPy scalars left as Python scalars (they never widen a tensor)."""
-    from .elementwise import cast
-
     a_t, b_t = isinstance(a, Tensor), isinstance(b, Tensor)
+    # Fast path for the common cases: same dtypes, or a float/int scalar that cannot
+    # change a floating tensor's dtype.
+    if a_t:
+        if b_t:
+            if a._data.dtype == b._data.dtype and a._backend is b._backend:
+                return a, b
+        elif type(b) in _WEAK_FOR_FLOAT and a._data.dtype.kind in "fc":
+            return a, b
+    elif b_t and type(a) in _WEAK_FOR_FLOAT and b._data.dtype.kind in "fc":
+        return a, b
+    cast = _ew.cast
     if a_t and b_t:
         if a._backend is not b._backend:
             _check_same_device(op, a, b)
@@ -108,3 +121,6 @@ def float_dtype_of(t: Tensor):
     dt = t.dtype
     return dt if dt.category >= 2 else _dtype.float32
 
+
+
+from . import elementwise as _ew  # noqa: E402  (module reference: import order safe)

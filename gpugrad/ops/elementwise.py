@@ -352,9 +352,10 @@ class Maximum(Op):
     def forward(ctx, a, b, take_max=True):
         xp = ctx.xp
         ctx.shapes = (a.shape, b.shape)
+        out = _binary(ctx, xp.maximum if take_max else xp.minimum, a, b,
+                      "maximum" if take_max else "minimum")
         ctx.weights = (a > b if take_max else a < b), (a == b)
-        return _binary(ctx, xp.maximum if take_max else xp.minimum, a, b,
-                       "maximum" if take_max else "minimum")
+        return out
 
     @staticmethod
     def backward(ctx, g):
@@ -366,7 +367,7 @@ class Maximum(Op):
         need = ctx.needs_input_grad
         ga = sum_to(g * wa, sa) if need[0] else None
         gb = sum_to(g * (1 - wa), sb) if need[1] else None
-        return ga, gb
+        return ga, gb, None
 
 
 class Where(Op):

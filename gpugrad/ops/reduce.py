@@ -116,7 +116,7 @@ class Extremum(Op):
         mask = x._data == y._data.reshape(keep)
         count = mask.sum(axis=dims, keepdims=True)
         share = g.reshape(keep) / _wrap_array(count.astype(g._data.dtype), ctx.backend)
-        return where(_wrap_array(mask, ctx.backend), share, 0.0), None, None, None
+        return _ew.where(_wrap_array(mask, ctx.backend), share, 0.0), None, None, None
 
 
 class ExtremumDim(Op):
@@ -171,7 +171,7 @@ class LogSumExp(Op):
         x = ctx.saved_input(0)
         y = ctx.saved_output
         keep = _keep_shape(x.shape, ctx.dims)
-        return _spread(g, x.shape, ctx.dims) * exp(x - y.reshape(keep)), None, None
+        return _spread(g, x.shape, ctx.dims) * _ew.exp(x - y.reshape(keep)), None, None
 
 
 class Norm2(Op):
@@ -191,8 +191,8 @@ class Norm2(Op):
         y = ctx.saved_output
         keep = _keep_shape(x.shape, ctx.dims)
         yk = y.reshape(keep)
-        safe = where(yk == 0, 1.0, yk)
-        return where(yk == 0, 0.0, _spread(g, x.shape, ctx.dims) * x / safe), None, None
+        safe = _ew.where(yk == 0, 1.0, yk)
+        return _ew.where(yk == 0, 0.0, _spread(g, x.shape, ctx.dims) * x / safe), None, None
 
 
 def _reduced_shape(shape: tuple, dims: tuple, keepdim: bool) -> tuple:
@@ -232,7 +232,7 @@ def var(input: Tensor, dim=None, *, correction: int = 1, keepdim: bool = False,
 def std(input: Tensor, dim=None, *, correction: int = 1, keepdim: bool = False,
         unbiased: bool | None = None) -> Tensor:
     """Standard deviation: √var."""
-    return sqrt(var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
+    return _ew.sqrt(var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
 
 
 def amax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
@@ -293,10 +293,10 @@ def norm(input: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
     if p in (2, "fro"):
         return Norm2.apply(input, dims, keepdim)
     if p == 1:
-        return sum(abs(input), dims, keepdim)
+        return sum(_ew.abs(input), dims, keepdim)
     if p == math.inf:
-        return amax(abs(input), dims, keepdim)
-    return sum(abs(input) ** p, dims, keepdim) ** (1.0 / p)
+        return amax(_ew.abs(input), dims, keepdim)
+    return sum(_ew.abs(input) ** p, dims, keepdim) ** (1.0 / p)
 
 
 def _arg(input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
@@ -340,4 +340,4 @@ def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
 
 
 from . import shape as _shape  # noqa: E402
-from .elementwise import abs, exp, sqrt, where  # noqa: E402
+from . import elementwise as _ew  # noqa: E402  (module reference: import order safe)

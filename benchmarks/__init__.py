@@ -1,0 +1,1 @@
+"""gpugrad benchmarks: each workload timed beside PyTorch eager in the same run."""

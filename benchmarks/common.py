@@ -1,0 +1,75 @@
+"""Timing and reporting shared by the benchmarks: median of repeats, rich table, JSON."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+
+def time_it(fn, repeat: int = 7, number: int = 1, warmup: int = 2) -> dict:
+    """Median and spread (min, max) of `repeat` timings of `number` calls, in seconds/call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return {"median": statistics.median(times), "min": min(times), "max": max(times)}
+
+
+def environment(device: str) -> dict:
+    """Versions, device, date and commit to store beside every result."""
+    import numpy
+
+    import gpugrad
+
+    info = {"date": datetime.date.today().isoformat(), "device": device,
+            "machine": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "numpy": numpy.__version__,
+            "gpugrad": gpugrad.__version__}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = None
+    try:
+        info["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                                        capture_output=True, text=True,
+                                        check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        info["commit"] = None
+    return info
+
+
+def report(title: str, rows: list[dict], columns: list[tuple[str, str]], env: dict,
+           json_path: str | None) -> None:
+    """Print a rich table of `rows` and optionally write them with `env` as JSON."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{title} — {env['device']}, {env['date']}, commit {env['commit']}")
+    for key, header in columns:
+        table.add_column(header, justify="right" if key != "name" else "left")
+    for row in rows:
+        table.add_row(*[_fmt(row.get(key)) for key, _ in columns])
+    Console().print(table)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps({"environment": env, "results": rows}, indent=2)
+                                   + "\n")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)

@@ -1,0 +1,208 @@
+"""Activation ops used by `gg.nn`: softmax, log-softmax, GELU, SiLU, Swish, leaky ReLU,
+dropout.
+
+Each Op's docstring states its forward and its VJP. VJPs are Tensor expressions (or a
+backward Op with its own VJP, for GELU), so `create_graph=True` differentiates them again.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..autograd.function import Op
+from ..tensor import _wrap_array
+from .elementwise import exp, sigmoid, where
+from .reduce import sum, sum_to  # noqa: A004 - gg.sum, not builtins.sum
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_C = 0.044715
+
+
+def erf(xp, x):
+    """The error function of a NumPy or CuPy array (SciPy/cupyx when present)."""
+    if xp.__name__ == "cupy":
+        from cupyx.scipy.special import erf as cupy_erf
+
+        return cupy_erf(x)
+    try:
+        from scipy.special import erf as scipy_erf
+    except ImportError:  # pragma: no cover - SciPy is optional
+        return xp.vectorize(math.erf, otypes=[x.dtype])(x)
+    return scipy_erf(x).astype(x.dtype, copy=False)
+
+
+# --- softmax family -----------------------------------------------------------------------
+class Softmax(Op):
+    """y = exp(x − max) / Σ_dim exp(x − max);  x̄ = y·(ȳ − Σ_dim ȳ·y)."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        xp = ctx.xp
+        ctx.dim = dim
+        ctx.save_output()
+        z = x - x.max(axis=dim, keepdims=True)
+        e = xp.exp(z)
+        e /= e.sum(axis=dim, keepdims=True)
+        return e
+
+    @staticmethod
+    def backward(ctx, g):
+        y = ctx.saved_output
+        gy = g * y
+        return gy - y * sum(gy, ctx.dim, keepdim=True), None
+
+
+class LogSoftmax(Op):
+    """y = x − logsumexp_dim(x);  x̄ = ȳ − exp(y)·Σ_dim ȳ."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        xp = ctx.xp
+        ctx.dim = dim
+        ctx.save_output()
+        z = x - x.max(axis=dim, keepdims=True)
+        return z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
+
+    @staticmethod
+    def backward(ctx, g):
+        y = ctx.saved_output
+        return g - exp(y) * sum(g, ctx.dim, keepdim=True), None
+
+
+# --- GELU -----------------------------------------------------------------------------------
+def _gelu_grad(xp, x, approximate: str):
+    """gelu'(x) as an array."""
+    if approximate == "tanh":
+        u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
+        t = xp.tanh(u)
+        du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
+    cdf = 0.5 * (1 + erf(xp, x * _INV_SQRT_2))
+    pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
+    return cdf + x * pdf
+
+
+class GELU(Op):
+    """Exact: y = x·Φ(x) = ½x(1 + erf(x/√2));  tanh form: y = ½x(1 + tanh u),
+    u = √(2/π)(x + 0.044715x³).  x̄ = GELUBackward(x, ȳ) = ȳ·gelu'(x), with
+    gelu'(x) = Φ(x) + x·φ(x) (exact) or ½(1 + t) + ½x(1 − t²)·u' (t = tanh u)."""
+
+    @staticmethod
+    def forward(ctx, x, approximate):
+        xp = ctx.xp
+        ctx.approximate = approximate
+        ctx.save_inputs(0)
+        if approximate == "tanh":
+            u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
+            return 0.5 * x * (1 + xp.tanh(u))
+        return 0.5 * x * (1 + erf(xp, x * _INV_SQRT_2))
+
+    @staticmethod
+    def backward(ctx, g):
+        return GELUBackward.apply(ctx.saved_input(0), g, ctx.approximate), None
+
+
+class GELUBackward(Op):
+    """z = gelu'(x)·ȳ. Its VJP (double backward): ȳ̄ = gelu'(x)·z̄,  x̄ = z̄·ȳ·gelu''(x), with
+    gelu''(x) = φ(x)(2 − x²) (exact) or, with t = tanh u, s = 1 − t²:
+    s·u' − x·t·s·u'² + ½x·s·u'' (u' = √(2/π)(1 + 3c x²), u'' = √(2/π)·6c x)."""
+
+    @staticmethod
+    def forward(ctx, x, g, approximate):
+        ctx.approximate = approximate
+        ctx.save_inputs(0, 1)
+        return _gelu_grad(ctx.xp, x, approximate) * g
+
+    @staticmethod
+    def backward(ctx, gz):
+        need = ctx.needs_input_grad
+        x = ctx.saved_input(0)
+        gx = gg = None
+        if need[1]:
+            gg = GELUBackward.apply(x, gz, ctx.approximate)
+        if need[0]:
+            g = ctx.saved_input(1)
+            if ctx.approximate == "tanh":
+                u = (x + x * x * x * _GELU_C) * _SQRT_2_OVER_PI
+                t = u.tanh()
+                s = 1 - t * t
+                du = (1 + x * x * (3 * _GELU_C)) * _SQRT_2_OVER_PI
+                d2u = x * (6 * _GELU_C * _SQRT_2_OVER_PI)
+                second = s * du - x * t * s * du * du + x * s * d2u * 0.5
+            else:
+                pdf = exp(x * x * -0.5) * _INV_SQRT_2PI
+                second = pdf * (2 - x * x)
+            gx = gz * g * second
+        return gx, gg, None
+
+
+# --- SiLU / Swish ---------------------------------------------------------------------------
+class SiLU(Op):
+    """y = x·σ(x);  x̄ = ȳ·σ(x)·(1 + x·(1 − σ(x)))."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_inputs(0)
+        return x * ctx.backend.act_forward("sigmoid", x)
+
+    @staticmethod
+    def backward(ctx, g):
+        x = ctx.saved_input(0)
+        s = sigmoid(x)
+        return g * (s * (1 + x * (1 - s)))
+
+
+class Swish(Op):
+    """y = x·σ(βx);  with s = σ(βx):  x̄ = ȳ·(s + βx·s(1 − s)),
+    β̄ = Σ (over the broadcast) ȳ·x²·s(1 − s).  β is a Tensor (learnable) or a number."""
+
+    @staticmethod
+    def forward(ctx, x, beta):
+        ctx.save_inputs(0, 1)
+        ctx.beta, ctx.beta_shape = beta, getattr(beta, "shape", None)
+        return x * ctx.backend.act_forward("sigmoid", beta * x)
+
+    @staticmethod
+    def backward(ctx, g):
+        need = ctx.needs_input_grad
+        x = ctx.saved_input(0)
+        beta = ctx.saved_input(1)
+        beta = ctx.beta if beta is None else beta
+        s = sigmoid(x * beta)
+        ds = s * (1 - s)
+        gx = g * (s + x * beta * ds) if need[0] else None
+        gb = sum_to(g * x * x * ds, ctx.beta_shape) if len(need) > 1 and need[1] else None
+        return gx, gb
+
+
+class LeakyReLU(Op):
+    """y = x if x > 0 else α·x;  x̄ = ȳ if x > 0 else α·ȳ."""
+
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.slope = slope
+        ctx.mask = x > 0
+        return ctx.xp.where(ctx.mask, x, x * slope)
+
+    @staticmethod
+    def backward(ctx, g):
+        mask = _wrap_array(ctx.mask, ctx.backend)
+        return where(mask, g, g * ctx.slope), None
+
+
+class Dropout(Op):
+    """y = x·m/(1 − p) with m ~ Bernoulli(1 − p) drawn on x's device;  x̄ = ȳ·m/(1 − p)."""
+
+    @staticmethod
+    def forward(ctx, x, p):
+        keep = ctx.backend.uniform(x.shape, x.dtype) >= p
+        scale = ctx.xp.asarray(keep, dtype=x.dtype) * (1.0 / (1.0 - p))
+        ctx.scale = scale.astype(x.dtype, copy=False)
+        return x * ctx.scale
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * _wrap_array(ctx.scale, ctx.backend), None
+

@@ -1,0 +1,329 @@
+"""Engine behaviour: accumulation, graph freeing, hooks, grad modes, in-place checks."""
+
+import gc
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+
+
+def leaf(*values):
+    return gg.tensor(list(values), dtype=gg.float64, requires_grad=True)
+
+
+def test_grad_accumulates_across_backward_calls_until_zeroed():
+    x = leaf(1.0, 2.0)
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    assert x.grad.tolist() == [6.0, 6.0]
+    x.grad.zero_()
+    (x * 2).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+
+
+def test_leaf_grads_never_alias_each_other():
+    a, b = leaf(1.0), leaf(2.0)
+    (a + b).sum().backward()
+    a.grad.mul_(10)
+    assert b.grad.tolist() == [1.0]
+
+
+def test_user_gradient_is_not_aliased_by_grad():
+    x = leaf(1.0, 2.0)
+    g = gg.tensor([1.0, 1.0], dtype=gg.float64)
+    (x + 0).backward(g)
+    x.grad.mul_(5)
+    assert g.tolist() == [1.0, 1.0]
+
+
+def test_long_chain_does_not_recurse():
+    x = gg.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    y.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_graph_is_freed_and_memory_stays_flat():
+    w = gg.randn(64, 64, requires_grad=True)
+
+    def step():
+        h = (gg.randn(16, 64) @ w).tanh()
+        (h * h).mean().backward()
+        w.grad = None
+
+    for _ in range(20):
+        step()
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    for _ in range(1000):
+        step()
+    grown = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert grown < 200_000, f"memory grew by {grown} bytes over 1000 steps"
+
+
+def test_no_reference_cycles_after_backward():
+    gc.collect()
+    gc.disable()
+    try:
+        x = gg.randn(8, requires_grad=True)
+        y = (x.exp() * x).sigmoid().sum()
+        y.backward()
+        del y
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_second_backward_through_freed_graph_says_retain_graph():
+    x = leaf(1.0, 2.0)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_retain_graph_allows_second_backward():
+    x = leaf(1.0, 2.0)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    assert x.grad.tolist() == [4.0, 8.0]
+
+
+def test_backward_on_non_scalar_needs_gradient():
+    x = leaf(1.0, 2.0)
+    with pytest.raises(RuntimeError, match=r"gradient=.*\(2,\)|\(2,\).*gradient="):
+        (x * 2).backward()
+    (x * 2).backward(gradient=gg.tensor([1.0, 0.5], dtype=gg.float64))
+    assert x.grad.tolist() == [2.0, 1.0]
+
+
+def test_backward_on_tensor_without_grad_says_what_to_do():
+    with pytest.raises(RuntimeError, match="requires_grad=True"):
+        gg.tensor([1.0]).sum().backward()
+
+
+def test_gradient_shape_mismatch():
+    x = leaf(1.0, 2.0)
+    with pytest.raises(RuntimeError, match=r"\(3,\).*\(2,\)"):
+        (x * 2).backward(gg.ones(3, dtype=gg.float64))
+
+
+def test_integer_tensors_cannot_require_grad():
+    with pytest.raises(TypeError, match="int64"):
+        gg.tensor([1, 2], requires_grad=True)
+    with pytest.raises(TypeError):
+        gg.arange(3).requires_grad_()
+
+
+def test_non_differentiable_results_do_not_require_grad():
+    x = leaf(1.0, -2.0)
+    for out in (x > 0, x.argmax(), x.sign(), x.round(), x.floor(), x == x):
+        assert not out.requires_grad
+
+
+def test_no_grad_and_enable_grad():
+    x = leaf(1.0)
+    with gg.no_grad():
+        y = x * 2
+        with gg.enable_grad():
+            z = x * 2
+    assert not y.requires_grad and y.grad_fn is None
+    assert z.requires_grad
+
+    @gg.no_grad()
+    def f(t):
+        return t * 2
+
+    assert not f(x).requires_grad
+    assert gg.is_grad_enabled()
+
+
+def test_grad_mode_is_thread_local():
+    seen = []
+
+    def worker():
+        seen.append(gg.is_grad_enabled())
+
+    with gg.no_grad():
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+    assert seen == [True]
+
+
+def test_hooks_and_retain_grad():
+    x = leaf(1.0, 2.0)
+    h = x * 3
+    h.retain_grad()
+    calls = []
+    h.register_hook(lambda g: calls.append(g.tolist()))
+    x.register_hook(lambda g: g * 10)
+    (h * h).sum().backward()
+    assert calls == [[6.0, 12.0]]
+    assert h.grad.tolist() == [6.0, 12.0]
+    assert x.grad.tolist() == [180.0, 360.0]
+
+
+def test_hook_handle_remove():
+    x = leaf(1.0)
+    handle = x.register_hook(lambda g: g * 0)
+    handle.remove()
+    (x * 2).sum().backward()
+    assert x.grad.tolist() == [2.0]
+
+
+def test_inplace_on_saved_tensor_raises_naming_the_op():
+    x = leaf(1.0, 2.0)
+    y = x.exp()
+    z = y * 2
+    y.mul_(3)  # exp saved its output y
+    with pytest.raises(RuntimeError, match="ExpBackward"):
+        z.sum().backward()
+
+
+def test_inplace_not_saved_is_fine():
+    x = leaf(1.0, 2.0)
+    y = x * 2
+    y += 1
+    y *= 3
+    y.sum().backward()
+    assert x.grad.tolist() == [6.0, 6.0]
+
+
+def test_inplace_on_leaf_requiring_grad_is_refused():
+    x = leaf(1.0)
+    with pytest.raises(RuntimeError, match="leaf"):
+        x.add_(1)
+    with gg.no_grad():
+        x.add_(1)
+    assert x.tolist() == [2.0]
+
+
+def test_inplace_dtype_mismatch():
+    a = gg.zeros(2)
+    with pytest.raises(TypeError, match="float32.*float64|float64.*float32"):
+        a.add_(gg.ones(2, dtype=gg.float64))
+
+
+def test_detach_and_data():
+    x = leaf(1.0, 2.0)
+    y = (x * 2).detach()
+    assert not y.requires_grad and y.is_leaf
+    d = x.data
+    assert not d.requires_grad and np.shares_memory(d.array, x.array)
+
+
+def test_numpy_refuses_tensor_requiring_grad():
+    x = leaf(1.0)
+    with pytest.raises(RuntimeError, match="detach"):
+        x.numpy()
+    assert x.detach().numpy().tolist() == [1.0]
+
+
+def test_autograd_grad_does_not_touch_dot_grad():
+    x = leaf(1.0, 2.0)
+    (g,) = gg.autograd.grad((x * x).sum(), x)
+    assert g.tolist() == [2.0, 4.0] and x.grad is None
+
+
+def test_autograd_grad_of_intermediate():
+    x = leaf(1.0, 2.0)
+    h = x * 3
+    (g,) = gg.autograd.grad((h * h).sum(), h)
+    assert g.tolist() == [6.0, 12.0]
+
+
+def test_autograd_grad_unused_input():
+    x, y = leaf(1.0), leaf(2.0)
+    with pytest.raises(RuntimeError, match="allow_unused"):
+        gg.autograd.grad((x * 2).sum(), [x, y])
+    gx, gy = gg.autograd.grad((x * 2).sum(), [x, y], allow_unused=True)
+    assert gy is None and gx.tolist() == [2.0]
+
+
+def test_mixed_dtype_promotes_and_grads_keep_dtype():
+    a = gg.tensor([1.0, 2.0], requires_grad=True)
+    b = gg.tensor([3.0, 4.0], dtype=gg.float64, requires_grad=True)
+    y = a * b
+    assert y.dtype == gg.float64
+    y.sum().backward()
+    assert a.grad.dtype == gg.float32 and b.grad.dtype == gg.float64
+
+
+def test_python_scalars_do_not_promote():
+    x = gg.ones(2)
+    assert (x * 2.0).dtype == gg.float32
+    assert (gg.arange(3) * 2.5).dtype == gg.float32
+    assert (gg.arange(3) / 2).dtype == gg.float32
+    assert (gg.arange(3) + 1).dtype == gg.int64
+
+
+class _Cube(gg.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3 * x * x
+
+
+def test_custom_function_first_and_second_order():
+    x = gg.tensor(2.0, dtype=gg.float64, requires_grad=True)
+    y = _Cube.apply(x)
+    assert y.grad_fn is not None
+    (g,) = gg.autograd.grad(y, x, create_graph=True)
+    (h,) = gg.autograd.grad(g, x)
+    assert (g.item(), h.item()) == (12.0, 12.0)
+    assert gg.autograd.gradcheck(_Cube.apply, (gg.tensor([0.3, -1.2], dtype=gg.float64,
+                                                          requires_grad=True),))
+
+
+def test_gradcheck_catches_a_wrong_vjp():
+    class Wrong(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            return g  # should be 2x·g
+
+    x = gg.tensor([1.5], dtype=gg.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="Jacobian mismatch"):
+        gg.autograd.gradcheck(Wrong.apply, (x,))
+
+
+def test_device_mismatch_names_both_devices():
+    from gpugrad.backend.numpy_backend import NumpyBackend
+    from gpugrad.tensor import _wrap_array
+
+    other = NumpyBackend(gg.device("cuda:1"))  # stands in for a second device
+    a = gg.ones(2)
+    b = _wrap_array(np.ones(2, dtype=np.float32), other)
+    with pytest.raises(gg.DeviceError, match="cpu.*cuda:1"):
+        a + b
+    with pytest.raises(gg.DeviceError, match="cpu.*cuda:1|cuda:1.*cpu"):
+        a @ b
+
+
+def test_shape_mismatch_names_both_shapes_and_op():
+    with pytest.raises(gg.ShapeError, match=r"matmul.*\(3, 4\).*\(5, 6\)"):
+        gg.ones(3, 4) @ gg.ones(5, 6)
+    with pytest.raises(gg.ShapeError, match=r"add.*\(2, 3\).*\(4,\)"):
+        gg.ones(2, 3) + gg.ones(4)
+
+
+def test_matmul_dtype_mismatch():
+    with pytest.raises(TypeError, match="float32.*float64"):
+        gg.ones(2, 2) @ gg.ones(2, 2, dtype=gg.float64)
