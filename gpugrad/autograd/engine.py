@@ -86,8 +86,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
 
     deps = _dependencies(root_nodes)
     ready = [n for n in root_nodes if n not in deps]
-    # Gradients handed to a node (or to two leaves) may be aliased; never store those
-    # arrays as a leaf's .grad without copying (keep them alive so ids stay unique).
+    # A gradient that a node passed through unchanged (or a user's gradient) may be aliased
+    # elsewhere: such arrays are copied before becoming a leaf's .grad.
     shared: dict = {id(g._data): g._data for g in root_grads}
 
     prev_mode = _state.enabled
@@ -97,22 +97,19 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
             node = ready.pop()
             grads = buffers.pop(node, None)
             edges = node._edges
-            if grads is not None and node._hooks:
-                _run_node_hooks(node, grads)
-            if capture_node and grads is not None:
-                for nr, g in enumerate(grads):
-                    for k in capture_node.get((id(node), nr), ()):
-                        captured[k] = g
-            in_grads = None
-            if grads is not None:
-                for nr, g in enumerate(grads):
+            if grads is None:
+                in_grads = ()
+            else:
+                if node._hooks:
+                    _run_node_hooks(node, grads)
+                if capture_node:
+                    for nr, g in enumerate(grads):
+                        for k in capture_node.get((id(node), nr), ()):
+                            captured[k] = g
+                for g in grads:
                     if g is None:
-                        if node.materialize_grads:
-                            shape, dtype = node._output_meta[nr]
-                            grads[nr] = _zeros(node._backend, shape, dtype)
-                    else:
-                        data = g._data
-                        shared[id(data)] = data
+                        _materialize(node, grads)
+                        break
                 in_grads = type(node).backward(node, *grads)
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
@@ -122,20 +119,24 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                         f"had {len(edges)} inputs")
             if not retain_graph:
                 node._release()
-            metas = node._input_meta
             for i, edge in enumerate(edges):
                 if edge is None:
                     continue
-                g = in_grads[i] if in_grads is not None else None
+                g = in_grads[i] if in_grads else None
                 if g is not None:
-                    shape, dtype = metas[i]
-                    data = getattr(g, "_data", None)
-                    if data is None or data.shape != shape or (data.dtype is not dtype
-                                                               and data.dtype != dtype):
-                        g = _check_grad(node, i, g, metas[i])
+                    shape, dtype = node._input_meta[i]
+                    try:
+                        data = g._data
+                        ok = data.shape == shape and (data.dtype is dtype or data.dtype == dtype)
+                    except AttributeError:
+                        ok = False
+                    if not ok:
+                        g = _check_grad(node, i, g, node._input_meta[i])
                 nxt, nr = edge
                 if nr < 0:  # a leaf
                     if g is not None:
+                        if not node._raw or _passed_through(g, grads):
+                            shared[id(g._data)] = g._data
                         slot = leaves.get(id(nxt))
                         if slot is None:
                             leaves[id(nxt)] = [nxt, g]
@@ -195,6 +196,22 @@ def _accumulate_into_leaf(leaf, g, create_graph: bool, shared: dict) -> None:
         xp.add(old._data, g._data, out=old._data)
         if old._version is not None:
             old._version.value += 1
+
+
+def _passed_through(g, grads) -> bool:
+    for x in grads:
+        if g is x:
+            return True
+    return False
+
+
+def _materialize(node, grads: list) -> None:
+    """Zeros for outputs that received no gradient (unless the node opted out)."""
+    if node.materialize_grads:
+        for nr, g in enumerate(grads):
+            if g is None:
+                shape, dtype = node._output_meta[nr]
+                grads[nr] = _zeros(node._backend, shape, dtype)
 
 
 def _run_node_hooks(node, grads: list) -> None:

@@ -76,3 +76,41 @@ class CupyBackend(Backend):
             except ImportError:
                 return None
         return dtype.np
+
+    # -- fused kernels (kernels/activation.cu; reference: Backend.act_forward/backward) --
+    _ACT_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+
+    def _launch(self, name: str, n: int, args) -> None:
+        from .kernels import raw_module
+
+        threads = 256
+        blocks = max(1, min((n + threads - 1) // threads, 65535))
+        with self.cuda_device:
+            raw_module("activation").get_function(name)((blocks,), (threads,), args)
+
+    def act_forward(self, kind: str, x):
+        from .kernels import ACTIVATION_KINDS
+
+        suffix = self._ACT_SUFFIX.get(x.dtype)
+        if suffix is None or kind not in ACTIVATION_KINDS:
+            return super().act_forward(kind, x)
+        x = self.xp.ascontiguousarray(x)
+        y = self.xp.empty_like(x)
+        if x.size:
+            self._launch(f"act_forward_{suffix}", x.size,
+                         (x, y, np.int64(x.size), np.int32(ACTIVATION_KINDS[kind])))
+        return y
+
+    def act_backward(self, kind: str, y, g):
+        from .kernels import ACTIVATION_KINDS
+
+        suffix = self._ACT_SUFFIX.get(y.dtype)
+        if suffix is None or kind not in ACTIVATION_KINDS or g.dtype != y.dtype:
+            return super().act_backward(kind, y, g)
+        y = self.xp.ascontiguousarray(y)
+        g = self.xp.ascontiguousarray(self.xp.broadcast_to(g, y.shape))
+        out = self.xp.empty_like(y)
+        if y.size:
+            self._launch(f"act_backward_{suffix}", y.size,
+                         (y, g, out, np.int64(y.size), np.int32(ACTIVATION_KINDS[kind])))
+        return out

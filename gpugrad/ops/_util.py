@@ -104,11 +104,12 @@ def norm_dims(dim, ndim: int, op: str) -> tuple:
     if dim is None:
         return tuple(range(ndim))
     if isinstance(dim, (int, np.integer)):
-        return (_norm_dim(int(dim), ndim, op),)
+        dim = (dim,)
     dims = tuple(sorted(_norm_dim(int(d), ndim, op) for d in dim))
     if len(set(dims)) != len(dims):
         raise ValueError(f"{op}: dim {tuple(dim)} appears multiple times in the list of dims")
-    return dims
+    # A 0-d tensor accepts dim 0 / -1 (as in PyTorch) but has no axis to reduce.
+    return dims if ndim else ()
 
 
 def broadcast_error(op: str, *shapes) -> ShapeError:

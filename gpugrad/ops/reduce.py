@@ -89,7 +89,7 @@ class Var(Op):
         dims = ctx.dims
         denom = _count(x.shape, dims) - ctx.correction
         centered = x - mean(x, dims, keepdim=True)
-        scale = 2.0 / denom if denom > 0 else math.inf
+        scale = 2.0 / denom if denom else math.inf  # as torch: no clamp of n − c here
         return _spread(g, x.shape, dims) * centered * scale, None, None, None
 
 
@@ -102,9 +102,9 @@ class Extremum(Op):
         ctx.save_inputs(0)
         ctx.save_output()
         ctx.dims = dims
-        if x.size == 0:
-            raise RuntimeError(f"{'amax' if largest else 'amin'}: cannot reduce an empty tensor "
-                               f"of shape {x.shape} (the operation has no identity)")
+        if [d for d in dims if x.shape[d] == 0]:
+            raise RuntimeError(f"{'amax' if largest else 'amin'}: cannot reduce over a zero-size "
+                               f"dimension of shape {x.shape} (the operation has no identity)")
         return (xp.amax if largest else xp.amin)(x, axis=dims, keepdims=keepdim)
 
     @staticmethod
@@ -339,5 +339,5 @@ def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
                        input._backend)
 
 
-from . import shape as _shape  # noqa: E402
 from . import elementwise as _ew  # noqa: E402  (module reference: import order safe)
+from . import shape as _shape  # noqa: E402

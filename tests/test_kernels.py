@@ -1,0 +1,65 @@
+"""Every CUDA source compiles with NVRTC (no GPU needed: the nvidia-cuda-nvrtc wheel)."""
+
+import ctypes
+import glob
+import os
+import re
+
+import pytest
+
+from gpugrad.backend.kernels import kernel_dir, kernel_sources
+
+ARCHS = ("compute_80", "compute_90")
+
+
+def _load_nvrtc():
+    import nvidia
+
+    for root in nvidia.__path__:
+        for path in sorted(glob.glob(os.path.join(root, "*", "lib", "libnvrtc.so*"))):
+            if "builtins" not in path:
+                return ctypes.CDLL(path)
+    pytest.fail("libnvrtc not found: install the nvidia-cuda-nvrtc wheel (the dev extra)")
+
+
+def compile_ptx(source: str, name: str, arch: str) -> str:
+    lib = _load_nvrtc()
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(), 0,
+                                  None, None) == 0
+    try:
+        opts = [f"--gpu-architecture={arch}".encode(), b"--std=c++17"]
+        status = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
+        size = ctypes.c_size_t()
+        lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetProgramLog(prog, log)
+        assert status == 0, f"{name} failed to compile for {arch}:\n{log.value.decode()}"
+        lib.nvrtcGetPTXSize(prog, ctypes.byref(size))
+        ptx = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetPTX(prog, ptx)
+        return ptx.value.decode()
+    finally:
+        lib.nvrtcDestroyProgram(ctypes.byref(prog))
+
+
+SOURCES = kernel_sources()
+
+
+def test_kernels_are_found():
+    assert SOURCES, f"no .cu files in {kernel_dir()}"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_kernel_compiles(name, arch):
+    source = SOURCES[name]
+    ptx = compile_ptx(source, f"{name}.cu", arch)
+    for entry in re.findall(r'extern "C" __global__ void (\w+)', source):
+        assert f".entry {entry}(" in ptx, f"{entry} missing from the PTX of {name}.cu"
+
+
+def test_broken_source_is_reported():
+    with pytest.raises(AssertionError, match="failed to compile"):
+        compile_ptx('extern "C" __global__ void k() { undefined_fn(); }', "broken.cu",
+                    ARCHS[0])
