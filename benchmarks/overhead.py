@@ -22,7 +22,7 @@ def chain_gpugrad(gg, x, n_ops: int):
     def step():
         x.grad = None
         y = x
-        for i in range(n_ops // 4):
+        for _ in range(n_ops // 4):
             y = y * 1.0001
             y = y + x
             y = y.tanh()
@@ -35,7 +35,7 @@ def chain_torch(torch, x, n_ops: int):
     def step():
         x.grad = None
         y = x
-        for i in range(n_ops // 4):
+        for _ in range(n_ops // 4):
             y = y * 1.0001
             y = y + x
             y = y.tanh()
@@ -48,7 +48,7 @@ def chain_numpy(a: np.ndarray, n_ops: int):
     """The same computation with a hand-written backward: no autodiff at all."""
     def step():
         ys, y = [], a
-        for i in range(n_ops // 4):
+        for _ in range(n_ops // 4):
             y = y * 1.0001
             y = y + a
             y = np.tanh(y)

@@ -30,5 +30,7 @@ double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001
+from . import nn, optim
+from .io import load, save
 
 __all__ = [n for n in dir() if not n.startswith("_")]

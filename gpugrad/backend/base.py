@@ -35,6 +35,19 @@ class Backend:
         self.device = dev
         self.counter = TransferCounter()
 
+    # A backend is a per-device singleton: copies of tensors share it (ops compare
+    # backends by identity to detect device mixing).
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        from . import get_backend
+
+        return (get_backend, (str(self.device),))
+
     # -- moving data ---------------------------------------------------------------
     def asarray(self, data, dtype=None):
         """An array on this device from host data (lists, scalars, NumPy arrays)."""

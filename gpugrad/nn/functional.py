@@ -1,0 +1,193 @@
+"""`gg.nn.functional` (import as `F`): stateless forms of the layers, activations and
+losses. The module classes in `gg.nn` call these."""
+
+from __future__ import annotations
+
+import warnings
+
+from .. import _dtype
+from ..autograd.grad_mode import no_grad
+from ..errors import ShapeError
+from ..ops import activation as _act
+from ..ops.elementwise import cast, relu, sigmoid, tanh, where
+from ..ops.index import index_select
+from ..ops.normalization import standardize
+from ..tensor import Tensor, _wrap_array
+from ._functional_loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    huber_loss,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
+
+__all__ = [
+    "linear", "relu", "sigmoid", "tanh", "gelu", "silu", "swish", "leaky_relu", "softmax",
+    "log_softmax", "dropout", "layer_norm", "batch_norm", "embedding", "one_hot", "mse_loss",
+    "l1_loss", "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "nll_loss", "huber_loss", "smooth_l1_loss",
+]
+
+
+def _float(x: Tensor) -> Tensor:
+    return x if x.dtype.category >= 2 else cast(x, _dtype.float32)
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x·Wᵀ + b, with W of shape (out_features, in_features) and x of shape (*, in)."""
+    w_in = weight.shape[-1] if weight.ndim else None
+    if input.ndim == 0 or weight.ndim not in (1, 2) or input.shape[-1] != w_in:
+        raise ShapeError(f"linear: input shape {tuple(input.shape)} does not match weight shape "
+                         f"{tuple(weight.shape)} (the input's last dimension must equal "
+                         f"in_features = {w_in})")
+    out = input @ (weight.T if weight.ndim == 2 else weight)
+    return out if bias is None else out + bias
+
+
+# --- activations ----------------------------------------------------------------------------
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x·Φ(x) (`approximate="none"`, with erf) or its tanh approximation (`"tanh"`)."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return _act.GELU.apply(_float(input), approximate)
+
+
+def silu(input: Tensor) -> Tensor:
+    """x·σ(x) (also called swish with β = 1)."""
+    return _act.SiLU.apply(_float(input))
+
+
+def swish(input: Tensor, beta: float | Tensor = 1.0) -> Tensor:
+    """x·σ(β·x); `beta` is a number or a (learnable) Tensor broadcastable to x."""
+    x = _float(input)
+    if isinstance(beta, Tensor):
+        beta = cast(beta, x.dtype)
+    return _act.Swish.apply(x, beta)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope·x otherwise."""
+    return _act.LeakyReLU.apply(_float(input), float(negative_slope))
+
+
+def _softmax_dim(x: Tensor, dim: int | None, name: str) -> int:
+    if dim is None:
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the "
+                      "call to include dim=X as an argument.", UserWarning, stacklevel=3)
+        dim = 0 if x.ndim in (0, 1, 3) else 1
+    n = max(x.ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"{name}: dimension {dim} out of range for a {x.ndim}-d tensor")
+    return dim % n if x.ndim else None
+
+
+def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    """exp(x) / Σ_dim exp(x), computed stably."""
+    x = _float(input if dtype is None else cast(input, dtype))
+    return _act.Softmax.apply(x, _softmax_dim(x, dim, "softmax"))
+
+
+def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    """x − logsumexp_dim(x), computed stably."""
+    x = _float(input if dtype is None else cast(input, dtype))
+    return _act.LogSoftmax.apply(x, _softmax_dim(x, dim, "log_softmax"))
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1 − p) (training only).
+    The mask is drawn with gpugrad's RNG on the input's device."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    return _act.Dropout.apply(input, float(p))
+
+
+# --- normalization --------------------------------------------------------------------------
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Standardise over the trailing `normalized_shape` dims, then scale and shift."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or input.ndim < k or tuple(input.shape[-k:]) != shape:
+        raise ShapeError(f"layer_norm: input shape {tuple(input.shape)} does not end with "
+                         f"normalized_shape {shape}")
+    out = standardize(input, tuple(range(input.ndim - k, input.ndim)), float(eps))
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None,
+               training: bool = False, momentum: float | Tensor = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise each channel (dim 1) of an (N, C, *) input. In training, batch statistics
+    are used and the running ones updated in place on the device (unbiased variance);
+    otherwise the running statistics are used."""
+    if input.ndim < 2:
+        raise ShapeError(f"batch_norm: expected an (N, C, *) input, got shape {tuple(input.shape)}")
+    c = input.shape[1]
+    bshape = (1, c) + (1,) * (input.ndim - 2)
+    dims = (0,) + tuple(range(2, input.ndim))
+    if training or running_mean is None or running_var is None:
+        n = input.numel() // max(c, 1)
+        if training and n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                             f"size {tuple(input.shape)}")
+        x = input._data
+        mean = x.mean(axis=dims, keepdims=True)
+        var = input._backend.xp.square(x - mean).mean(axis=dims, keepdims=True)
+        if training and running_mean is not None and running_var is not None:
+            _update_running(running_mean, running_var, mean, var, n, momentum, input._backend)
+        out = standardize(input, dims, float(eps), (mean, var))
+    else:
+        rm, rv = running_mean.reshape(bshape), running_var.reshape(bshape)
+        out = (input - rm) * ((rv + eps) ** -0.5)
+    if weight is not None:
+        out = out * weight.reshape(bshape)
+    if bias is not None:
+        out = out + bias.reshape(bshape)
+    return out
+
+
+def _update_running(rm: Tensor, rv: Tensor, mean, var, n: int, momentum, backend) -> None:
+    with no_grad():
+        batch_mean = _wrap_array(mean.reshape(-1), backend)
+        batch_var = _wrap_array(var.reshape(-1) * (n / max(n - 1, 1)), backend)
+        rm.mul_(1 - momentum).add_(cast(batch_mean, rm.dtype) * momentum)
+        rv.mul_(1 - momentum).add_(cast(batch_var, rv.dtype) * momentum)
+
+
+# --- embeddings and encodings ----------------------------------------------------------------
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of `weight` at the integer indices `input`: output shape input.shape + (dim,).
+    Positions equal to `padding_idx` give zeros and send no gradient to that row."""
+    if input.dtype.category != 1:
+        raise TypeError(f"embedding: indices must be an integer tensor, got dtype {input.dtype}")
+    out = index_select(weight, 0, input.reshape(-1)).reshape(*input.shape, weight.shape[-1])
+    if padding_idx is not None:
+        if padding_idx < 0:
+            padding_idx += weight.shape[0]
+        out = where((input == padding_idx).unsqueeze(-1), 0.0, out)
+    return out
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """int64 one-hot encoding along a new last dimension. With num_classes = -1 the count
+    is max + 1, which reads the maximum back to the host."""
+    if tensor.dtype.category != 1:
+        raise TypeError(f"one_hot: expected an integer tensor, got dtype {tensor.dtype}")
+    xp = tensor._backend.xp
+    if num_classes < 0:
+        num_classes = int(tensor.max().item()) + 1 if tensor.numel() else 0
+    classes = xp.arange(num_classes)
+    return _wrap_array((tensor._data[..., None] == classes).astype(xp.int64), tensor._backend)
+

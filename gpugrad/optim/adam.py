@@ -1,0 +1,73 @@
+"""Adam and AdamW (Kingma & Ba; Loshchilov & Hutter), with AMSGrad."""
+
+from __future__ import annotations
+
+from ..creation import zeros_like
+from ..tensor import Tensor
+from .optimizer import Optimizer, group_by_backend
+
+__all__ = ["Adam", "AdamW"]
+
+
+class Adam(Optimizer):
+    """PyTorch's Adam: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g²,
+    p ← p − lr/(1 − β₁ᵗ) · m / (√(v or max v) / √(1 − β₂ᵗ) + ε), with g = ∇ + wd·p.
+    State per parameter: "step" (0-d float32 CPU tensor), "exp_avg", "exp_avg_sq" and,
+    with `amsgrad`, "max_exp_avg_sq"."""
+
+    _param_state_keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _decoupled = False
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        amsgrad=amsgrad, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict) -> None:
+        super()._check_group(group)
+        betas = group["betas"]
+        if len(betas) != 2:
+            raise ValueError(f"Invalid betas: {betas} (expected two numbers)")
+        for i, b in enumerate(betas):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {b}")
+        if group["eps"] < 0:
+            raise ValueError(f"Invalid epsilon value: {group['eps']}")
+        if group["weight_decay"] < 0:
+            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+
+    def _init_state(self, group: dict, p: Tensor) -> None:
+        state = self.state.setdefault(p, {})
+        if "step" not in state:
+            self._zero_step(p)
+        for key in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ()):
+            if key not in state:
+                state[key] = zeros_like(p)
+
+    def _update_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
+        beta1, beta2 = group["betas"]
+        amsgrad = group["amsgrad"]
+        for backend, idx in group_by_backend(params).items():
+            states = [self.state[params[i]] for i in idx]
+            backend.adam_update(
+                [params[i]._data for i in idx], [grads[i]._data for i in idx],
+                [s["exp_avg"]._data for s in states], [s["exp_avg_sq"]._data for s in states],
+                [s["max_exp_avg_sq"]._data for s in states] if amsgrad else None,
+                self._next_steps([params[i] for i in idx]),
+                lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                weight_decay=group["weight_decay"], amsgrad=amsgrad,
+                maximize=group["maximize"], decoupled_weight_decay=self._decoupled)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p ← p·(1 − lr·wd) before the Adam update."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize)
