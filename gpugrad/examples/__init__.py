@@ -1,0 +1,1 @@
+"""Runnable examples, one per architecture family: `python -m gpugrad.examples.NAME`."""
