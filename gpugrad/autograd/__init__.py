@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .function import Function, Op
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 
 __all__ = ["Function", "Op", "backward", "grad", "no_grad", "enable_grad",
-           "set_grad_enabled", "is_grad_enabled", "gradcheck"]
+           "set_grad_enabled", "is_grad_enabled", "gradcheck", "detect_anomaly",
+           "set_detect_anomaly", "is_anomaly_enabled"]
 
 
 def _as_tuple(x) -> tuple:

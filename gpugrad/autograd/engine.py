@@ -117,6 +117,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                     raise RuntimeError(
                         f"{node.name()}.backward returned {len(in_grads)} gradients but forward "
                         f"had {len(edges)} inputs")
+            if _anomaly.enabled and in_grads:
+                check_gradients(node, in_grads)
             if not retain_graph:
                 node._release()
             for i, edge in enumerate(edges):
@@ -230,3 +232,5 @@ def _zeros(backend, shape, dtype):
 
 from .._dtype import from_numpy_dtype  # noqa: E402
 from ..tensor import Tensor, _wrap_array  # noqa: E402
+from .anomaly import _state as _anomaly  # noqa: E402
+from .anomaly import check_gradients  # noqa: E402

@@ -242,6 +242,8 @@ def _record(ctx, args, results) -> None:
             edges.append(None)
             meta.append(None)
             needs.append(False)
+    if _anomaly.enabled:
+        capture_creation(ctx)
     ctx._edges = edges
     ctx.needs_input_grad = needs
     ctx._input_meta = meta
@@ -319,3 +321,5 @@ _new = object.__new__
 
 # Late imports: tensor.py imports this module.
 from ..tensor import Tensor, _wrap_array  # noqa: E402
+from .anomaly import _state as _anomaly  # noqa: E402
+from .anomaly import capture_creation  # noqa: E402
