@@ -151,10 +151,13 @@ def _plot(history: list[dict], path: Path):
     ax1.plot(epochs, [h["loss"] for h in history], color="tab:blue", label="train loss")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("train loss")
+    ax1.set_yscale("log")
     ax2 = ax1.twinx()
     ax2.plot(epochs, [h["test_accuracy"] for h in history], color="tab:orange",
              label="test accuracy")
     ax2.set_ylabel("test accuracy")
+    ax1.set_title("gpugrad digits demo")
+    fig.legend(loc="center right", bbox_to_anchor=(0.85, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
