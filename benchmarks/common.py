@@ -7,8 +7,24 @@ import json
 import platform
 import statistics
 import subprocess
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@dataclass
+class Workload:
+    """One benchmark: a name, its implementations, and its work per step."""
+
+    key: str
+    name: str
+    implementations: dict
+    flops: float | None = None  # floating point operations per step
+    bytes: float | None = None  # minimum bytes moved per step (memory-bound workloads)
+    rtol: float = 1e-3
+    atol: float = 1e-5
+    extra: dict = field(default_factory=dict)
 
 
 def time_it(fn, repeat: int = 7, number: int = 1, warmup: int = 2) -> dict:
@@ -22,6 +38,20 @@ def time_it(fn, repeat: int = 7, number: int = 1, warmup: int = 2) -> dict:
             fn()
         times.append((time.perf_counter() - t0) / number)
     return {"median": statistics.median(times), "min": min(times), "max": max(times)}
+
+
+def time_isolated(module: str, function: str, *args) -> dict:
+    """Call `module.function(*args)` (which returns a timing dict) in a fresh interpreter.
+
+    Each framework is timed in its own process: NumPy's OpenBLAS threads and PyTorch's
+    OpenMP threads both spin after work, so timing one right after the other in one process
+    measures the contention, not the framework.
+    """
+    code = (f"import json, {module} as m; "
+            f"print(json.dumps(m.{function}(*{args!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def environment(device: str) -> dict:
@@ -60,7 +90,7 @@ def report(title: str, rows: list[dict], columns: list[tuple[str, str]], env: di
         table.add_column(header, justify="right" if key != "name" else "left")
     for row in rows:
         table.add_row(*[_fmt(row.get(key)) for key, _ in columns])
-    Console().print(table)
+    Console(width=200 if not Console().is_terminal else None).print(table)
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps({"environment": env, "results": rows}, indent=2)

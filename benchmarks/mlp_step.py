@@ -1,42 +1,42 @@
-"""One training step of an MLP 784-1024-1024-10 (ReLU, batch 256, cross-entropy, SGD).
+"""MLP training steps (ReLU, cross-entropy, SGD): a small overhead-bound size and the
+matmul-bound 784-1024-1024-10 at batch 256, in gpugrad, PyTorch eager and hand-written
+NumPy (no autodiff), all starting from the same weights and batch.
 
-Timed in gpugrad and PyTorch eager on the same weights and batch, plus a hand-written NumPy
-forward/backward (no autodiff) as the practical floor; the implementations are first
-checked to produce the same parameters after one step.
-
-    python -m benchmarks.mlp_step [--device cpu|cuda] [--repeat 7] [--json PATH]
+    python -m benchmarks.mlp_step [--repeat 7] [--json PATH]    (the large MLP, on the CPU)
 """
 
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import numpy as np
 
-from benchmarks.common import environment, report, time_it
+from benchmarks.common import Workload
 
-SIZES = (784, 1024, 1024, 10)
-BATCH = 256
+LARGE = ((784, 1024, 1024, 10), 256)
+SMALL = ((64, 128, 10), 64)
 LR = 0.01
 
 
-def make_data(seed: int = 0):
+def make_data(sizes, batch, seed: int = 0):
     rng = np.random.default_rng(seed)
     weights = []
-    for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:]):
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         bound = 1 / np.sqrt(fan_in)
         weights.append((rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32),
                         rng.uniform(-bound, bound, fan_out).astype(np.float32)))
-    x = rng.standard_normal((BATCH, SIZES[0])).astype(np.float32)
-    y = rng.integers(0, SIZES[-1], BATCH)
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], batch)
     return weights, x, y
 
 
-def gpugrad_step(weights, x, y, device: str):
+def gpugrad_impl(device: str, sizes=LARGE[0], batch=LARGE[1]):
     import gpugrad as gg
     import gpugrad.nn as nn
     import gpugrad.nn.functional as F
 
+    weights, x, y = make_data(sizes, batch)
     layers = []
     for w, b in weights:
         lin = nn.Linear(w.shape[1], w.shape[0])
@@ -55,12 +55,13 @@ def gpugrad_step(weights, x, y, device: str):
     def params():
         return [p.detach().cpu().numpy() for p in model.parameters()]
 
-    return step, params, (lambda: gg.cuda.synchronize()) if device != "cpu" else None
+    return step, params, (gg.cuda.synchronize if device != "cpu" else None)
 
 
-def torch_step(weights, x, y, device: str):
+def torch_impl(device: str, sizes=LARGE[0], batch=LARGE[1]):
     import torch
 
+    weights, x, y = make_data(sizes, batch)
     layers = []
     for w, b in weights:
         lin = torch.nn.Linear(w.shape[1], w.shape[0])
@@ -80,19 +81,21 @@ def torch_step(weights, x, y, device: str):
     def params():
         return [p.detach().cpu().numpy() for p in model.parameters()]
 
-    return step, params, (lambda: torch.cuda.synchronize()) if device != "cpu" else None
+    return step, params, (torch.cuda.synchronize if device != "cpu" else None)
 
 
-def numpy_step(weights, x, y):
+def numpy_impl(device: str, sizes=LARGE[0], batch=LARGE[1]):
     """Forward and backward written by hand: the floor without any autodiff."""
+    weights, x, y = make_data(sizes, batch)
     ws = [(w.copy(), b.copy()) for w, b in weights]
-    onehot = np.eye(SIZES[-1], dtype=np.float32)[y]
+    onehot = np.eye(sizes[-1], dtype=np.float32)[y]
 
     def step():
         acts = [x]
         h = x
         for i, (w, b) in enumerate(ws):
-            h = h @ w.T + b
+            h = h @ w.T
+            h += b
             if i < len(ws) - 1:
                 np.maximum(h, 0, out=h)
             acts.append(h)
@@ -116,63 +119,30 @@ def numpy_step(weights, x, y):
     return step, params, None
 
 
-def _timed(step, sync, repeat: int) -> dict:
-    def run():
-        step()
-        if sync:
-            sync()
-    return time_it(run, repeat=repeat, warmup=2)
+def _flops(sizes, batch) -> float:
+    """Forward GEMMs once, backward twice (input and weight gradients)."""
+    return 3 * 2 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def run(device: str = "cpu", repeat: int = 7, json_path: str | None = None) -> list[dict]:
-    weights, x, y = make_data()
-    g_step, g_params, g_sync = gpugrad_step(weights, x, y, device)
-    impls = {"gpugrad": (g_step, g_params, g_sync)}
-    try:
-        impls["torch"] = torch_step(weights, x, y, device)
-    except ImportError:
-        pass
-    if device == "cpu":
-        impls["numpy"] = numpy_step(weights, x, y)
-    for step, _, sync in impls.values():  # one step each, then all must agree
-        step()
-        if sync:
-            sync()
-    ref = impls["gpugrad"][1]()
-    for name, (_, params, _) in impls.items():
-        for a, b in zip(ref, params()):
-            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5,
-                                       err_msg=f"gpugrad and {name} disagree after one step")
-    times = {name: _timed(step, sync, repeat) for name, (step, _, sync) in impls.items()}
-    t_g = times["gpugrad"]["median"]
-    t_t = times.get("torch", {}).get("median")
-    row = {"name": f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, SGD step",
-           "gpugrad_ms": t_g * 1e3, "gpugrad_spread_ms": (times["gpugrad"]["max"]
-                                                         - times["gpugrad"]["min"]) * 1e3,
-           "torch_ms": t_t * 1e3 if t_t else None,
-           "numpy_ms": times["numpy"]["median"] * 1e3 if "numpy" in times else None,
-           "ratio_to_torch": t_g / t_t if t_t else None}
-    report("MLP training step", [row],
-           [("name", "workload"), ("gpugrad_ms", "gpugrad ms"), ("gpugrad_spread_ms", "spread"),
-            ("torch_ms", "PyTorch ms"), ("numpy_ms", "NumPy (no AD) ms"),
-            ("ratio_to_torch", "gpugrad / PyTorch")], environment(device), json_path)
-    return [row]
+def _workload(key: str, sizes, batch) -> Workload:
+    impls = {name: partial(fn, sizes=sizes, batch=batch) for name, fn in
+             (("gpugrad", gpugrad_impl), ("torch", torch_impl), ("numpy", numpy_impl))}
+    return Workload(key, f"MLP {'-'.join(map(str, sizes))}, batch {batch}, SGD step", impls,
+                    flops=_flops(sizes, batch), rtol=1e-3, atol=1e-5)
+
+
+WORKLOADS = [_workload("mlp_small", *SMALL), _workload("mlp_large", *LARGE)]
 
 
 def main(argv=None) -> None:
+    from benchmarks.__main__ import main as suite_main
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu")
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--json", default=None)
-    args = p.parse_args(argv)
-    if args.device == "cpu":
-        try:
-            import torch
-
-            torch.set_num_threads(torch.get_num_threads())
-        except ImportError:
-            pass
-    run(args.device, args.repeat, args.json)
+    args, rest = p.parse_known_args(argv)
+    suite_main(["--workloads", "mlp_large", "--repeat", str(args.repeat)]
+               + (["--json", args.json] if args.json else []) + rest)
 
 
 if __name__ == "__main__":

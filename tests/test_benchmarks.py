@@ -1,0 +1,55 @@
+"""The benchmark command keeps working, and the Docker image does what the README says."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_suite_runs_and_writes_json_and_plot(tmp_path):
+    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    subprocess.run([sys.executable, "-m", "benchmarks", "--workloads", "overhead,mlp_small",
+                    "--repeat", "1", "--json", str(out), "--plot", str(png)],
+                   cwd=ROOT, check=True, capture_output=True, text=True)
+    data = json.loads(out.read_text())
+    assert {r["key"] for r in data["results"]} == {"overhead", "mlp_small"}
+    for row in data["results"]:
+        assert row["gpugrad_ms"] > 0 and row["torch_ms"] > 0 and row["ratio_to_torch"] > 0
+    assert data["environment"]["device"] == "cpu" and data["environment"]["date"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_disagreeing_implementations_are_caught():
+    from benchmarks.common import Workload
+    from benchmarks.suite import check_agreement
+
+    def impl(value):
+        return lambda device: ((lambda: None), (lambda: [value]), None)
+
+    w = Workload("x", "x", {"gpugrad": impl(1.0), "torch": impl(2.0)})
+    with pytest.raises(AssertionError, match="disagree"):
+        check_agreement(w, "cpu", ["gpugrad", "torch"])
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_docker_install_steps_are_the_readmes():
+    readme = (ROOT / "README.md").read_text()
+    runs = re.findall(r"^RUN (python3 -m venv .*)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert len(runs) == 2
+    assert runs[0] in readme
+    assert runs[1] == runs[0].replace('".[bench]"', '".[bench,cuda12]"')
+    for cmd in ("docker build -t gpugrad-bench .", "docker run --rm --gpus all",
+                "docker build --target cpu"):
+        assert cmd in readme
