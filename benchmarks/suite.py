@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import resource
 import time
+
 import numpy as np
 
 from benchmarks.common import Workload, time_isolated, time_it
