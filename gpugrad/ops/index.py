@@ -150,8 +150,15 @@ def _check_index(op: str, x: Tensor, index: Tensor) -> None:
 
 def _full_index(xp, index, dim: int) -> tuple:
     """Index arrays addressing out[index[i,j,..] along dim, i, j, ...]."""
-    grids = xp.indices(index.shape, sparse=True) if index.ndim else ()
-    return tuple(index if d == dim else grids[d] for d in range(index.ndim))
+    out = []
+    for d, n in enumerate(index.shape):
+        if d == dim:
+            out.append(index)
+        else:  # an arange along axis d, broadcast against the others
+            shape = [1] * index.ndim
+            shape[d] = n
+            out.append(xp.arange(n).reshape(shape))
+    return tuple(out)
 
 
 class Gather(Op):
@@ -305,6 +312,9 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
     if not isinstance(source, Tensor) or source._backend is not input._backend:
         raise DeviceError(f"index_add: source must be a Tensor on {input.device}")
     idx = index._data.reshape(-1)
+    if input.ndim == 0 and source.ndim == 0 and idx.shape[0] == 1:  # torch treats 0-d as (1,)
+        return index_add(input.reshape(1), 0, index.reshape(1), source.reshape(1),
+                         alpha=alpha).reshape(())
     expected = input.shape[:d] + (idx.shape[0],) + input.shape[d + 1:]
     if source.shape != expected:
         raise ShapeError(f"index_add: source of shape {tuple(source.shape)} does not match "
