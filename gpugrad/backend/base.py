@@ -129,6 +129,37 @@ class Backend:
 
     # -- optimizer updates (in place on lists of arrays; the NumPy versions are the
     # reference, the CUDA backend may replace each with one fused multi-tensor kernel) -----
+    def swish_forward(self, x, beta):
+        """y = x·σ(βx) in place on one temporary (β a number or a broadcastable array)."""
+        xp = self.xp
+        s = xp.multiply(x, beta, out=xp.empty_like(x))
+        xp.negative(s, out=s)
+        xp.exp(s, out=s)
+        s += 1
+        xp.reciprocal(s, out=s)
+        return xp.multiply(s, x, out=s)
+
+    def swish_backward(self, x, beta, g, need_beta: bool):
+        """(x̄, per-element β̄) of swish: with s = σ(βx),
+        x̄ = ȳ·s·(1 + βx(1 − s)) and β̄ᵢ = ȳ·x²·s(1 − s) (None unless need_beta)."""
+        xp = self.xp
+        s = xp.multiply(x, beta, out=xp.empty_like(x))
+        xp.negative(s, out=s)
+        xp.exp(s, out=s)
+        s += 1
+        xp.reciprocal(s, out=s)
+        w = xp.subtract(1, s, out=xp.empty_like(s))
+        w *= x                                   # w = x(1 − s)
+        gb = None
+        if need_beta:
+            gb = xp.multiply(w, x)
+            gb *= s
+            gb *= g
+        w *= beta
+        w += 1
+        w *= s
+        return xp.multiply(w, g, out=w), gb
+
     def sgd_update(self, params, grads, bufs, *, lr, momentum, dampening, weight_decay,
                    nesterov, maximize) -> None:
         """PyTorch's SGD, in place: d = ±g + wd·p; b ← μ·b + (1 − τ)·d (b = d on the first

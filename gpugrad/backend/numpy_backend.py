@@ -50,3 +50,11 @@ class NumpyBackend(Backend):
     def act_forward(self, kind: str, x):
         with np.errstate(over="ignore"):  # exp overflow in sigmoid correctly gives 0
             return super().act_forward(kind, x)
+
+    def swish_forward(self, x, beta):
+        with np.errstate(over="ignore"):
+            return super().swish_forward(x, beta)
+
+    def swish_backward(self, x, beta, g, need_beta: bool):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return super().swish_backward(x, beta, g, need_beta)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from ..autograd.function import Op
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import _wrap_array
 from .elementwise import exp, sigmoid, where
 from .reduce import sum, sum_to  # noqa: A004 - gg.sum, not builtins.sum
@@ -42,6 +43,8 @@ class Softmax(Op):
         xp = ctx.xp
         ctx.dim = dim
         ctx.save_output()
+        if x.size == 0:  # nothing to normalise (and max() has no identity)
+            return x.copy()
         z = x - x.max(axis=dim, keepdims=True)
         e = xp.exp(z)
         e /= e.sum(axis=dim, keepdims=True)
@@ -62,6 +65,8 @@ class LogSoftmax(Op):
         xp = ctx.xp
         ctx.dim = dim
         ctx.save_output()
+        if x.size == 0:
+            return x.copy()
         z = x - x.max(axis=dim, keepdims=True)
         return z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
 
@@ -162,13 +167,22 @@ class Swish(Op):
     def forward(ctx, x, beta):
         ctx.save_inputs(0, 1)
         ctx.beta, ctx.beta_shape = beta, getattr(beta, "shape", None)
-        return x * ctx.backend.act_forward("sigmoid", beta * x)
+        return ctx.backend.swish_forward(x, beta)
 
     @staticmethod
     def backward(ctx, g):
         need = ctx.needs_input_grad
         x = ctx.saved_input(0)
         beta = ctx.saved_input(1)
+        need_beta = len(need) > 1 and need[1]
+        if not is_grad_enabled():
+            # No graph to record: the backend's fused pass computes the same formulas.
+            gx, gb = ctx.backend.swish_backward(
+                x._data, ctx.beta if beta is None else beta._data, g._data, need_beta)
+            gx = _wrap_array(gx, ctx.backend) if need[0] else None
+            if need_beta:
+                gb = sum_to(_wrap_array(gb, ctx.backend), ctx.beta_shape)
+            return gx, gb
         beta = ctx.beta if beta is None else beta
         s = sigmoid(x * beta)
         ds = s * (1 - s)

@@ -43,3 +43,17 @@ def test_training_graph_on_gpu_matches_cpu():
         ((x.sigmoid() * x).tanh().relu() @ x.T).sum().backward()
         res.append(x.grad.cpu().numpy())
     np.testing.assert_allclose(res[0], res[1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.3])
+def test_swish_backend_matches_numpy(beta):
+    gpu = get_backend("cuda")
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((37, 19)) * 6).astype(np.float32)
+    g = rng.standard_normal((37, 19)).astype(np.float32)
+    np.testing.assert_allclose(gpu.to_host(gpu.swish_forward(gpu.asarray(x), beta)),
+                               cpu_backend.swish_forward(x, beta), rtol=1e-5, atol=1e-6)
+    gx, gb = gpu.swish_backward(gpu.asarray(x), beta, gpu.asarray(g), True)
+    rx, rb = cpu_backend.swish_backward(x, beta, g, True)
+    np.testing.assert_allclose(gpu.to_host(gx), rx, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gpu.to_host(gb), rb, rtol=1e-5, atol=1e-6)
