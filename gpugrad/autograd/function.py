@@ -218,6 +218,16 @@ class Op(Function):
         entry = self._saved[i]
         return None if entry is None else self._unpack_entry(entry)
 
+    def saved_output_array(self):
+        """The saved output's raw array (checked against in-place writes), for a fused
+        backward that records no graph."""
+        if self._freed:
+            raise RuntimeError(_FREED_MSG)
+        _, (array, counter, _), ver = self._saved[-1]
+        if counter.value != ver:
+            raise RuntimeError(_modified_message(self, array.shape, counter.value, ver))
+        return array
+
     @property
     def saved_output(self):
         """The (first saved) output of forward, as a Tensor connected to this node."""

@@ -11,6 +11,7 @@ import math
 from .. import _dtype
 from .._dtype import from_numpy_dtype, to_dtype
 from ..autograd.function import Op
+from ..autograd.grad_mode import _state as _grad_state
 from ..tensor import Tensor, _wrap_array
 from ._util import binary_operands, broadcast_error, float_dtype_of, is_scalar
 from .reduce import sum_to
@@ -300,6 +301,9 @@ class Activation(Op):
 
     @staticmethod
     def backward(ctx, g):
+        if not _grad_state.enabled:  # no graph to record: just the fused kernel
+            y = ctx.saved_output_array()
+            return _wrap_array(ctx.backend.act_backward(ctx.kind, y, g._data), ctx.backend), None
         return ActivationBackward.apply(ctx.saved_output, g, ctx.kind), None
 
     def name(self) -> str:
