@@ -71,6 +71,14 @@ def environment(device: str) -> dict:
     except ImportError:
         info["torch"] = None
     try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [f"{i.get('internal_api')} {i.get('version')} "
+                        f"{i.get('architecture')} x{i.get('num_threads')}"
+                        for i in threadpool_info() if i.get("user_api") == "blas"]
+    except ImportError:
+        pass
+    try:
         info["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
                                         capture_output=True, text=True,
                                         check=True).stdout.strip()

@@ -41,20 +41,16 @@ def load_digits(seed: int):
 
 
 def build_model(kind: str) -> nn.Module:
-    """The classifier: an MLP (64-512-256-10), or a small CNN when the conv layers exist."""
+    """The classifier: an MLP (64-512-256-10), or a depthwise separable CNN (see
+    `gpugrad.examples.cnn`)."""
     if kind == "mlp":
         return nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Dropout(0.2),
                              nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.2),
                              nn.Linear(256, 10))
     if kind == "cnn":
-        if not hasattr(nn, "Conv2d"):
-            raise SystemExit("--model cnn needs the convolution layers, which are not "
-                             "available yet; use --model mlp")
-        return nn.Sequential(
-            nn.Unflatten(1, (1, 8, 8)) if hasattr(nn, "Unflatten") else nn.Identity(),
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.Conv2d(16, 32, 1), nn.ReLU(),
-            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 16, 10))
+        from .examples.cnn import build_cnn  # the depthwise separable CNN of the example
+
+        return build_cnn()
     raise SystemExit(f"unknown model {kind!r}: choose mlp or cnn")
 
 

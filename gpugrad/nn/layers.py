@@ -1,4 +1,4 @@
-"""Basic layers: `Linear`, `Embedding`, `Dropout`, `Identity`, `Flatten`."""
+"""Basic layers: `Linear`, `Embedding`, `Dropout`, `Identity`, `Flatten`, `Unflatten`."""
 
 from __future__ import annotations
 
@@ -118,3 +118,17 @@ class Flatten(Module):
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Splits dimension `dim` into `unflattened_size` (the inverse of `Flatten`)."""
+
+    def __init__(self, dim: int, unflattened_size) -> None:
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return input.unflatten(self.dim, self.unflattened_size)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
