@@ -4,15 +4,16 @@
 
 template <typename T, typename Acc>
 __device__ __forceinline__ Acc act_forward_value(int kind, Acc x) {
-    if (kind == 0) return x > Acc(0) ? x : Acc(0);
+    if (kind == 0) return x <= Acc(0) ? Acc(0) : x;  // NaN stays NaN, as in PyTorch
     if (kind == 1) return Acc(1) / (Acc(1) + exp(-x));
     return tanh(x);
 }
 
-// Backward from the activation's output y: relu [y > 0], sigmoid y(1 - y), tanh 1 - y².
+// Backward from the activation's output y: relu [not y <= 0] (a NaN passes the gradient,
+// as in PyTorch), sigmoid y(1 - y), tanh 1 - y².
 template <typename Acc>
 __device__ __forceinline__ Acc act_backward_value(int kind, Acc y, Acc g) {
-    if (kind == 0) return y > Acc(0) ? g : Acc(0);
+    if (kind == 0) return y <= Acc(0) ? Acc(0) : g;
     if (kind == 1) return g * y * (Acc(1) - y);
     return g * (Acc(1) - y * y);
 }

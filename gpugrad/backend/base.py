@@ -112,7 +112,8 @@ class Backend:
         """x̄ from the activation's output y and upstream ȳ, in one pass."""
         xp = self.xp
         if kind == "relu":
-            return xp.where(y > 0, g, xp.zeros((), dtype=g.dtype))
+            # Zero only where y <= 0, so a NaN passes its gradient through (as PyTorch).
+            return xp.where(y <= 0, xp.zeros((), dtype=g.dtype), g)
         if kind == "tanh":
             out = xp.multiply(y, y, out=xp.empty_like(y))
             xp.subtract(1, out, out=out)

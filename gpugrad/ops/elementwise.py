@@ -732,8 +732,11 @@ def bitwise_not(input: Tensor) -> Tensor:
 
 
 def sign(input: Tensor) -> Tensor:
-    """−1, 0 or 1 elementwise (never requires grad)."""
-    return _nondiff(input._backend.xp.sign, input)
+    """−1, 0 or 1 elementwise (never requires grad); 0 at NaN, as in torch."""
+    xp = input._backend.xp
+    if input.dtype.category == 2:
+        return _nondiff(lambda a: xp.nan_to_num(xp.sign(a), nan=0.0), input)
+    return _nondiff(xp.sign, input)
 
 
 def round(input: Tensor, decimals: int = 0) -> Tensor:  # noqa: A001

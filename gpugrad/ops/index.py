@@ -6,6 +6,8 @@ indices accumulate their contributions; gradients of every scatter are reads.
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from ..autograd.function import Op, version_counter
@@ -86,9 +88,46 @@ class IndexBackward(Op):
         return GetItem.apply(gz, ctx.key, ctx.basic), None, None, None
 
 
+def _split_int_key(k: tuple, ndim: int):
+    """(basic key, advanced key) when `k` mixes ints with index arrays, else None. PyTorch
+    applies ints (with slices and None) first and the arrays to the result; NumPy would treat
+    each int as one more advanced index and, when they are not adjacent to the arrays, move
+    the indexed dims to the front: x[0, :, [0, 1]] is (2, n) in NumPy but (n, 2) in torch."""
+    def is_int(c):
+        return isinstance(c, (int, np.integer)) and not isinstance(c, bool)
+
+    def consumed(c):
+        if c is None or c is Ellipsis:
+            return 0
+        return c.ndim if getattr(c, "dtype", None) is not None and c.dtype.kind == "b" else 1
+
+    if not any(map(is_int, k)):
+        return None
+    n_ellipsis = ndim - builtins.sum(consumed(c) for c in k)
+    if n_ellipsis < 0:
+        return None  # too many indices: the plain path raises the IndexError
+    first, second = [], []
+    for c in k:
+        if c is Ellipsis:
+            first += [slice(None)] * n_ellipsis
+            second += [slice(None)] * n_ellipsis
+        elif c is None or isinstance(c, slice):
+            first.append(c)
+            second.append(slice(None))
+        elif is_int(c):
+            first.append(c)
+        else:
+            first += [slice(None)] * consumed(c)
+            second.append(c)
+    return tuple(first), tuple(second)
+
+
 def getitem(x: Tensor, key) -> Tensor:
     """x[key] for ints, slices, None, Ellipsis, bool masks and integer arrays/tensors."""
     k, basic = _normalize_key(x, key)
+    split = None if basic else _split_int_key(k, x.ndim)
+    if split is not None:
+        return getitem(getitem(x, split[0]), split[1])
     out = GetItem.apply(x, k, basic)
     if basic:
         out._version = version_counter(x)
@@ -148,6 +187,19 @@ def _check_index(op: str, x: Tensor, index: Tensor) -> None:
         raise TypeError(f"{op}: index must be an integer tensor, got {index.dtype}")
 
 
+def _check_bounds(op: str, x: Tensor, dim: int, index: Tensor) -> None:
+    """Every index in [0, n) along `dim`, as torch requires (NumPy would wrap negatives).
+    Reads the index range back to the host (one sync on a GPU)."""
+    arr = index._data
+    if not arr.size:
+        return
+    n = x.shape[dim] if x.ndim else 1
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi >= n:
+        raise IndexError(f"{op}: index {lo if lo < 0 else hi} is out of bounds for dimension "
+                         f"{dim} with size {n} (input shape {tuple(x.shape)})")
+
+
 def _full_index(xp, index, dim: int) -> tuple:
     """Index arrays addressing out[index[i,j,..] along dim, i, j, ...]."""
     out = []
@@ -194,6 +246,7 @@ def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
         if i != d and a > b:
             raise ShapeError(f"gather: index {tuple(index.shape)} is larger than input "
                              f"{tuple(input.shape)} in dimension {i}")
+    _check_bounds("gather", input, d, index)
     return Gather.apply(input, d, index._data)
 
 
@@ -240,6 +293,7 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
         raise ShapeError(f"scatter_add: index {tuple(index.shape)}, src {tuple(src.shape)} and "
                          f"input {tuple(input.shape)} are incompatible (same ndim; index no "
                          "larger than src, nor than input outside dim)")
+    _check_bounds("scatter_add", input, d, index)
     if src.dtype is not input.dtype:
         src = src.to(input.dtype)
     return ScatterAdd.apply(input, d, index._data, src)
@@ -268,6 +322,7 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     if index.ndim > 1:
         raise ShapeError(f"index_select: index must be 1-d, got shape {tuple(index.shape)}")
     d = norm_dim(dim, input.ndim, "index_select")
+    _check_bounds("index_select", input, d, index)
     idx = index._data.reshape(-1)
     if input.ndim == 0:
         return reshape_0d(input, idx)
@@ -309,6 +364,7 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
     """input with alpha·source added at `index` along `dim` (repeats accumulate)."""
     _check_index("index_add", input, index)
     d = norm_dim(dim, input.ndim, "index_add")
+    _check_bounds("index_add", input, d, index)
     if not isinstance(source, Tensor) or source._backend is not input._backend:
         raise DeviceError(f"index_add: source must be a Tensor on {input.device}")
     idx = index._data.reshape(-1)

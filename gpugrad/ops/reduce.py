@@ -115,8 +115,11 @@ class Extremum(Op):
         keep = _keep_shape(x.shape, dims)
         mask = x._data == y._data.reshape(keep)
         count = mask.sum(axis=dims, keepdims=True)
-        share = g.reshape(keep) / _wrap_array(count.astype(g._data.dtype), ctx.backend)
-        return _ew.where(_wrap_array(mask, ctx.backend), share, 0.0), None, None, None
+        dt = g._data.dtype
+        share = g.reshape(keep) / _wrap_array(count.astype(dt), ctx.backend)
+        # share·mask, not where(mask, share, 0): as in torch, a NaN maximum (no element equals
+        # it, so share = ȳ/0) gives NaN gradients rather than silently zero ones
+        return share * _wrap_array(mask.astype(dt), ctx.backend), None, None, None
 
 
 class ExtremumDim(Op):

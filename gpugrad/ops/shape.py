@@ -234,6 +234,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
     ref = max(tensors, key=lambda t: t.ndim)
     d = norm_dim(dim, ref.ndim, "cat")
     # PyTorch skips 1-d empty tensors (legacy behaviour).
+    skipped = [t for t in tensors if t.ndim == 1 and t.shape[0] == 0 and t.requires_grad]
     tensors = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or tensors[:1]
     for t in tensors:
         if t.ndim != ref.ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, ref.shape))
@@ -245,8 +246,13 @@ def cat(tensors, dim: int = 0) -> Tensor:
         dt = promote_types(dt, t.dtype)
     tensors = [t.to(dt) if t.dtype is not dt else t for t in tensors]
     if len(tensors) == 1:
-        return tensors[0] * 1 if tensors[0].requires_grad else tensors[0].clone()
-    return Cat.apply(d, *tensors)
+        out = tensors[0] * 1 if tensors[0].requires_grad else tensors[0].clone()
+    else:
+        out = Cat.apply(d, *tensors)
+    for t in skipped:
+        if t is not tensors[0]:  # an empty sum: gives a skipped input its (empty) gradient
+            out = out + t.sum().to(out.dtype)
+    return out
 
 
 concat = concatenate = cat
@@ -313,6 +319,8 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     d = norm_dim(dim, input.ndim, "chunk")
     n = input.shape[d]
+    if n == 0:  # as torch: `chunks` empty pieces
+        return split(input, [0] * chunks, d)
     size = max(-(-n // chunks), 1)
     return split(input, size, d)
 
