@@ -18,6 +18,8 @@ from . import autograd
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from . import ops
 from .ops import *  # noqa: F403 - the functional forms: gg.add, gg.sum, gg.cat, ...
+from .ops.conv import conv1d, conv2d
+from .ops.pool import max_pool2d
 from .creation import (
     arange, as_tensor, empty, empty_like, eye, from_dlpack, from_numpy, full, full_like,
     linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like, tensor,
@@ -30,7 +32,7 @@ double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001
-from . import nn, optim
+from . import distributions, nn, optim
 from .io import load, save
 
 __all__ = [n for n in dir() if not n.startswith("_")]

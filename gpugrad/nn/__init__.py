@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from . import functional, init, utils
 from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Swish, Tanh
+from .attention import MultiheadAttention
 from .container import ModuleDict, ModuleList, Sequential
-from .layers import Dropout, Embedding, Flatten, Identity, Linear
+from .conv import Conv1d, Conv2d
+from .graph import GraphConv
+from .implicit import DEQFixedPoint
+from .layers import Dropout, Embedding, Flatten, Identity, Linear, Unflatten
 from .loss import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -18,6 +22,8 @@ from .loss import (
 from .module import Module
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .parameter import Parameter
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Embedding",
@@ -25,4 +31,7 @@ __all__ = [
     "Sigmoid", "Tanh", "GELU", "SiLU", "Swish", "LeakyReLU", "Softmax", "LogSoftmax",
     "MSELoss", "L1Loss", "HuberLoss", "CrossEntropyLoss", "NLLLoss", "BCELoss",
     "BCEWithLogitsLoss", "functional", "init", "utils",
+    "DEQFixedPoint",
+    "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Unflatten",
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "MultiheadAttention", "GraphConv",
 ]

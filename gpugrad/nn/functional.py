@@ -9,9 +9,11 @@ from .. import _dtype
 from ..autograd.grad_mode import no_grad
 from ..errors import ShapeError
 from ..ops import activation as _act
+from ..ops.conv import conv1d, conv2d
 from ..ops.elementwise import cast, relu, sigmoid, tanh, where
 from ..ops.index import index_select
 from ..ops.normalization import standardize
+from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from ..tensor import Tensor, _wrap_array
 from ._functional_loss import (
     binary_cross_entropy,
@@ -29,6 +31,7 @@ __all__ = [
     "log_softmax", "dropout", "layer_norm", "batch_norm", "embedding", "one_hot", "mse_loss",
     "l1_loss", "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "nll_loss", "huber_loss", "smooth_l1_loss",
+    "conv1d", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
 ]
 
 
@@ -191,3 +194,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     classes = xp.arange(num_classes)
     return _wrap_array((tensor._data[..., None] == classes).astype(xp.int64), tensor._backend)
 
+
+from .attention import scaled_dot_product_attention  # noqa: E402 - uses this module
+
+__all__ += ["scaled_dot_product_attention"]
