@@ -17,7 +17,7 @@ import argparse
 
 import numpy as np
 
-from benchmarks.common import environment, report, time_it
+from benchmarks.common import Workload, environment, report, time_it
 
 INPUT, HIDDEN, BATCH, STEPS = 128, 256, 64, 32
 NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
@@ -197,6 +197,22 @@ def run(device: str = "cpu", repeat: int = 9, json_path: str | None = None) -> l
             ("ratio_to_torch_unrolled", "gpugrad / PyTorch unrolled"),
             ("ratio_to_numpy", "gpugrad / NumPy")], environment(device), json_path)
     return [row]
+
+
+def _suite_impl(make, device: str):
+    weights, x, cot = make_data()
+    return make(weights, x, cot) if make is numpy_step else make(weights, x, cot, device)
+
+
+# Gate GEMMs: input and hidden projections, forward once and backward twice.
+_FLOPS = 3 * 2 * STEPS * BATCH * 4 * HIDDEN * (INPUT + HIDDEN)
+
+WORKLOADS = [Workload(
+    "lstm", f"LSTM {INPUT}->{HIDDEN}, batch {BATCH}, {STEPS} steps, fwd+bwd",
+    {name: (lambda device, make=make: _suite_impl(make, device))
+     for name, make in (("gpugrad", gpugrad_step), ("torch", torch_step),
+                        ("numpy", numpy_step))},
+    flops=_FLOPS, rtol=1e-3, atol=1e-4)]
 
 
 def main(argv=None) -> None:
