@@ -54,6 +54,25 @@ def build_model(kind: str) -> nn.Module:
     raise SystemExit(f"unknown model {kind!r}: choose mlp or cnn")
 
 
+def train_epoch(model: nn.Module, optimizer, x: gg.Tensor, y: gg.Tensor, batch_size: int,
+                rng: np.random.Generator, on_step=None) -> float:
+    """One pass over (x, y) in shuffled mini-batches with cross-entropy; returns the mean
+    loss. The loss stays on the device until the single read at the end of the epoch."""
+    n = len(y)
+    perm = gg.tensor(rng.permutation(n), device=x.device)
+    total = gg.zeros((), device=x.device)
+    for i in range(0, n, batch_size):
+        idx = perm[i:i + batch_size]
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if on_step is not None:
+            on_step()
+        total = total + loss.detach() * len(idx)
+    return total.item() / n
+
+
 def evaluate(model: nn.Module, x: gg.Tensor, y: gg.Tensor) -> float:
     """Accuracy of `model` on (x, y), computed on the device; one number read back."""
     model.eval()
@@ -95,17 +114,8 @@ def train(device: str | None = None, epochs: int = 40, batch_size: int = 32, lr:
         task = progress.add_task("train", total=epochs, loss=float("nan"), acc=0.0, rate=0.0)
         for epoch in range(epochs):
             t0 = time.perf_counter()
-            perm = gg.tensor(rng.permutation(n), device=device)
-            total = gg.zeros((), device=device)
-            for i in range(0, n, batch_size):
-                idx = perm[i:i + batch_size]
-                loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total = total + loss.detach() * len(idx)
+            epoch_loss = train_epoch(model, optimizer, x_train, y_train, batch_size, rng)
             scheduler.step()
-            epoch_loss = total.item() / n  # one host read per epoch, for the display
             acc = evaluate(model, x_test, y_test)
             rate = n / (time.perf_counter() - t0)
             history.append({"epoch": epoch + 1, "loss": epoch_loss, "test_accuracy": acc})

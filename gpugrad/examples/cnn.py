@@ -17,9 +17,8 @@ import numpy as np
 
 import gpugrad as gg
 import gpugrad.nn as nn
-import gpugrad.nn.functional as F
 from gpugrad.examples._common import parser, progress, report
-from gpugrad.train import load_digits
+from gpugrad.train import evaluate, load_digits, train_epoch
 
 
 def separable(c_in: int, c_out: int) -> nn.Sequential:
@@ -36,15 +35,6 @@ def build_cnn(width: int = 32) -> nn.Sequential:
         separable(width, 2 * width),          # -> (2w, 4, 4)
         separable(2 * width, 2 * width),      # -> (2w, 2, 2)
         nn.Flatten(), nn.Linear(2 * width * 4, 10))
-
-
-def accuracy(model: nn.Module, x: gg.Tensor, y: gg.Tensor) -> float:
-    """Classification accuracy, computed on the device with one number read back."""
-    model.eval()
-    with gg.no_grad():
-        correct = (model(x).argmax(1) == y).sum()
-    model.train()
-    return correct.item() / len(y)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -71,18 +61,10 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     with progress(epochs, "cnn") as update:
         for _ in range(epochs):
-            perm = gg.tensor(rng.permutation(n), device=device)
-            total = gg.zeros((), device=device)
-            for i in range(0, n, args.batch_size):
-                idx = perm[i:i + args.batch_size]
-                loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total = total + loss.detach() * len(idx)
+            loss = train_epoch(model, optimizer, x_train, y_train, args.batch_size, rng)
             scheduler.step()
-            acc = accuracy(model, x_test, y_test)
-            history.append({"loss": total.item() / n, "test_accuracy": acc})
+            acc = evaluate(model, x_test, y_test)
+            history.append({"loss": loss, "test_accuracy": acc})
             update(f"loss {history[-1]['loss']:.4f}  test acc {acc:.2%}")
     seconds = time.perf_counter() - start
     metrics = {"device": device, "epochs": epochs,

@@ -26,7 +26,7 @@ import gpugrad as gg
 import gpugrad.nn as nn
 import gpugrad.nn.functional as F
 from gpugrad.examples._common import parser, progress, report
-from gpugrad.train import load_digits
+from gpugrad.train import evaluate, load_digits, train_epoch
 
 
 class EquilibriumCell(nn.Module):
@@ -101,33 +101,25 @@ def main(argv: list[str] | None = None) -> dict:
     x_test, y_test = gg.tensor(xte, device=device), gg.tensor(yte, device=device)
     model = DEQClassifier(hidden=args.hidden).to(device)
     optimizer = gg.optim.Adam(model.parameters(), lr=args.lr)
-    n = len(ytr)
     fwd_iters, bwd_iters = [], []
+
+    def record_solver_iterations() -> None:
+        fwd_iters.append(model.deq.forward_info["iters"])
+        bwd_iters.append(model.deq.backward_info["iters"])
+
     start = time.perf_counter()
     with progress(epochs, "deq") as update:
         for _ in range(epochs):
-            perm = gg.tensor(rng.permutation(n), device=device)
-            total = gg.zeros((), device=device)
-            for i in range(0, n, args.batch_size):
-                idx = perm[i:i + args.batch_size]
-                loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                fwd_iters.append(model.deq.forward_info["iters"])
-                bwd_iters.append(model.deq.backward_info["iters"])
-                total = total + loss.detach() * len(idx)
-            model.eval()
-            with gg.no_grad():
-                acc = (model(x_test).argmax(1) == y_test).sum().item() / len(yte)
-            model.train()
-            update(f"loss {total.item() / n:.3f}  test acc {acc:.2%}  "
+            loss = train_epoch(model, optimizer, x_train, y_train, args.batch_size, rng,
+                               on_step=record_solver_iterations)
+            acc = evaluate(model, x_test, y_test)
+            update(f"loss {loss:.3f}  test acc {acc:.2%}  "
                    f"solver iters {fwd_iters[-1]}/{bwd_iters[-1]}")
     seconds = time.perf_counter() - start
     metrics = {
         "grad_check_max_abs_diff": diff,
         "epochs": epochs,
-        "final_train_loss": total.item() / n,
+        "final_train_loss": loss,
         "test_accuracy": acc,
         "mean_forward_iters": float(np.mean(fwd_iters)),
         "mean_backward_iters": float(np.mean(bwd_iters)),

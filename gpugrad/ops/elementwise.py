@@ -32,12 +32,15 @@ def _binary(ctx, fn, a, b, op: str):
 class Add(Op):
     """y = a + α·b;  ā = sum_to(ȳ),  b̄ = α·sum_to(ȳ)."""
 
+    _sign, _name = 1, "add"
+
     @staticmethod
     def forward(ctx, a, b, alpha=1):
         ctx.shapes, ctx.alpha = (_shape(a), _shape(b)), alpha
         if alpha != 1:
             b = b * alpha
-        return _binary(ctx, ctx.xp.add, a, b, "add")
+        fn = ctx.xp.add if ctx._sign > 0 else ctx.xp.subtract
+        return _binary(ctx, fn, a, b, ctx._name)
 
     @staticmethod
     def backward(ctx, g):
@@ -46,29 +49,16 @@ class Add(Op):
         gb = None
         if need[1]:
             gb = sum_to(g, sb)
-            if ctx.alpha != 1:
-                gb = gb * ctx.alpha
+            scale = ctx._sign * ctx.alpha
+            if scale != 1:
+                gb = gb * scale
         return (sum_to(g, sa) if need[0] else None), gb
 
 
-class Sub(Op):
+class Sub(Add):
     """y = a − α·b;  ā = sum_to(ȳ),  b̄ = −α·sum_to(ȳ)."""
 
-    @staticmethod
-    def forward(ctx, a, b, alpha=1):
-        ctx.shapes, ctx.alpha = (_shape(a), _shape(b)), alpha
-        if alpha != 1:
-            b = b * alpha
-        return _binary(ctx, ctx.xp.subtract, a, b, "sub")
-
-    @staticmethod
-    def backward(ctx, g):
-        sa, sb = ctx.shapes
-        need = ctx.needs_input_grad
-        gb = None
-        if need[1]:
-            gb = sum_to(g, sb) * (-ctx.alpha)
-        return (sum_to(g, sa) if need[0] else None), gb
+    _sign, _name = -1, "sub"
 
 
 class Mul(Op):
