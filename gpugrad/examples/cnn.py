@@ -56,7 +56,6 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_cnn(args.width).to(device)
     optimizer = gg.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = gg.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    n = len(ytr)
     history = []
     start = time.perf_counter()
     with progress(epochs, "cnn") as update:
