@@ -186,9 +186,15 @@ def _accumulate_into_leaf(leaf, g, create_graph: bool, shared: dict) -> None:
     if old is None:
         if not create_graph:
             data = g._data
-            if id(data) in shared or data.base is not None:
+            base = data.base
+            # Copy only what may be aliased: a gradient passed through unchanged, or a view
+            # of one; a view of a fresh result (e.g. a transposed matmul output) is ours.
+            if id(data) in shared or (base is not None and id(base) in shared):
                 data = data.copy()
+                base = None
             shared[id(data)] = data
+            if base is not None:
+                shared[id(base)] = base
             g = _wrap_array(data, g._backend)
         leaf.grad = g
     elif create_graph or old._requires_grad:

@@ -27,7 +27,15 @@ class MatMul(Op):
         need = ctx.needs_input_grad
         a, b = ctx.saved_input(0), ctx.saved_input(1)
         ga = sum_to(matmul(g, _mT(b)), a.shape) if need[0] else None
-        gb = sum_to(matmul(_mT(a), g), b.shape) if need[1] else None
+        gb = None
+        if need[1]:
+            flags = b._data.flags
+            if a.ndim == 2 and b.ndim == 2 and flags.f_contiguous and not flags.c_contiguous:
+                # B is a transposed view (x @ W.T): form (Ȳᵀ A)ᵀ so that W's gradient comes
+                # out in W's own row-major layout, with no strided copy later.
+                gb = _mT(matmul(_mT(g), a))
+            else:
+                gb = sum_to(matmul(_mT(a), g), b.shape)
         return ga, gb
 
 

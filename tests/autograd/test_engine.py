@@ -327,3 +327,33 @@ def test_shape_mismatch_names_both_shapes_and_op():
 def test_matmul_dtype_mismatch():
     with pytest.raises(TypeError, match="float32.*float64"):
         gg.ones(2, 2) @ gg.ones(2, 2, dtype=gg.float64)
+
+
+def test_linear_weight_grad_is_row_major_and_unaliased():
+    x = gg.randn(8, 5)
+    w = gg.randn(3, 5, requires_grad=True)
+    v = gg.randn(3, 5, requires_grad=True)
+    ((x @ w.T).sum() + (x @ v.T).sum()).backward()
+    assert w.grad.array.flags.c_contiguous
+    np.testing.assert_allclose(w.grad.numpy(), np.ones((8, 3)).T @ x.numpy(), rtol=1e-5)
+    w.grad.mul_(0)
+    assert np.abs(v.grad.numpy()).sum() > 0
+
+
+def test_two_leaves_given_views_of_one_array_do_not_alias():
+    class Split(gg.autograd.Op):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a + b
+
+        @staticmethod
+        def backward(ctx, g):
+            t = g * 2  # fresh; both gradients are views of it
+            return t.reshape(-1).reshape(g.shape), t.T.T
+
+    a = gg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    b = gg.tensor([[5.0, 6.0], [7.0, 8.0]], requires_grad=True)
+    Split.apply(a, b).sum().backward()
+    a.grad.mul_(10)
+    assert b.grad.tolist() == [[2.0, 2.0], [2.0, 2.0]]
+    assert a.grad.tolist() == [[20.0, 20.0], [20.0, 20.0]]
