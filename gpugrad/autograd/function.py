@@ -55,7 +55,6 @@ class Function:
 
     _raw = False  # Op sets True: forward works on arrays
     _edges: tuple = ()
-    needs_input_grad: tuple = ()
     _input_meta: tuple = ()
     _output_meta: tuple = ()
     _saved = None
@@ -73,6 +72,11 @@ class Function:
         raise NotImplementedError(f"{type(ctx).__name__} does not define backward")
 
     # -- ctx API -------------------------------------------------------------------
+    @property
+    def needs_input_grad(self) -> tuple:
+        """Per forward argument: does it need a gradient? (Read in backward.)"""
+        return tuple([e is not None for e in self._edges])
+
     def save_for_backward(self, *tensors) -> None:
         """Keep tensors (inputs or outputs of forward) for `backward`; read them back with
         `ctx.saved_tensors`, which checks that none was modified in place since."""
@@ -240,34 +244,38 @@ def _record(ctx, args, results) -> None:
     """Attach the node to the graph: edges to the inputs, outputs' grad_fn, saved values."""
     edges = []
     meta = []
-    needs = []
     for a in args:
         if isinstance(a, Tensor) and a._requires_grad:
             fn = a.grad_fn
             edges.append((fn, a._output_nr) if fn is not None else (a, -1))
             data = a._data
             meta.append((data.shape, data.dtype))
-            needs.append(True)
         else:
             edges.append(None)
             meta.append(None)
-            needs.append(False)
     if _anomaly.enabled:
         capture_creation(ctx)
     ctx._edges = edges
-    ctx.needs_input_grad = needs
     ctx._input_meta = meta
     non_diff = ctx._non_diff
-    out_meta = []
-    for i, r in enumerate(results):
+    if len(results) == 1 and non_diff is None:
+        r = results[0]
         data = r._data
-        out_meta.append((data.shape, data.dtype))
-        if data.dtype.kind in "fc" and (non_diff is None or id(r) not in non_diff):
+        ctx._output_meta = ((data.shape, data.dtype),)
+        if data.dtype.kind in "fc":
             r._requires_grad = True
             r.grad_fn = ctx
-            if i:
-                r._output_nr = i
-    ctx._output_meta = out_meta
+    else:
+        out_meta = []
+        for i, r in enumerate(results):
+            data = r._data
+            out_meta.append((data.shape, data.dtype))
+            if data.dtype.kind in "fc" and (non_diff is None or id(r) not in non_diff):
+                r._requires_grad = True
+                r.grad_fn = ctx
+                if i:
+                    r._output_nr = i
+        ctx._output_meta = out_meta
     if ctx._raw and (ctx._save_in or ctx._save_out):
         # Layout: one entry per forward argument (None unless saved), then the output.
         saved = [None] * len(args)
