@@ -12,7 +12,8 @@ from benchmarks.common import environment, report
 from benchmarks.suite import all_workloads, run
 
 COLUMNS = [("name", "workload"), ("gpugrad_ms", "gpugrad ms"), ("spread_ms", "spread ms"),
-           ("torch_ms", "PyTorch ms"), ("numpy_ms", "NumPy, no AD, ms"),
+           ("torch_ms", "PyTorch ms"), ("torch_spread_ms", "spread ms"),
+           ("numpy_ms", "NumPy, no AD, ms"),
            ("ratio_to_torch", "gpugrad / PyTorch"), ("gflops", "GFLOP/s"), ("gbps", "GB/s"),
            ("fraction_of_peak", "of peak"), ("gpugrad_peak_mem_mb", "peak MB"),
            ("torch_peak_mem_mb", "PyTorch peak MB")]

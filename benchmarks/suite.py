@@ -142,6 +142,8 @@ def run(device: str = "cpu", workloads: list[str] | None = None, repeat: int = 7
         row = {"key": key, "name": w.name, "gpugrad_ms": g["median"] * 1e3,
                "spread_ms": (g["max"] - g["min"]) * 1e3,
                "torch_ms": times["torch"]["median"] * 1e3 if "torch" in times else None,
+               "torch_spread_ms": ((times["torch"]["max"] - times["torch"]["min"]) * 1e3
+                                   if "torch" in times else None),
                "numpy_ms": times["numpy"]["median"] * 1e3 if "numpy" in times else None,
                "gpugrad_peak_mem_mb": g["peak_mem_mb"],
                "torch_peak_mem_mb": times["torch"]["peak_mem_mb"] if "torch" in times else None,
