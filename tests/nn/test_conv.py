@@ -5,35 +5,12 @@ included); float64 gradcheck and double backward; errors for bad inputs."""
 import numpy as np
 import pytest
 import torch
-from oracle import rand
+from oracle import check_module as compare
+from oracle import copy_weights, rand
 
 import gpugrad as gg
 import gpugrad.nn.functional as F
 from gpugrad import nn
-
-
-def copy_weights(ours: nn.Module, theirs: torch.nn.Module) -> None:
-    ours.load_state_dict({k: gg.tensor(v.detach().numpy()) for k, v in
-                          theirs.state_dict().items()})
-
-
-def compare(ours: nn.Module, theirs: torch.nn.Module, x: np.ndarray, atol=1e-5, rtol=1e-4):
-    """Same input and upstream gradient through both; compare output and every gradient."""
-    g_in, t_in = gg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    g_out, t_out = ours(g_in), theirs(t_in)
-    assert tuple(g_out.shape) == tuple(t_out.shape)
-    np.testing.assert_allclose(g_out.detach().numpy(), t_out.detach().numpy(), atol=atol,
-                               rtol=rtol)
-    cot = rand(*t_out.shape, dtype=x.dtype)
-    g_out.backward(gg.tensor(cot))
-    t_out.backward(torch.tensor(cot))
-    np.testing.assert_allclose(g_in.grad.numpy(), t_in.grad.numpy(), atol=atol, rtol=rtol,
-                               err_msg="input gradient")
-    t_params = dict(theirs.named_parameters())
-    for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad.numpy(), t_params[name].grad.numpy(), atol=atol,
-                                   rtol=rtol, err_msg=name)
-
 
 CONV2D_CASES = [
     # (in, out, kernel, stride, padding, dilation, groups, bias)

@@ -4,38 +4,11 @@ weights: forward values, input gradients and parameter gradients."""
 import numpy as np
 import pytest
 import torch
-from oracle import rand
+from oracle import check_module as compare
+from oracle import copy_weights, rand
 
 import gpugrad as gg
 from gpugrad import nn
-
-
-def copy_weights(ours: nn.Module, theirs: torch.nn.Module) -> None:
-    """Copy every torch parameter and buffer into the gpugrad twin (same names)."""
-    sd = {k: gg.tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()}
-    ours.load_state_dict(sd)
-
-
-def compare(ours, theirs, *inputs, atol=1e-5, rtol=1e-4, grad_inputs=True):
-    """Run both modules on the same inputs, backprop the same random cotangent, compare."""
-    g_in = [gg.tensor(a, requires_grad=grad_inputs and a.dtype.kind == "f") for a in inputs]
-    t_in = [torch.tensor(a, requires_grad=grad_inputs and a.dtype.kind == "f") for a in inputs]
-    g_out, t_out = ours(*g_in), theirs(*t_in)
-    assert tuple(g_out.shape) == tuple(t_out.shape)
-    np.testing.assert_allclose(g_out.detach().numpy(), t_out.detach().numpy(), atol=atol,
-                               rtol=rtol)
-    cot = rand(*t_out.shape, dtype=t_out.detach().numpy().dtype)
-    g_out.backward(gg.tensor(cot))
-    t_out.backward(torch.tensor(cot))
-    for g, t in zip(g_in, t_in):
-        if t.requires_grad:
-            np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), atol=atol, rtol=rtol)
-    t_params = dict(theirs.named_parameters())
-    g_params = dict(ours.named_parameters())
-    assert list(g_params) == list(t_params)
-    for name, p in g_params.items():
-        np.testing.assert_allclose(p.grad.numpy(), t_params[name].grad.numpy(), atol=atol,
-                                   rtol=rtol, err_msg=name)
 
 
 def test_linear():
