@@ -87,6 +87,10 @@ class Function:
         """The tensors given to `save_for_backward`, checked against in-place writes."""
         return self._unpack_saved()
 
+    def input_shape(self, i: int) -> tuple:
+        """The shape of forward argument `i` (recorded for inputs that need a gradient)."""
+        return self._input_meta[i][0]
+
     def mark_non_differentiable(self, *tensors) -> None:
         """Declare outputs that never require grad (indices, masks)."""
         self._non_diff = {id(t) for t in tensors}

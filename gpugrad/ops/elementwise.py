@@ -29,6 +29,12 @@ def _binary(ctx, fn, a, b, op: str):
 
 
 # --- arithmetic ---------------------------------------------------------------------------
+# The binary ops read input shapes from the node's input metadata (`ctx.input_shape(i)`,
+# recorded for every input that needs a gradient) instead of storing them: they are the
+# hottest ops, and every attribute saved in forward is per-op overhead.
+_BOTH = (0, 1)
+
+
 class Add(Op):
     """y = a + α·b;  ā = sum_to(ȳ),  b̄ = α·sum_to(ȳ)."""
 
@@ -36,23 +42,25 @@ class Add(Op):
 
     @staticmethod
     def forward(ctx, a, b, alpha=1):
-        ctx.shapes, ctx.alpha = (_shape(a), _shape(b)), alpha
+        ctx.alpha = alpha
         if alpha != 1:
             b = b * alpha
-        fn = ctx.xp.add if ctx._sign > 0 else ctx.xp.subtract
-        return _binary(ctx, fn, a, b, ctx._name)
+        xp = ctx._backend.xp
+        try:
+            return xp.add(a, b) if ctx._sign > 0 else xp.subtract(a, b)
+        except ValueError:
+            raise broadcast_error(ctx._name, _shape(a), _shape(b)) from None
 
     @staticmethod
     def backward(ctx, g):
-        sa, sb = ctx.shapes
         need = ctx.needs_input_grad
         gb = None
         if need[1]:
-            gb = sum_to(g, sb)
+            gb = sum_to(g, ctx.input_shape(1))
             scale = ctx._sign * ctx.alpha
             if scale != 1:
                 gb = gb * scale
-        return (sum_to(g, sa) if need[0] else None), gb
+        return (sum_to(g, ctx.input_shape(0)) if need[0] else None), gb
 
 
 class Sub(Add):
@@ -66,21 +74,23 @@ class Mul(Op):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_inputs(0, 1)
-        ctx.shapes, ctx.consts = (_shape(a), _shape(b)), (a, b)
-        return _binary(ctx, ctx.xp.multiply, a, b, "mul")
+        ctx._save_in = _BOTH
+        ctx.consts = (a, b)
+        try:
+            return ctx._backend.xp.multiply(a, b)
+        except ValueError:
+            raise broadcast_error("mul", _shape(a), _shape(b)) from None
 
     @staticmethod
     def backward(ctx, g):
-        sa, sb = ctx.shapes
         need = ctx.needs_input_grad
         ga = gb = None
         if need[0]:
             b = ctx.saved_input(1)
-            ga = sum_to(g * (ctx.consts[1] if b is None else b), sa)
+            ga = sum_to(g * (ctx.consts[1] if b is None else b), ctx.input_shape(0))
         if need[1]:
             a = ctx.saved_input(0)
-            gb = sum_to(g * (ctx.consts[0] if a is None else a), sb)
+            gb = sum_to(g * (ctx.consts[0] if a is None else a), ctx.input_shape(1))
         return ga, gb
 
 
@@ -89,22 +99,24 @@ class Div(Op):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_inputs(0, 1)
-        ctx.shapes, ctx.consts = (_shape(a), _shape(b)), (a, b)
-        return _binary(ctx, ctx.xp.true_divide, a, b, "div")
+        ctx._save_in = _BOTH
+        ctx.consts = (a, b)
+        try:
+            return ctx._backend.xp.true_divide(a, b)
+        except ValueError:
+            raise broadcast_error("div", _shape(a), _shape(b)) from None
 
     @staticmethod
     def backward(ctx, g):
-        sa, sb = ctx.shapes
         need = ctx.needs_input_grad
         b = ctx.saved_input(1)
         b = ctx.consts[1] if b is None else b
-        ga = sum_to(g / b, sa) if need[0] else None
+        ga = sum_to(g / b, ctx.input_shape(0)) if need[0] else None
         gb = None
         if need[1]:
             a = ctx.saved_input(0)
             a = ctx.consts[0] if a is None else a
-            gb = sum_to(-(g * a) / (b * b), sb)
+            gb = sum_to(-(g * a) / (b * b), ctx.input_shape(1))
         return ga, gb
 
 
