@@ -33,6 +33,7 @@ def _binary(ctx, fn, a, b, op: str):
 # recorded for every input that needs a gradient) instead of storing them: they are the
 # hottest ops, and every attribute saved in forward is per-op overhead.
 _BOTH = (0, 1)
+_OUT0 = (0,)
 
 
 class Add(Op):
@@ -298,8 +299,8 @@ class Activation(Op):
     @staticmethod
     def forward(ctx, x, kind):
         ctx.kind = kind
-        ctx.save_output()
-        return ctx.backend.act_forward(kind, x)
+        ctx._save_out = _OUT0
+        return ctx._backend.act_forward(kind, x)
 
     @staticmethod
     def backward(ctx, g):
