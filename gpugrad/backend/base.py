@@ -58,7 +58,8 @@ class Backend:
         raise NotImplementedError
 
     def synchronize(self) -> None:
-        """Wait for queued work on this device."""
+        """Wait for queued work on this device (counted; a no-op on the CPU)."""
+        self.counter.synchronizations += 1
 
     # -- random numbers ------------------------------------------------------------
     def manual_seed(self, seed: int) -> None:
