@@ -77,14 +77,15 @@ class LogSoftmax(Op):
 
 
 # --- GELU -----------------------------------------------------------------------------------
-def _gelu_grad(xp, x, approximate: str):
-    """gelu'(x) as an array."""
+def _gelu_grad(xp, x, approximate: str, cdf=None):
+    """gelu'(x) as an array (`cdf`: Φ(x) if forward already computed it)."""
     if approximate == "tanh":
         u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
         t = xp.tanh(u)
         du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
         return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
-    cdf = 0.5 * (1 + erf(xp, x * _INV_SQRT_2))
+    if cdf is None:
+        cdf = 0.5 * (1 + erf(xp, x * _INV_SQRT_2))
     pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
     return cdf + x * pdf
 
@@ -99,14 +100,17 @@ class GELU(Op):
         xp = ctx.xp
         ctx.approximate = approximate
         ctx.save_inputs(0)
+        ctx.cdf = None
         if approximate == "tanh":
             u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
             return 0.5 * x * (1 + xp.tanh(u))
-        return 0.5 * x * (1 + erf(xp, x * _INV_SQRT_2))
+        # erf is the expensive part (no vectorised erf in NumPy): keep Φ(x) for backward.
+        ctx.cdf = 0.5 * (1 + erf(xp, x * _INV_SQRT_2))
+        return x * ctx.cdf
 
     @staticmethod
     def backward(ctx, g):
-        return GELUBackward.apply(ctx.saved_input(0), g, ctx.approximate), None
+        return GELUBackward.apply(ctx.saved_input(0), g, ctx.approximate, ctx.cdf), None
 
 
 class GELUBackward(Op):
@@ -115,10 +119,10 @@ class GELUBackward(Op):
     s·u' − x·t·s·u'² + ½x·s·u'' (u' = √(2/π)(1 + 3c x²), u'' = √(2/π)·6c x)."""
 
     @staticmethod
-    def forward(ctx, x, g, approximate):
-        ctx.approximate = approximate
+    def forward(ctx, x, g, approximate, cdf=None):
+        ctx.approximate, ctx.cdf = approximate, cdf
         ctx.save_inputs(0, 1)
-        return _gelu_grad(ctx.xp, x, approximate) * g
+        return _gelu_grad(ctx.xp, x, approximate, cdf) * g
 
     @staticmethod
     def backward(ctx, gz):
@@ -126,7 +130,7 @@ class GELUBackward(Op):
         x = ctx.saved_input(0)
         gx = gg = None
         if need[1]:
-            gg = GELUBackward.apply(x, gz, ctx.approximate)
+            gg = GELUBackward.apply(x, gz, ctx.approximate, ctx.cdf)
         if need[0]:
             g = ctx.saved_input(1)
             if ctx.approximate == "tanh":
@@ -140,7 +144,7 @@ class GELUBackward(Op):
                 pdf = exp(x * x * -0.5) * _INV_SQRT_2PI
                 second = pdf * (2 - x * x)
             gx = gz * g * second
-        return gx, gg, None
+        return gx, gg, None, None
 
 
 # --- SiLU / Swish ---------------------------------------------------------------------------
