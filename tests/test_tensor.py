@@ -119,3 +119,16 @@ def test_bad_data_is_a_type_error():
         gg.tensor([[1.0], [2.0, 3.0]])
     with pytest.raises(TypeError, match="bfloat16"):
         gg.zeros(2, dtype=gg.bfloat16)
+
+
+def test_cpu_allocator_caching_can_be_switched_off():
+    code = "from gpugrad.backend import numpy_backend as m; print(m.ALLOCATOR_CACHING)"
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        check=True).stdout.strip()
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, GPUGRAD_CPU_ALLOCATOR="system"))
+    import platform
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert on == "True"
+    assert off.stdout.strip() == "False"
