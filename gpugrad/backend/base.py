@@ -133,23 +133,24 @@ class Backend:
     # reference, the CUDA backend may replace each with one fused multi-tensor kernel) -----
     def swish_forward(self, x, beta):
         """y = x·σ(βx) in place on one temporary (β a number or a broadcastable array)."""
+        s = self._sigmoid_of_scaled(x, beta)
+        return self.xp.multiply(s, x, out=s)
+
+    def _sigmoid_of_scaled(self, x, beta):
+        """σ(βx) into one new array (β = 1, the SiLU case, skips a pass)."""
         xp = self.xp
-        s = xp.multiply(x, beta, out=xp.empty_like(x))
-        xp.negative(s, out=s)
+        unit = isinstance(beta, (int, float)) and beta == 1
+        s = xp.negative(x, out=xp.empty_like(x)) if unit else \
+            xp.multiply(x, -beta, out=xp.empty_like(x))
         xp.exp(s, out=s)
         s += 1
-        xp.reciprocal(s, out=s)
-        return xp.multiply(s, x, out=s)
+        return xp.reciprocal(s, out=s)
 
     def swish_backward(self, x, beta, g, need_beta: bool):
         """(x̄, per-element β̄) of swish: with s = σ(βx),
         x̄ = ȳ·s·(1 + βx(1 − s)) and β̄ᵢ = ȳ·x²·s(1 − s) (None unless need_beta)."""
         xp = self.xp
-        s = xp.multiply(x, beta, out=xp.empty_like(x))
-        xp.negative(s, out=s)
-        xp.exp(s, out=s)
-        s += 1
-        xp.reciprocal(s, out=s)
+        s = self._sigmoid_of_scaled(x, beta)
         w = xp.subtract(1, s, out=xp.empty_like(s))
         w *= x                                   # w = x(1 − s)
         gb = None
@@ -157,7 +158,8 @@ class Backend:
             gb = xp.multiply(w, x)
             gb *= s
             gb *= g
-        w *= beta
+        if not (isinstance(beta, (int, float)) and beta == 1):
+            w *= beta
         w += 1
         w *= s
         return xp.multiply(w, g, out=w), gb
