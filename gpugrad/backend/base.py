@@ -95,6 +95,15 @@ class Backend:
         raise NotImplementedError
 
     # -- fused activation kernels (the NumPy versions are the reference) ---------------
+    # Each multi-step formula is one `*_into` kernel writing into preallocated outputs;
+    # `_run_elementwise` applies it (the NumPy backend in cache-sized blocks, so its
+    # several passes cost about one trip through memory, like a fused GPU kernel).
+    def _run_elementwise(self, kernel, outs: tuple, ins: tuple) -> None:
+        kernel(self.xp, *outs, *ins)
+
+    def _new(self, like):
+        return self.xp.empty(like.shape, dtype=like.dtype)
+
     def act_forward(self, kind: str, x):
         """y = act(x) for kind in relu, sigmoid, tanh."""
         xp = self.xp
@@ -103,10 +112,9 @@ class Backend:
         if kind == "tanh":
             return xp.tanh(x)
         if kind == "sigmoid":
-            out = xp.negative(x, out=xp.empty_like(x))  # out= keeps 0-d results arrays
-            xp.exp(out, out=out)
-            out += 1
-            return xp.reciprocal(out, out=out)
+            out = self._new(x)
+            self._run_elementwise(_sigmoid_into, (out,), (x, 1))
+            return out
         raise ValueError(f"unknown activation {kind!r}")
 
     def act_backward(self, kind: str, y, g):
@@ -115,15 +123,26 @@ class Backend:
         if kind == "relu":
             # Zero only where y <= 0, so a NaN passes its gradient through (as PyTorch).
             return xp.where(y <= 0, xp.zeros((), dtype=g.dtype), g)
-        if kind == "tanh":
-            out = xp.multiply(y, y, out=xp.empty_like(y))
-            xp.subtract(1, out, out=out)
-            return xp.multiply(out, g, out=out)
-        if kind == "sigmoid":
-            out = xp.subtract(1, y, out=xp.empty_like(y))
-            out *= y
-            return xp.multiply(out, g, out=out)
-        raise ValueError(f"unknown activation {kind!r}")
+        kernels = {"tanh": _tanh_backward_into, "sigmoid": _sigmoid_backward_into}
+        if kind not in kernels:
+            raise ValueError(f"unknown activation {kind!r}")
+        out = self._new(y)
+        self._run_elementwise(kernels[kind], (out,), (y, g))
+        return out
+
+    def swish_forward(self, x, beta):
+        """y = x·σ(βx) (β a number or a broadcastable array)."""
+        out = self._new(x)
+        self._run_elementwise(_swish_into, (out,), (x, beta))
+        return out
+
+    def swish_backward(self, x, beta, g, need_beta: bool):
+        """(x̄, per-element β̄) of swish: with s = σ(βx),
+        x̄ = ȳ·s·(1 + βx(1 − s)) and β̄ᵢ = ȳ·x²·s(1 − s) (None unless need_beta)."""
+        gx = self._new(x)
+        gb = self._new(x) if need_beta else None
+        self._run_elementwise(_swish_backward_into, (gx, gb), (x, beta, g))
+        return gx, gb
 
     def np_dtype(self, dtype):
         """The array dtype this backend uses for a gpugrad dtype (None if unsupported)."""
@@ -131,39 +150,6 @@ class Backend:
 
     # -- optimizer updates (in place on lists of arrays; the NumPy versions are the
     # reference, the CUDA backend may replace each with one fused multi-tensor kernel) -----
-    def swish_forward(self, x, beta):
-        """y = x·σ(βx) in place on one temporary (β a number or a broadcastable array)."""
-        s = self._sigmoid_of_scaled(x, beta)
-        return self.xp.multiply(s, x, out=s)
-
-    def _sigmoid_of_scaled(self, x, beta):
-        """σ(βx) into one new array (β = 1, the SiLU case, skips a pass)."""
-        xp = self.xp
-        unit = isinstance(beta, (int, float)) and beta == 1
-        s = xp.negative(x, out=xp.empty_like(x)) if unit else \
-            xp.multiply(x, -beta, out=xp.empty_like(x))
-        xp.exp(s, out=s)
-        s += 1
-        return xp.reciprocal(s, out=s)
-
-    def swish_backward(self, x, beta, g, need_beta: bool):
-        """(x̄, per-element β̄) of swish: with s = σ(βx),
-        x̄ = ȳ·s·(1 + βx(1 − s)) and β̄ᵢ = ȳ·x²·s(1 − s) (None unless need_beta)."""
-        xp = self.xp
-        s = self._sigmoid_of_scaled(x, beta)
-        w = xp.subtract(1, s, out=xp.empty_like(s))
-        w *= x                                   # w = x(1 − s)
-        gb = None
-        if need_beta:
-            gb = xp.multiply(w, x)
-            gb *= s
-            gb *= g
-        if not (isinstance(beta, (int, float)) and beta == 1):
-            w *= beta
-        w += 1
-        w *= s
-        return xp.multiply(w, g, out=w), gb
-
     def sgd_update(self, params, grads, bufs, *, lr, momentum, dampening, weight_decay,
                    nesterov, maximize) -> None:
         """PyTorch's SGD, in place: d = ±g + wd·p; b ← μ·b + (1 − τ)·d (b = d on the first
@@ -239,3 +225,56 @@ class Backend:
                 p -= lr * buf
             else:
                 p -= lr * (g / avg)
+
+
+# --- elementwise kernels shared by every backend: kernel(xp, *outs, *ins) ------------------
+def _is_one(beta) -> bool:
+    return isinstance(beta, (int, float)) and beta == 1
+
+
+def _sigmoid_into(xp, out, x, beta):
+    """out = σ(βx); β = 1 (SiLU, sigmoid) skips a pass."""
+    if _is_one(beta):
+        xp.negative(x, out=out)
+    else:
+        xp.multiply(x, -beta, out=out)
+    xp.exp(out, out=out)
+    out += 1
+    xp.reciprocal(out, out=out)
+
+
+def _tanh_backward_into(xp, out, y, g):
+    """out = ȳ·(1 − y²)."""
+    xp.multiply(y, y, out=out)
+    xp.subtract(1, out, out=out)
+    xp.multiply(out, g, out=out)
+
+
+def _sigmoid_backward_into(xp, out, y, g):
+    """out = ȳ·y(1 − y)."""
+    xp.subtract(1, y, out=out)
+    out *= y
+    xp.multiply(out, g, out=out)
+
+
+def _swish_into(xp, out, x, beta):
+    """out = x·σ(βx)."""
+    _sigmoid_into(xp, out, x, beta)
+    out *= x
+
+
+def _swish_backward_into(xp, gx, gb, x, beta, g):
+    """gx = ȳ·s·(1 + βx(1 − s)), gb = ȳ·x²·s(1 − s) (if gb is not None), s = σ(βx)."""
+    s = xp.empty(gx.shape, dtype=gx.dtype)
+    _sigmoid_into(xp, s, x, beta)
+    xp.subtract(1, s, out=gx)
+    gx *= x                                  # gx = x(1 − s) so far
+    if gb is not None:
+        xp.multiply(gx, x, out=gb)
+        gb *= s
+        gb *= g
+    if not _is_one(beta):
+        gx *= beta
+    gx += 1
+    gx *= s
+    gx *= g

@@ -10,6 +10,7 @@ import platform
 import numpy as np
 
 from ..device import device as Device
+from . import base
 from .base import Backend
 
 
@@ -81,16 +82,59 @@ class NumpyBackend(Backend):
     def reshape_view(self, array, shape):
         return np.reshape(array, shape, copy=False)
 
-    def act_forward(self, kind: str, x):
-        if kind != "sigmoid":  # errstate costs a microsecond; only exp can overflow
-            return super().act_forward(kind, x)
-        with np.errstate(over="ignore"):  # exp overflow in sigmoid correctly gives 0
-            return super().act_forward(kind, x)
+    def _run_elementwise(self, kernel, outs: tuple, ins: tuple) -> None:
+        """Apply an elementwise kernel in row blocks of about 128 KiB, so that its several
+        NumPy passes over a block stay in cache (NumPy's stand-in for a fused kernel)."""
+        if kernel in _EXP_KERNELS:  # exp overflow correctly gives 0 / inf here
+            with np.errstate(over="ignore", invalid="ignore"):
+                _blocked(kernel, outs, ins)
+        else:
+            _blocked(kernel, outs, ins)
 
-    def swish_forward(self, x, beta):
-        with np.errstate(over="ignore"):
-            return super().swish_forward(x, beta)
 
-    def swish_backward(self, x, beta, g, need_beta: bool):
-        with np.errstate(over="ignore", invalid="ignore"):
-            return super().swish_backward(x, beta, g, need_beta)
+_BLOCK = 1 << 15  # elements per block
+_EXP_KERNELS = {base._sigmoid_into, base._swish_into, base._swish_backward_into}
+
+
+def _blocked(kernel, outs: tuple, ins: tuple) -> None:
+    ref = outs[0]
+    if ref.ndim == 0 or ref.size < 4 * _BLOCK:
+        kernel(np, *outs, *ins)
+        return
+    n = ref.shape[0]
+    rows = max(1, _BLOCK * n // ref.size)
+    starts = range(0, n, rows)
+
+    def run(part) -> None:
+        for i in part:
+            rs = slice(i, i + rows)
+            kernel(np, *[o if o is None else o[rs] for o in outs],
+                   *[a[rs] if _has_rows(a, ref) else a for a in ins])
+
+    workers = _THREADS if len(starts) >= 2 * _THREADS else 1
+    if workers == 1:
+        run(starts)
+        return
+    # NumPy releases the GIL inside ufunc loops: contiguous shares of the blocks run in
+    # parallel threads, as PyTorch's CPU kernels use every core.
+    futures = [_pool().submit(run, starts[k::workers]) for k in range(workers)]
+    for f in futures:
+        f.result()
+
+
+_THREADS = max(1, min(int(os.environ.get("GPUGRAD_CPU_THREADS", os.cpu_count() or 1)), 8))
+_POOL = None
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="gpugrad-cpu")
+    return _POOL
+
+
+def _has_rows(a, ref) -> bool:
+    """Whether `a` runs along ref's first axis (else it broadcasts whole into each block)."""
+    return isinstance(a, np.ndarray) and a.ndim == ref.ndim and a.shape[0] == ref.shape[0]
