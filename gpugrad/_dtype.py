@@ -108,7 +108,10 @@ def promote_types(a: DType, b: DType) -> DType:
     if a is b:
         return a
     if a.category != b.category:
-        return a if a.category > b.category else b
+        hi, lo = (a, b) if a.category > b.category else (b, a)
+        if hi.category == _COMPLEX and lo is float64:
+            return complex128  # float64 with complex64 keeps double precision, as in torch
+        return hi
     if {a, b} == {float16, bfloat16}:
         return float32
     if a.category == _INT and {a.name, b.name} == {"uint8", "int8"}:

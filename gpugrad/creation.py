@@ -227,9 +227,19 @@ def eye(n: int, m: int | None = None, dtype=None, device=None,
 def _random(kind: str, shape, dtype, device, requires_grad, generator=None) -> Tensor:
     backend = _backend_for(device)
     dt = to_dtype(dtype) if dtype is not None else _dtype.float32
-    if not dt.is_floating_point:
-        raise TypeError(f"{kind}: expected a floating point dtype, got {dt}")
     sample = backend.uniform if kind == "rand" else backend.normal
+    if dt.is_complex:
+        # As torch: independent real and imaginary parts; randn scales each by 1/√2 so
+        # that E|z|² = 1.
+        part = _dtype.float64 if dt is _dtype.complex128 else _dtype.float32
+        re, im = (sample(shape, _np_dtype(backend, part)) for _ in range(2))
+        arr = backend.xp.empty(shape, dtype=_np_dtype(backend, dt))
+        scale = 1.0 if kind == "rand" else 0.5 ** 0.5
+        arr.real, arr.imag = re * scale, im * scale
+        t = _wrap_array(arr, backend)
+        return t.requires_grad_(True) if requires_grad else t
+    if not dt.is_floating_point:
+        raise TypeError(f"{kind}: expected a floating point or complex dtype, got {dt}")
     t = _wrap_array(sample(shape, _np_dtype(backend, dt)), backend)
     return t.requires_grad_(True) if requires_grad else t
 

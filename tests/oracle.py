@@ -123,3 +123,72 @@ def check_module(ours, theirs, *inputs, atol=1e-5, rtol=1e-4, grad_inputs=True):
     for name, p in g_params.items():
         np.testing.assert_allclose(p.grad.numpy(), t_params[name].grad.numpy(), atol=atol,
                                    rtol=rtol, err_msg=name)
+
+
+# --- complex ------------------------------------------------------------------------------
+def crand(*shape, dtype=np.complex128, low=-2.0, high=2.0) -> np.ndarray:
+    """Uniform random complex array (real and imaginary parts each in [low, high))."""
+    return np.asarray(rand(*shape, low=low, high=high) + 1j * rand(*shape, low=low, high=high),
+                      dtype=dtype)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A torch tensor's values as NumPy (resolving torch's lazy conjugation)."""
+    return t.detach().resolve_conj().numpy()
+
+
+def check_complex(fn, inputs, torch_fn=None, atol=1e-6, rtol=1e-5, device="cpu"):
+    """`check` for complex computations: float and complex array inputs require grad,
+    complex outputs get a random complex cotangent, and the gradients (the conjugate
+    Wirtinger derivative, PyTorch's convention) must equal torch's, dtype included."""
+    torch_fn = torch_fn or fn
+    gg_in, th_in = [], []
+    for a in inputs:
+        if isinstance(a, np.ndarray):
+            diff = a.dtype.kind in "fc"
+            gg_in.append(gg.tensor(a, device=device, requires_grad=diff))
+            th_in.append(torch.from_numpy(a.copy()).requires_grad_(diff))
+        else:
+            gg_in.append(a)
+            th_in.append(a)
+    gg_out, th_out = _to_list(fn(*gg_in)), _to_list(torch_fn(*th_in))
+    assert len(gg_out) == len(th_out)
+    for g, t in zip(gg_out, th_out):
+        assert tuple(g.shape) == tuple(t.shape), f"shape {g.shape} != torch {tuple(t.shape)}"
+        assert str(g.dtype).split(".")[-1] == str(t.dtype).split(".")[-1], \
+            f"dtype {g.dtype} != torch {t.dtype}"
+        np.testing.assert_allclose(g.detach().cpu().numpy(), _np(t), atol=atol, rtol=rtol,
+                                   equal_nan=True)
+    outs = [(g, t) for g, t in zip(gg_out, th_out) if t.requires_grad]
+    if not outs:
+        return
+    cots = [(crand if t.is_complex() else rand)(*t.shape, dtype=_np(t).dtype) for _, t in outs]
+    g_leaves = [x for x in gg_in if isinstance(x, gg.Tensor) and x.requires_grad]
+    t_leaves = [x for x in th_in if isinstance(x, torch.Tensor) and x.requires_grad]
+    g_grads = gg.autograd.grad([g for g, _ in outs], g_leaves,
+                               [gg.tensor(c, device=device) for c in cots], allow_unused=True)
+    t_grads = torch.autograd.grad([t for _, t in outs], t_leaves,
+                                  [torch.from_numpy(c.copy()) for c in cots], allow_unused=True)
+    for k, (gg_g, th_g) in enumerate(zip(g_grads, t_grads)):
+        if th_g is None:
+            assert gg_g is None or np.all(gg_g.cpu().numpy() == 0), f"input {k}: torch has none"
+            continue
+        assert gg_g is not None, f"input {k}: gpugrad returned no gradient"
+        assert tuple(gg_g.shape) == tuple(th_g.shape)
+        assert str(gg_g.dtype).split(".")[-1] == str(th_g.dtype).split(".")[-1], \
+            f"gradient {k}: dtype {gg_g.dtype} != torch {th_g.dtype}"
+        np.testing.assert_allclose(gg_g.cpu().numpy(), _np(th_g), atol=atol, rtol=rtol,
+                                   err_msg=f"gradient of input {k}", equal_nan=True)
+
+
+def gradcheck_complex(fn, *arrays, **kw):
+    """Finite-difference check of `fn` at NumPy arrays: complex ones as complex128 and float
+    ones as float64, all requiring grad (the complex path of gg.autograd.gradcheck)."""
+    ins = []
+    for a in arrays:
+        if isinstance(a, np.ndarray) and a.dtype.kind in "fc":
+            dt = gg.complex128 if a.dtype.kind == "c" else gg.float64
+            ins.append(gg.tensor(a, dtype=dt, requires_grad=True))
+        else:
+            ins.append(gg.tensor(a) if isinstance(a, np.ndarray) else a)
+    assert gg.autograd.gradcheck(fn, ins, **kw)

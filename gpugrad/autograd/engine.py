@@ -35,7 +35,8 @@ def _accumulate(a, b):
 
 
 def _check_grad(node, i: int, g, meta):
-    """Cast a returned gradient to its input's dtype and verify its shape."""
+    """Cast a returned gradient to its input's dtype (the real part of a complex gradient
+    for a real input) and verify its shape."""
     shape, dtype = meta
     if not isinstance(g, Tensor):
         raise TypeError(f"{node.name()}.backward returned {type(g).__name__} for input {i}; "
@@ -48,6 +49,10 @@ def _check_grad(node, i: int, g, meta):
                 f"{node.name()} returned an invalid gradient at index {i}: got shape "
                 f"{tuple(g._data.shape)} but expected shape {tuple(shape)}")
     if g._data.dtype != dtype:
+        if g._data.dtype.kind == "c" and dtype.kind != "c":
+            from ..ops.complex import real
+
+            g = real(g)  # a real input only moves along the real axis (PyTorch's rule)
         g = g.to(from_numpy_dtype(dtype))
     return g
 

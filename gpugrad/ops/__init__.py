@@ -9,6 +9,18 @@ from . import (
     reduce,  # noqa: I001 - reduce first: the other families import sum_to from it
     shape,
 )
+from .complex import (
+    angle,
+    complex,
+    conj_physical,
+    imag,
+    is_complex,
+    polar,
+    real,
+    resolve_conj,
+    view_as_complex,
+    view_as_real,
+)
 from .elementwise import (
     abs,
     add,
@@ -20,6 +32,7 @@ from .elementwise import (
     ceil,
     clamp,
     clip,
+    conj,
     cos,
     div,
     divide,
@@ -51,6 +64,7 @@ from .elementwise import (
     remainder,
     round,
     rsub,
+    sgn,
     sigmoid,
     sign,
     sin,
@@ -146,7 +160,7 @@ def _bind_methods() -> None:
         argmin, all, any, reshape, view, flatten, unflatten, squeeze, unsqueeze, transpose,
         swapaxes, permute, expand, expand_as, broadcast_to, split, chunk, unbind, gather,
         index_select, index_add, scatter_add, clone, contiguous, masked_fill, mm, bmm, dot,
-        outer, remainder, floor_divide,
+        outer, remainder, floor_divide, conj, conj_physical, resolve_conj, angle, sgn,
     ]
     for name, fn in ops.items():
         setattr(Tensor, name, fn)
@@ -156,6 +170,8 @@ def _bind_methods() -> None:
     Tensor.multiply = mul
     Tensor.subtract = sub
     Tensor.negative = neg
+    Tensor.real = property(real, doc="The real part (a differentiable view).")
+    Tensor.imag = property(imag, doc="The imaginary part of a complex tensor (a view).")
     Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))
     Tensor.mT = property(lambda self: transpose(self, -1, -2))
     Tensor.view_as = lambda self, other: view(self, other.shape)

@@ -2,10 +2,16 @@
 
 Each Op's docstring states its forward and its VJP; `sum_to` reduces a broadcast
 gradient back to an input's shape.
+
+Complex tensors follow PyTorch's convention: the cotangent of a complex value is the
+conjugate Wirtinger derivative ∂L/∂z̄ (times 2), so for a holomorphic y = f(x) the VJP is
+x̄ = ȳ·conj(f'(x)). The real formulas below are the same with conj dropped; each backward
+applies `conj` only when its cotangent is complex, so real dtypes pay one dtype test.
 """
 
 from __future__ import annotations
 
+import cmath
 import math
 
 from .. import _dtype
@@ -60,7 +66,7 @@ class Add(Op):
             gb = sum_to(g, ctx.input_shape(1))
             scale = ctx._sign * ctx.alpha
             if scale != 1:
-                gb = gb * scale
+                gb = gb * (scale.conjugate() if type(scale) is complex else scale)
         return (sum_to(g, ctx.input_shape(0)) if need[0] else None), gb
 
 
@@ -71,7 +77,7 @@ class Sub(Add):
 
 
 class Mul(Op):
-    """y = a·b;  ā = sum_to(ȳ·b),  b̄ = sum_to(ȳ·a)."""
+    """y = a·b;  ā = sum_to(ȳ·conj(b)),  b̄ = sum_to(ȳ·conj(a))."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -85,18 +91,21 @@ class Mul(Op):
     @staticmethod
     def backward(ctx, g):
         need = ctx.needs_input_grad
+        cplx = g._data.dtype.kind == "c"
         ga = gb = None
         if need[0]:
             b = ctx.saved_input(1)
-            ga = sum_to(g * (ctx.consts[1] if b is None else b), ctx.input_shape(0))
+            b = ctx.consts[1] if b is None else b
+            ga = sum_to(g * (conj(b) if cplx else b), ctx.input_shape(0))
         if need[1]:
             a = ctx.saved_input(0)
-            gb = sum_to(g * (ctx.consts[0] if a is None else a), ctx.input_shape(1))
+            a = ctx.consts[0] if a is None else a
+            gb = sum_to(g * (conj(a) if cplx else a), ctx.input_shape(1))
         return ga, gb
 
 
 class Div(Op):
-    """y = a / b;  ā = sum_to(ȳ / b),  b̄ = −sum_to(ȳ·a / b²)."""
+    """y = a / b;  ā = sum_to(ȳ / conj(b)),  b̄ = −sum_to(ȳ·conj(a) / conj(b²))."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -112,11 +121,15 @@ class Div(Op):
         need = ctx.needs_input_grad
         b = ctx.saved_input(1)
         b = ctx.consts[1] if b is None else b
+        if g._data.dtype.kind == "c":
+            b = conj(b)
         ga = sum_to(g / b, ctx.input_shape(0)) if need[0] else None
         gb = None
         if need[1]:
             a = ctx.saved_input(0)
             a = ctx.consts[0] if a is None else a
+            if g._data.dtype.kind == "c":
+                a = conj(a)
             gb = sum_to(-(g * a) / (b * b), ctx.input_shape(1))
         return ga, gb
 
@@ -134,7 +147,7 @@ class Neg(Op):
 
 
 class PowScalar(Op):
-    """y = x^p (p a number);  x̄ = ȳ·p·x^(p−1)."""
+    """y = x^p (p a number);  x̄ = ȳ·conj(p·x^(p−1))."""
 
     @staticmethod
     def forward(ctx, x, p):
@@ -150,17 +163,22 @@ class PowScalar(Op):
         if p == 0:
             return g * 0, None
         x = ctx.saved_input(0)
-        if p == 2:
-            return g * (x * 2), None
-        return g * (pow_scalar(x, p - 1) * p), None
+        d = x * 2 if p == 2 else pow_scalar(x, p - 1) * p
+        if g._data.dtype.kind == "c":
+            d = conj(d)
+        return g * d, None
 
 
 class RPowScalar(Op):
-    """y = s^x (s a number);  x̄ = ȳ·y·ln s (0 where s = 0 and x ≥ 0, as in PyTorch)."""
+    """y = s^x (s a number);  x̄ = ȳ·conj(y·ln s) (0 where s = 0 and x ≥ 0, as in PyTorch;
+    ln s is the principal complex logarithm when x is complex)."""
 
     @staticmethod
     def forward(ctx, s, x):
         ctx.save_output()
+        if x.dtype.kind == "c":
+            ctx.log_s = cmath.log(s) if s != 0 else float("-inf")
+            return ctx.xp.power(s, x)
         if s == 0:
             ctx.save_inputs(1)
         ctx.log_s = math.log(s) if s > 0 else (float("-inf") if s == 0 else float("nan"))
@@ -168,6 +186,8 @@ class RPowScalar(Op):
 
     @staticmethod
     def backward(ctx, g):
+        if g._data.dtype.kind == "c":
+            return None, g * conj(ctx.saved_output * ctx.log_s)
         gx = g * ctx.saved_output * ctx.log_s
         if ctx.log_s == float("-inf"):
             gx = where(ctx.saved_input(1) >= 0, 0.0, gx)
@@ -175,8 +195,8 @@ class RPowScalar(Op):
 
 
 class Pow(Op):
-    """y = a^b;  ā = sum_to(ȳ·b·a^(b−1)) (0 where b = 0),
-    b̄ = sum_to(ȳ·y·ln a) (0 where a = 0, b ≥ 0)."""
+    """y = a^b;  ā = sum_to(ȳ·conj(b·a^(b−1))) (0 where b = 0),
+    b̄ = sum_to(ȳ·conj(y·ln a)) (0 where a = 0, Re b ≥ 0)."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -190,19 +210,22 @@ class Pow(Op):
         sa, sb = ctx.shapes
         need = ctx.needs_input_grad
         a, b = ctx.saved_input(0), ctx.saved_input(1)
+        cplx = g._data.dtype.kind == "c"
         ga = gb = None
         if need[0]:
-            ga = sum_to(where(b == 0, 0.0, g * b * pow(a, b - 1)), sa)
+            d = b * pow(a, b - 1)
+            ga = sum_to(where(b == 0, 0.0, g * (conj(d) if cplx else d)), sa)
         if need[1]:
             y = ctx.saved_output
-            zero = (a == 0) & (b >= 0)
-            gb = sum_to(where(zero, 0.0, g * y * log(a)), sb)
+            zero = (a == 0) & ((real(b) if cplx else b) >= 0)
+            d = y * log(a)
+            gb = sum_to(where(zero, 0.0, g * (conj(d) if cplx else d)), sb)
         return ga, gb
 
 
 # --- unary math ---------------------------------------------------------------------------
 class Exp(Op):
-    """y = eˣ;  x̄ = ȳ·y."""
+    """y = eˣ;  x̄ = ȳ·conj(y)."""
 
     @staticmethod
     def forward(ctx, x):
@@ -211,11 +234,12 @@ class Exp(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return g * ctx.saved_output
+        y = ctx.saved_output
+        return g * (conj(y) if g._data.dtype.kind == "c" else y)
 
 
 class Log(Op):
-    """y = ln x;  x̄ = ȳ / x."""
+    """y = ln x;  x̄ = ȳ / conj(x)."""
 
     @staticmethod
     def forward(ctx, x):
@@ -224,11 +248,12 @@ class Log(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return g / ctx.saved_input(0)
+        x = ctx.saved_input(0)
+        return g / (conj(x) if g._data.dtype.kind == "c" else x)
 
 
 class Log1p(Op):
-    """y = ln(1 + x);  x̄ = ȳ / (1 + x)."""
+    """y = ln(1 + x);  x̄ = ȳ / conj(1 + x)."""
 
     @staticmethod
     def forward(ctx, x):
@@ -237,11 +262,12 @@ class Log1p(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return g / (ctx.saved_input(0) + 1)
+        d = ctx.saved_input(0) + 1
+        return g / (conj(d) if g._data.dtype.kind == "c" else d)
 
 
 class Sqrt(Op):
-    """y = √x;  x̄ = ȳ / (2y)."""
+    """y = √x;  x̄ = ȳ / (2·conj(y))."""
 
     @staticmethod
     def forward(ctx, x):
@@ -250,11 +276,12 @@ class Sqrt(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return g / (ctx.saved_output * 2)
+        y = ctx.saved_output
+        return g / ((conj(y) if g._data.dtype.kind == "c" else y) * 2)
 
 
 class Sin(Op):
-    """y = sin x;  x̄ = ȳ·cos x."""
+    """y = sin x;  x̄ = ȳ·conj(cos x)."""
 
     @staticmethod
     def forward(ctx, x):
@@ -263,11 +290,12 @@ class Sin(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return g * cos(ctx.saved_input(0))
+        d = cos(ctx.saved_input(0))
+        return g * (conj(d) if g._data.dtype.kind == "c" else d)
 
 
 class Cos(Op):
-    """y = cos x;  x̄ = −ȳ·sin x."""
+    """y = cos x;  x̄ = −ȳ·conj(sin x)."""
 
     @staticmethod
     def forward(ctx, x):
@@ -276,11 +304,12 @@ class Cos(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return -(g * sin(ctx.saved_input(0)))
+        d = sin(ctx.saved_input(0))
+        return -(g * (conj(d) if g._data.dtype.kind == "c" else d))
 
 
 class Abs(Op):
-    """y = |x|;  x̄ = ȳ·sign(x)."""
+    """y = |x|;  x̄ = ȳ·sign(x); for complex x (y real), x̄ = ȳ·x/|x| (0 at x = 0)."""
 
     @staticmethod
     def forward(ctx, x):
@@ -289,7 +318,44 @@ class Abs(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return g * sign(ctx.saved_input(0))
+        x = ctx.saved_input(0)
+        if x._data.dtype.kind == "c":
+            return g * sgn(x)
+        return g * sign(x)
+
+
+class Conj(Op):
+    """y = conj(x) (not holomorphic);  x̄ = conj(ȳ)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return ctx.xp.conj(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return conj(g)
+
+
+class ComplexActivation(Op):
+    """y = tanh x or σ(x) for complex x (the fused kernels are real-only);
+    x̄ = ȳ·conj(1 − y²) for tanh, ȳ·conj(y(1 − y)) for sigmoid."""
+
+    @staticmethod
+    def forward(ctx, x, kind):
+        ctx.kind = kind
+        ctx.save_output()
+        xp = ctx.xp
+        if kind == "tanh":
+            return xp.tanh(x)
+        if kind == "sigmoid":
+            return xp.reciprocal(xp.exp(xp.negative(x)) + 1)
+        raise TypeError(f"{kind}: not implemented for complex tensors")
+
+    @staticmethod
+    def backward(ctx, g):
+        y = ctx.saved_output
+        d = 1 - y * y if ctx.kind == "tanh" else y * (1 - y)
+        return g * conj(d), None
 
 
 class Activation(Op):
@@ -411,7 +477,8 @@ class Where(Op):
 
 
 class Cast(Op):
-    """y = x as another dtype;  x̄ = ȳ cast back to x's dtype."""
+    """y = x as another dtype;  x̄ = ȳ cast back to x's dtype (its real part when x is real
+    and y complex: a real input only sees the real direction)."""
 
     @staticmethod
     def forward(ctx, x, np_dtype):
@@ -420,6 +487,8 @@ class Cast(Op):
 
     @staticmethod
     def backward(ctx, g):
+        if g._data.dtype.kind == "c" and ctx.src.kind != "c":
+            g = real(g)
         return cast(g, from_numpy_dtype(ctx.src)), None
 
 
@@ -576,12 +645,37 @@ def cos(input: Tensor) -> Tensor:
 
 
 def abs(input: Tensor) -> Tensor:  # noqa: A001 - torch.abs
-    """|x| elementwise."""
+    """|x| elementwise (real for complex x)."""
     return Abs.apply(input)
 
 
+def conj(input):
+    """The complex conjugate (the input itself for real tensors and numbers, as in torch)."""
+    if isinstance(input, Tensor):
+        return Conj.apply(input) if input._data.dtype.kind == "c" else input
+    return input.conjugate() if isinstance(input, complex) else input
+
+
+def real(input: Tensor) -> Tensor:
+    """The real part (the input itself for a real tensor); differentiable."""
+    from .complex import real as _real
+
+    return _real(input)
+
+
+def sgn(input: Tensor) -> Tensor:
+    """x/|x| for complex x (0 at 0), sign(x) for real x."""
+    if input._data.dtype.kind != "c":
+        return sign(input)
+    a = Abs.apply(input)
+    return where(a == 0, 0.0, input / where(a == 0, 1.0, a))
+
+
 def _activation(x: Tensor, kind: str) -> Tensor:
-    if x.dtype.category < 2:
+    k = x._data.dtype.kind
+    if k != "f":
+        if k == "c":
+            return ComplexActivation.apply(x, kind)
         x = cast(x, float_dtype_of(x))
     return Activation.apply(x, kind)
 
@@ -598,7 +692,10 @@ def sigmoid(input: Tensor) -> Tensor:
 
 def relu(input: Tensor) -> Tensor:
     """max(x, 0) elementwise."""
-    if input.dtype.category < 2:
+    cat = input.dtype.category
+    if cat != 2:
+        if cat == 3:
+            raise TypeError("relu: not implemented for complex tensors")
         return _wrap_array(input._backend.xp.maximum(input._data, 0), input._backend)
     return Activation.apply(input, "relu")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..autograd.function import Op
 from ..errors import ShapeError
 from ..tensor import Tensor, _check_same_device
+from .elementwise import conj
 from .reduce import sum_to
 
 
@@ -15,7 +16,8 @@ def _mT(t: Tensor) -> Tensor:
 
 
 class MatMul(Op):
-    """Y = A @ B (batched, ≥ 2-d);  Ā = sum_to(Ȳ @ Bᵀ),  B̄ = sum_to(Aᵀ @ Ȳ)."""
+    """Y = A @ B (batched, ≥ 2-d);  Ā = sum_to(Ȳ @ Bᴴ),  B̄ = sum_to(Aᴴ @ Ȳ)
+    (Bᴴ = conj(B)ᵀ, which is Bᵀ for real B)."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -26,6 +28,8 @@ class MatMul(Op):
     def backward(ctx, g):
         need = ctx.needs_input_grad
         a, b = ctx.saved_input(0), ctx.saved_input(1)
+        if g._data.dtype.kind == "c":
+            a, b = conj(a), conj(b)
         ga = sum_to(matmul(g, _mT(b)), a.shape) if need[0] else None
         gb = None
         if need[1]:

@@ -293,6 +293,8 @@ def logsumexp(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 def norm(input: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
     """Vector p-norm over `dim` (all elements when None); 2 by default."""
     dims = norm_dims(dim, input.ndim, "norm")
+    if input._data.dtype.kind == "c":
+        input = _ew.abs(input)  # the norm of a complex vector is that of its moduli
     if p in (2, "fro"):
         return Norm2.apply(input, dims, keepdim)
     if p == 1:
