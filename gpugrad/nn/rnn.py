@@ -4,10 +4,13 @@ single-step cells `RNNCell`, `LSTMCell`, `GRUCell`.
 Parameter names, shapes, gate order (LSTM: i, f, g, o; GRU: r, z, n) and the default
 initialisation U(−1/√H, 1/√H) are PyTorch's, so state dicts load either way.
 
-A layer runs over the sequence as an unrolled graph: the input projection of every time
-step is one matmul before the loop, then each step adds one hidden-projection matmul
-and one fused cell op (`gpugrad.ops.recurrent`). Training is backpropagation through
-time, i.e. `backward()` over that unrolled graph.
+Each layer and direction runs the whole sequence as one fused op (`LSTMLayer`,
+`GRULayer`, `RNNLayer` in `gpugrad.ops.recurrent`): one input-projection matmul for all
+steps, then per step one hidden-projection matmul and the gate math, on arrays. Its plain
+backward is backpropagation through time written on arrays, with each weight gradient one
+matmul over all steps; under `create_graph=True` it differentiates the unrolled graph of
+the layer (`StepProjection` and one fused cell op per step), which stays the definition.
+Dropout between layers is an ordinary op outside the layer ops.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import math
 from ..creation import empty, zeros
 from ..errors import ShapeError
 from ..ops.elementwise import relu, tanh
-from ..ops.recurrent import gru_cell, lstm_cell, step_projection
-from ..ops.shape import cat, stack, unbind
+from ..ops.recurrent import gru_cell, gru_layer, lstm_cell, lstm_layer, rnn_layer
+from ..ops.shape import cat, contiguous, stack, unbind
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -131,27 +134,16 @@ class RNNBase(Module):
         return x, states, batched
 
     def _run_direction(self, x: Tensor, weights: tuple, h: Tensor, c, reverse: bool):
-        """One layer, one direction: the unrolled time loop. Returns (outputs, h_T, c_T)."""
+        """One layer, one direction over x (T, B, I). Returns (output (T, B, H), h_T, c_T)."""
         w_ih, w_hh, b_ih, b_hh = weights
-        steps = x.shape[0]
         mode = self.mode
-        in_bias = b_ih
-        if b_ih is not None and mode != "GRU":  # GRU keeps b_hh inside r·(W_hn·h + b_hn)
-            in_bias = b_ih + b_hh
-        proj = step_projection(x, w_ih, in_bias)  # one (B, G) tensor per step
-        w_hh_t = w_hh.T
-        outs = [None] * steps
-        for t in (reversed(range(steps)) if reverse else range(steps)):
-            if mode == "LSTM":
-                h, c = lstm_cell(proj[t], h @ w_hh_t, c)
-            elif mode == "GRU":
-                hp = h @ w_hh_t
-                h = gru_cell(proj[t], hp if b_hh is None else hp + b_hh, h)
-            else:
-                pre = proj[t] + h @ w_hh_t
-                h = tanh(pre) if mode == "RNN_TANH" else relu(pre)
-            outs[t] = h
-        return outs, h, c
+        if mode == "LSTM":  # the whole time loop is one op
+            return lstm_layer(x, h, c, w_ih, w_hh, b_ih, b_hh, reverse=reverse)
+        if mode == "GRU":
+            return (*gru_layer(x, h, w_ih, w_hh, b_ih, b_hh, reverse=reverse), None)
+        out, h = rnn_layer(x, h, w_ih, w_hh, b_ih, b_hh, reverse=reverse,
+                           relu=mode == "RNN_RELU")
+        return out, h, None
 
     def forward(self, input: Tensor, hx: Tensor | tuple | None = None) -> tuple:
         """Run the layer over a sequence; see the class docstring for shapes."""
@@ -159,23 +151,20 @@ class RNNBase(Module):
         is_lstm = self.mode == "LSTM"
         dirs = 2 if self.bidirectional else 1
         h_n, c_n = [], []
-        outs = None
         for layer in range(self.num_layers):
             per_dir = []
             for d in range(dirs):
                 k = layer * dirs + d
                 c0 = states[1][k] if is_lstm else None
-                outs, h, c = self._run_direction(x, self._weights(layer, d), states[0][k], c0,
-                                                 reverse=bool(d))
-                per_dir.append(outs)
+                out, h, c = self._run_direction(x, self._weights(layer, d), states[0][k], c0,
+                                                reverse=bool(d))
+                per_dir.append(out)
                 h_n.append(h)
                 c_n.append(c)
             last = layer == self.num_layers - 1
-            time_dim = 1 if (last and batched and self.batch_first) else 0
-            if dirs == 1:
-                x = stack(per_dir[0], time_dim)
-            else:
-                x = cat([stack(o, time_dim) for o in per_dir], -1)
+            x = per_dir[0] if dirs == 1 else cat(per_dir, -1)
+            if last and batched and self.batch_first:
+                x = contiguous(x.transpose(0, 1))
             if not last and self.dropout > 0 and self.training:
                 x = F.dropout(x, self.dropout, True)
         output = x if batched else x.squeeze(1)
