@@ -12,7 +12,9 @@ from .function import Function
 from .grad_mode import _state
 
 
-def _dependencies(roots) -> dict:
+def _dependencies(roots, reach=None) -> dict:
+    """Number of edges into each node reachable from `roots` (only within `reach`, the
+    nodes that matter for `autograd.grad`, when given)."""
     deps: dict = {}
     stack = list(roots)
     seen = set(id(n) for n in roots)
@@ -22,12 +24,41 @@ def _dependencies(roots) -> dict:
             if edge is None:
                 continue
             nxt = edge[0]
-            if isinstance(nxt, Function):
+            if isinstance(nxt, Function) and (reach is None or nxt in reach):
                 deps[nxt] = deps.get(nxt, 0) + 1
                 if id(nxt) not in seen:
                     seen.add(id(nxt))
-                    stack.append(nxt)
+                    if reach is None or nxt in reach:
+                        stack.append(nxt)
     return deps
+
+
+def _nodes_to_run(roots, leaf_inputs, input_nodes) -> set:
+    """For `autograd.grad`: the nodes whose backward lies on a path to an input (a leaf
+    input or an input's grad_fn). Nothing upstream of the inputs runs, as in PyTorch."""
+    leads: dict = {}
+    stack = [(n, False) for n in roots]
+    while stack:
+        node, expanded = stack.pop()
+        if node in leads:
+            continue
+        if not expanded:
+            stack.append((node, True))
+            for edge in node._edges:
+                if edge is not None and isinstance(edge[0], Function) and edge[0] not in leads:
+                    stack.append((edge[0], False))
+            continue
+        result = False
+        for edge in node._edges:
+            if edge is None:
+                continue
+            nxt, nr = edge
+            if nr < 0:
+                result = result or id(nxt) in leaf_inputs
+            else:
+                result = result or nxt in input_nodes or leads.get(nxt, False)
+        leads[node] = result
+    return {n for n, on_path in leads.items() if on_path}
 
 
 def _accumulate(a, b):
@@ -89,7 +120,14 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
             root_nodes.append(fn)
         buf[t._output_nr] = _accumulate(buf[t._output_nr], g)
 
-    deps = _dependencies(root_nodes)
+    run = reach = None
+    if inputs is not None:
+        input_nodes = {t.grad_fn for t in inputs if t.grad_fn is not None}
+        run = _nodes_to_run(root_nodes, capture_leaf, input_nodes)
+        reach = run | input_nodes
+        root_nodes = [n for n in root_nodes if n in reach]
+    deps = _dependencies(root_nodes if run is None else [n for n in root_nodes if n in run],
+                         reach)
     ready = [n for n in root_nodes if n not in deps]
     # A gradient that a node passed through unchanged (or a user's gradient) may be aliased
     # elsewhere: such arrays are copied before becoming a leaf's .grad.
@@ -111,6 +149,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                     for nr, g in enumerate(grads):
                         for k in capture_node.get((id(node), nr), ()):
                             captured[k] = g
+                if run is not None and node not in run:
+                    continue  # an input's node with nothing to compute upstream of it
                 for g in grads:
                     if g is None:
                         _materialize(node, grads)
@@ -140,6 +180,9 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                     if not ok:
                         g = _check_grad(node, i, g, node._input_meta[i])
                 nxt, nr = edge
+                if reach is not None and (id(nxt) not in capture_leaf if nr < 0
+                                          else nxt not in reach):
+                    continue  # leads to no input of autograd.grad
                 if nr < 0:  # a leaf
                     if g is not None:
                         if not node._raw or _passed_through(g, grads):

@@ -357,3 +357,26 @@ def test_two_leaves_given_views_of_one_array_do_not_alias():
     a.grad.mul_(10)
     assert b.grad.tolist() == [[2.0, 2.0], [2.0, 2.0]]
     assert a.grad.tolist() == [[20.0, 20.0], [20.0, 20.0]]
+
+
+def test_autograd_grad_runs_nothing_upstream_of_its_inputs():
+    calls = []
+
+    class Exploding(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1
+
+        @staticmethod
+        def backward(ctx, g):
+            calls.append(1)
+            raise AssertionError("upstream of the requested input: must not run")
+
+    x = leaf(1.0, 2.0)
+    h = Exploding.apply(x)
+    y = h * 3
+    z = (y * y).sum() + (x * x).sum()  # x is also used directly: still not needed here
+    (gh,) = gg.autograd.grad(z, h, retain_graph=True)
+    assert gh.tolist() == [18.0, 36.0] and calls == []
+    with pytest.raises(AssertionError, match="must not run"):  # x is upstream: now it runs
+        gg.autograd.grad(z, x)
