@@ -352,26 +352,10 @@ class LSTMLayer(Op):
             dc *= f
             if t != last or need[1]:
                 dh = d @ w_hh
-        flat = d_all.reshape(steps * batch, g4)
-        gx = gw_ih = gw_hh = gb_ih = gb_hh = None
-        if need[0]:
-            gx = (flat @ w_ih).reshape(steps, batch, x2.shape[1])
-        if need[3]:
-            gw_ih = flat.T @ x2
-        if need[4]:
-            h_prev = hs[1:] if reverse else hs[:steps]
-            gw_hh = flat.T @ h_prev.reshape(steps * batch, n)
-        if need[5] or need[6]:
-            gb = flat.sum(0)
-            gb_ih = gb if need[5] else None
-            if need[6]:  # a separate array: the two leaves' .grad must not alias
-                gb_hh = gb.copy() if need[5] else gb
-
-        def wrap(a):
-            return None if a is None else _wrap_array(a, be)
-
-        return (wrap(gx), wrap(dh) if need[1] else None, wrap(dc) if need[2] else None,
-                wrap(gw_ih), wrap(gw_hh), wrap(gb_ih), wrap(gb_hh))
+        gx, gw_ih, gw_hh, gb_ih, gb_hh = _input_and_weight_grads(
+            d_all, x2, hs, w_ih, n, reverse, need[0], need[3], need[4], need[5], need[6])
+        return _wrap_all(be, gx, dh if need[1] else None, dc if need[2] else None,
+                         gw_ih, gw_hh, gb_ih, gb_hh)
 
     def _release(self) -> None:
         super()._release()
@@ -521,11 +505,7 @@ class GRULayer(Op):
         if need[5]:
             gb_hh = flat_p.sum(0)
 
-        def wrap(a):
-            return None if a is None else _wrap_array(a, be)
-
-        return (wrap(gx), wrap(dh) if need[1] else None, wrap(gw_ih), wrap(gw_hh), wrap(gb_ih),
-                wrap(gb_hh))
+        return _wrap_all(be, gx, dh if need[1] else None, gw_ih, gw_hh, gb_ih, gb_hh)
 
     def _release(self) -> None:
         super()._release()
@@ -632,26 +612,9 @@ class RNNLayer(Op):
                 d *= dh
             if t != last or need[1]:
                 dh = d @ w_hh
-        flat = d_all.reshape(steps * batch, n)
-        gx = gw_ih = gw_hh = gb_ih = gb_hh = None
-        if need[0]:
-            gx = (flat @ w_ih).reshape(steps, batch, x2.shape[1])
-        if need[2]:
-            gw_ih = flat.T @ x2
-        if need[3]:
-            h_prev = hs[1:] if reverse else hs[:steps]
-            gw_hh = flat.T @ h_prev.reshape(steps * batch, n)
-        if need[4] or need[5]:
-            gb = flat.sum(0)
-            gb_ih = gb if need[4] else None
-            if need[5]:  # a separate array: the two leaves' .grad must not alias
-                gb_hh = gb.copy() if need[4] else gb
-
-        def wrap(a):
-            return None if a is None else _wrap_array(a, be)
-
-        return (wrap(gx), wrap(dh) if need[1] else None, wrap(gw_ih), wrap(gw_hh), wrap(gb_ih),
-                wrap(gb_hh))
+        gx, gw_ih, gw_hh, gb_ih, gb_hh = _input_and_weight_grads(
+            d_all, x2, hs, w_ih, n, reverse, need[0], need[2], need[3], need[4], need[5])
+        return _wrap_all(be, gx, dh if need[1] else None, gw_ih, gw_hh, gb_ih, gb_hh)
 
     def _release(self) -> None:
         super()._release()
@@ -716,3 +679,31 @@ def rnn_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh,
     """One Elman layer (tanh, or relu), one direction, over x (T, B, I) from h₀ (B, H):
     (output (T, B, H), h_T), as one fused op."""
     return RNNLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=reverse, relu=relu)
+
+
+def _input_and_weight_grads(d_all, x2, hs, w_ih, n: int, reverse: bool, need_x: bool,
+                            need_w_ih: bool, need_w_hh: bool, need_b_ih: bool,
+                            need_b_hh: bool) -> tuple:
+    """(x̄, W̄_ih, W̄_hh, b̄_ih, b̄_hh) from the stacked per-step pre-activation gradients
+    d_all (steps, batch, width): a recurrence's weight gradients are sums over time, so
+    each is one GEMM over all steps."""
+    steps, batch, width = d_all.shape
+    flat = d_all.reshape(steps * batch, width)
+    gx = gw_ih = gw_hh = gb_ih = gb_hh = None
+    if need_x:
+        gx = (flat @ w_ih).reshape(steps, batch, x2.shape[1])
+    if need_w_ih:
+        gw_ih = flat.T @ x2
+    if need_w_hh:
+        h_prev = hs[1:] if reverse else hs[:steps]
+        gw_hh = flat.T @ h_prev.reshape(steps * batch, n)
+    if need_b_ih or need_b_hh:
+        gb = flat.sum(0)
+        gb_ih = gb if need_b_ih else None
+        if need_b_hh:  # a separate array: the two leaves' .grad must not alias
+            gb_hh = gb.copy() if need_b_ih else gb
+    return gx, gw_ih, gw_hh, gb_ih, gb_hh
+
+
+def _wrap_all(backend, *arrays) -> tuple:
+    return tuple(None if a is None else _wrap_array(a, backend) for a in arrays)
