@@ -101,6 +101,10 @@ class Backend:
     def _run_elementwise(self, kernel, outs: tuple, ins: tuple) -> None:
         kernel(self.xp, *outs, *ins)
 
+    def binary(self, ufunc, a, b):
+        """ufunc(a, b) with broadcasting (the CPU backend splits large ones across threads)."""
+        return ufunc(a, b)
+
     def _new(self, like):
         return self.xp.empty(like.shape, dtype=like.dtype)
 

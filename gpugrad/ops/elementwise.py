@@ -54,7 +54,7 @@ class Add(Op):
             b = b * alpha
         xp = ctx._backend.xp
         try:
-            return xp.add(a, b) if ctx._sign > 0 else xp.subtract(a, b)
+            return ctx._backend.binary(xp.add if ctx._sign > 0 else xp.subtract, a, b)
         except ValueError:
             raise broadcast_error(ctx._name, _shape(a), _shape(b)) from None
 
@@ -84,7 +84,7 @@ class Mul(Op):
         ctx._save_in = _BOTH
         ctx.consts = (a, b)
         try:
-            return ctx._backend.xp.multiply(a, b)
+            return ctx._backend.binary(ctx._backend.xp.multiply, a, b)
         except ValueError:
             raise broadcast_error("mul", _shape(a), _shape(b)) from None
 
@@ -112,7 +112,7 @@ class Div(Op):
         ctx._save_in = _BOTH
         ctx.consts = (a, b)
         try:
-            return ctx._backend.xp.true_divide(a, b)
+            return ctx._backend.binary(ctx._backend.xp.true_divide, a, b)
         except ValueError:
             raise broadcast_error("div", _shape(a), _shape(b)) from None
 
