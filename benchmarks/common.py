@@ -27,9 +27,17 @@ class Workload:
     extra: dict = field(default_factory=dict)
 
 
-def time_it(fn, repeat: int = 7, number: int = 1, warmup: int = 2) -> dict:
-    """Median and spread (min, max) of `repeat` timings of `number` calls, in seconds/call."""
-    for _ in range(warmup):
+def time_it(fn, repeat: int = 7, number: int = 1, warmup: int = 2,
+            warmup_seconds: float = 1.0, max_warmup: int = 50) -> dict:
+    """Median and spread (min, max) of `repeat` timings of `number` calls, in seconds/call.
+
+    Warm-up runs at least `warmup` calls and about `warmup_seconds` (at most `max_warmup`
+    calls): allocators, caches and thread pools of every framework reach their steady state
+    only after several steps."""
+    start = time.perf_counter()
+    for k in range(max_warmup):
+        if k >= warmup and time.perf_counter() - start >= warmup_seconds:
+            break
         fn()
     times = []
     for _ in range(repeat):
