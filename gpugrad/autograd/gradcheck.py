@@ -37,6 +37,23 @@ def _numerical_jacobian(fn, inputs, t, out_index: int, eps: float) -> np.ndarray
     return np.stack(cols, axis=1)
 
 
+def _analytical_jacobian(out, diff, unit, dtype) -> dict:
+    """{input index: J} with row m the VJP of the cotangent `unit`·e_m through `out`."""
+    n_out = out._data.size
+    jac = {i: np.zeros((n_out, t._data.size), dtype=dtype) for i, t in diff}
+    if out.requires_grad:
+        for m in range(n_out):
+            onehot = np.zeros(n_out, dtype=out._data.dtype)
+            onehot[m] = unit
+            seed = Tensor(onehot.reshape(out.shape), device=out.device)
+            grads = grad(out, [t for _, t in diff], seed, retain_graph=True,
+                         allow_unused=True)
+            for (i, _), g in zip(diff, grads):
+                if g is not None:
+                    jac[i][m] = g._backend.to_host(g._data).reshape(-1)
+    return jac
+
+
 def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               raise_exception: bool = True, check_undefined_grad: bool = False) -> bool:
     """Compare the gradients of `fn` at `inputs` with central finite differences.
@@ -62,17 +79,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         return _gradcheck_complex(fn, inputs, diff, outputs, eps, atol, rtol, raise_exception)
     for j, out in enumerate(outputs):
         n_out = out._data.size
-        analytical = {i: np.zeros((n_out, t._data.size)) for i, t in diff}
-        if out.requires_grad:
-            for m in range(n_out):
-                onehot = np.zeros(n_out, dtype=out._data.dtype)
-                onehot[m] = 1
-                seed = Tensor(onehot.reshape(out.shape), device=out.device)
-                grads = grad(out, [t for _, t in diff], seed, retain_graph=True,
-                             allow_unused=True)
-                for (i, _), g in zip(diff, grads):
-                    if g is not None:
-                        analytical[i][m] = g._backend.to_host(g._data).reshape(-1)
+        analytical = _analytical_jacobian(out, diff, 1, np.float64)
         for i, t in diff:
             numerical = _numerical_jacobian(fn, inputs, t, j, eps).reshape(n_out, t._data.size)
             a = analytical[i]
@@ -118,22 +125,10 @@ def _numerical_wirtinger(fn, inputs, t, out_index: int, eps: float, part) -> np.
 def _gradcheck_complex(fn, inputs, diff, outputs, eps, atol, rtol, raise_exception) -> bool:
     """gradcheck when an input or an output is complex (see `gradcheck`)."""
     for j, out in enumerate(outputs):
-        n_out = out._data.size
         parts = ((np.real, 1), (np.imag, 1j)) if out._data.dtype.kind == "c" else \
             ((np.real, 1),)
         for part, unit in parts:
-            analytical = {i: np.zeros((n_out, t._data.size), dtype=np.complex128)
-                          for i, t in diff}
-            if out.requires_grad:
-                for m in range(n_out):
-                    onehot = np.zeros(n_out, dtype=out._data.dtype)
-                    onehot[m] = unit
-                    seed = Tensor(onehot.reshape(out.shape), device=out.device)
-                    grads = grad(out, [t for _, t in diff], seed, retain_graph=True,
-                                 allow_unused=True)
-                    for (i, _), g in zip(diff, grads):
-                        if g is not None:
-                            analytical[i][m] = g._backend.to_host(g._data).reshape(-1)
+            analytical = _analytical_jacobian(out, diff, unit, np.complex128)
             for i, t in diff:
                 numerical = _numerical_wirtinger(fn, inputs, t, j, eps, part)
                 a = analytical[i]

@@ -448,12 +448,7 @@ class GRULayer(Op):
             return _vjp_through_unrolled(ctx, (g_out, g_h), _gru_unrolled)
         need = ctx.needs_input_grad
         xp, be = ctx.xp, ctx.backend
-        ctx.saved_output_array()  # in-place writes since forward are errors
-        ctx.saved_input(3)
-        if need[0]:
-            ctx.saved_input(2)
-        if need[2]:
-            ctx.saved_input(0)
+        _check_not_modified(ctx, need)
         x2, w_ih, w_hh, acts, hs, pns = ctx.arrays
         steps, batch, g3 = acts.shape
         n = g3 // 3
@@ -585,12 +580,7 @@ class RNNLayer(Op):
                 lambda *a, reverse: _rnn_unrolled(*a, reverse=reverse, relu=ctx.relu))
         need = ctx.needs_input_grad
         xp, be = ctx.xp, ctx.backend
-        ctx.saved_output_array()  # in-place writes since forward are errors
-        ctx.saved_input(3)
-        if need[0]:
-            ctx.saved_input(2)
-        if need[2]:
-            ctx.saved_input(0)
+        _check_not_modified(ctx, need)
         x2, w_ih, w_hh, hs = ctx.arrays
         steps = hs.shape[0] - 1
         batch, n = hs.shape[1:]
@@ -707,3 +697,15 @@ def _input_and_weight_grads(d_all, x2, hs, w_ih, n: int, reverse: bool, need_x: 
 
 def _wrap_all(backend, *arrays) -> tuple:
     return tuple(None if a is None else _wrap_array(a, backend) for a in arrays)
+
+
+def _check_not_modified(ctx, need) -> None:
+    """GRU/RNN layer backward reads raw saved arrays: unpacking the saved output, W_hh
+    (input 3), and the tensors whose gradients use them (W_ih for x̄, x for W̄_ih) raises
+    if any was written in place since forward."""
+    ctx.saved_output_array()
+    ctx.saved_input(3)
+    if need[0]:
+        ctx.saved_input(2)
+    if need[2]:
+        ctx.saved_input(0)
