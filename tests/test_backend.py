@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gpugrad.backend import base, cpu_backend
-from gpugrad.backend.numpy_backend import _BLOCK
+from gpugrad.backend.cpu_parallel import BLOCK as _BLOCK
 
 
 def _whole(kernel, outs, ins):
@@ -35,3 +35,71 @@ def test_blocked_kernels_match_whole_array(layout, dtype):
         _whole(kernel, ref, ins)
         for a, b in zip(got, ref):
             np.testing.assert_array_equal(a, b, err_msg=kernel.__name__)
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 64])
+@pytest.mark.parametrize("row_bytes", [0, 1 << 10, 1 << 22])
+@pytest.mark.parametrize("work", [10, 1 << 24])
+def test_over_rows_covers_every_row_once(n, row_bytes, work):
+    from gpugrad.backend import cpu_parallel
+
+    seen = np.zeros(n, int)
+    calls = []
+
+    def fn(lo, hi):
+        calls.append((lo, hi))
+        seen[lo:hi] += 1
+
+    cpu_parallel.over_rows(fn, n, work, row_bytes=row_bytes)
+    np.testing.assert_array_equal(seen, 1)
+    if row_bytes:  # ranges are cut to about CHUNK_BYTES of working set
+        limit = max(1, cpu_parallel.CHUNK_BYTES // row_bytes)
+        assert all(hi - lo <= limit for lo, hi in calls)
+
+
+def test_blas_runs_single_threaded_inside_and_is_restored_after():
+    from gpugrad.backend import cpu_parallel
+
+    blas = cpu_parallel._BLAS
+    if blas.setter is None:
+        pytest.skip("NumPy's BLAS is not its bundled OpenBLAS")
+    before = blas.getter()
+    inside = []
+    cpu_parallel.over_rows(lambda lo, hi: inside.append(blas.getter()), 8, 1 << 24, blas=True)
+    if cpu_parallel.THREADS > 1:
+        assert inside and set(inside) == {1}
+    assert blas.getter() == before
+
+
+def test_blas_thread_count_survives_concurrent_parallel_regions():
+    import threading
+
+    from gpugrad.backend import cpu_parallel
+
+    blas = cpu_parallel._BLAS
+    if blas.setter is None:
+        pytest.skip("NumPy's BLAS is not its bundled OpenBLAS")
+    before = blas.getter()
+    a = np.ones((64, 64), np.float32)
+
+    def work():
+        for _ in range(20):
+            cpu_parallel.over_rows(lambda lo, hi: a @ a, 8, 1 << 24, blas=True)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert blas.getter() == before
+
+
+def test_over_rows_reraises_a_worker_error():
+    from gpugrad.backend import cpu_parallel
+
+    def fn(lo, hi):
+        if lo > 0:
+            raise ValueError(f"rows {lo}:{hi}")
+
+    with pytest.raises(ValueError, match="rows"):
+        cpu_parallel.over_rows(fn, 8, 1 << 24)

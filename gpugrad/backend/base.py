@@ -105,6 +105,14 @@ class Backend:
         """ufunc(a, b) with broadcasting (the CPU backend splits large ones across threads)."""
         return ufunc(a, b)
 
+    def over_rows(self, fn, n: int, work: int, *, row_bytes: int = 0,
+                  blas: bool = False) -> None:
+        """fn(lo, hi) on row ranges covering range(n) (fn must not depend on how they are
+        cut). `work` counts the elements touched, `row_bytes` one row's working set and
+        `blas` says fn calls BLAS: the CPU backend spreads large jobs over its threads in
+        cache-sized ranges (see cpu_parallel.over_rows); a GPU backend runs fn(0, n)."""
+        fn(0, n)
+
     def _new(self, like):
         return self.xp.empty(like.shape, dtype=like.dtype)
 

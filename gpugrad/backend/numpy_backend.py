@@ -10,7 +10,7 @@ import platform
 import numpy as np
 
 from ..device import device as Device
-from . import base
+from . import base, cpu_parallel
 from .base import Backend
 
 
@@ -83,35 +83,38 @@ class NumpyBackend(Backend):
         return np.reshape(array, shape, copy=False)
 
     def _run_elementwise(self, kernel, outs: tuple, ins: tuple) -> None:
-        """Apply an elementwise kernel in row blocks of about 128 KiB, so that its several
-        NumPy passes over a block stay in cache (NumPy's stand-in for a fused kernel)."""
+        """Apply an elementwise kernel in cache-sized row blocks shared among the threads,
+        so that its several NumPy passes over a block stay in cache (NumPy's stand-in for
+        a fused kernel)."""
         if kernel in _EXP_KERNELS:  # exp overflow correctly gives 0 / inf here
             with np.errstate(over="ignore", invalid="ignore"):
-                _blocked(kernel, outs, ins)
+                cpu_parallel.blocked(kernel, outs, ins)
         else:
-            _blocked(kernel, outs, ins)
-
+            cpu_parallel.blocked(kernel, outs, ins)
 
     def binary(self, ufunc, a, b):
         """Large elementwise ops run as one contiguous share of rows per thread (a single
         pass gains nothing from blocking, but memory bandwidth scales with cores)."""
         size = max(getattr(a, "size", 1), getattr(b, "size", 1))
-        if size < _PARALLEL_MIN or _THREADS == 1:
+        if size < cpu_parallel.PARALLEL_MIN or cpu_parallel.THREADS == 1:
             return ufunc(a, b)
         shape = np.broadcast_shapes(np.shape(a), np.shape(b))
-        if len(shape) == 0 or shape[0] < 2 * _THREADS:
+        if len(shape) == 0 or shape[0] < 2 * cpu_parallel.THREADS:
             return ufunc(a, b)
         out = np.empty(shape, dtype=np.result_type(a, b))
         kernel = _UFUNC_KERNELS.get(ufunc)
         if kernel is None:
             kernel = _UFUNC_KERNELS[ufunc] = _ufunc_kernel(ufunc)
-        _split(kernel, out, (a, b))
+        cpu_parallel.split_rows(kernel, out, (a, b))
         return out
 
+    def over_rows(self, fn, n: int, work: int, *, row_bytes: int = 0,
+                  blas: bool = False) -> None:
+        cpu_parallel.over_rows(fn, n, work, row_bytes=row_bytes, blas=blas)
 
-_BLOCK = 1 << 15  # elements per block
-_PARALLEL_MIN = 1 << 20  # elements: below this a thread handoff costs more than it saves
+
 _UFUNC_KERNELS: dict = {}
+_EXP_KERNELS = {base._sigmoid_into, base._swish_into, base._swish_backward_into}
 
 
 def _ufunc_kernel(ufunc):
@@ -119,63 +122,3 @@ def _ufunc_kernel(ufunc):
         ufunc(a, b, out=out)
 
     return kernel
-
-
-def _split(kernel, out, ins: tuple) -> None:
-    """kernel(np, out_rows, *in_rows) on one contiguous share of rows per thread."""
-    n = out.shape[0]
-    cuts = [n * k // _THREADS for k in range(_THREADS + 1)]
-
-    def run(lo: int, hi: int) -> None:
-        rs = slice(lo, hi)
-        kernel(np, out[rs], *[a[rs] if _has_rows(a, out) else a for a in ins])
-
-    futures = [_pool().submit(run, cuts[k], cuts[k + 1]) for k in range(1, _THREADS)]
-    run(cuts[0], cuts[1])
-    for f in futures:
-        f.result()
-_EXP_KERNELS = {base._sigmoid_into, base._swish_into, base._swish_backward_into}
-
-
-def _blocked(kernel, outs: tuple, ins: tuple) -> None:
-    ref = outs[0]
-    if ref.ndim == 0 or ref.size < 4 * _BLOCK:
-        kernel(np, *outs, *ins)
-        return
-    n = ref.shape[0]
-    rows = max(1, _BLOCK * n // ref.size)
-    starts = range(0, n, rows)
-
-    def run(part) -> None:
-        for i in part:
-            rs = slice(i, i + rows)
-            kernel(np, *[o if o is None else o[rs] for o in outs],
-                   *[a[rs] if _has_rows(a, ref) else a for a in ins])
-
-    workers = _THREADS if len(starts) >= 2 * _THREADS else 1
-    if workers == 1:
-        run(starts)
-        return
-    # NumPy releases the GIL inside ufunc loops: contiguous shares of the blocks run in
-    # parallel threads, as PyTorch's CPU kernels use every core.
-    futures = [_pool().submit(run, starts[k::workers]) for k in range(workers)]
-    for f in futures:
-        f.result()
-
-
-_THREADS = max(1, min(int(os.environ.get("GPUGRAD_CPU_THREADS", os.cpu_count() or 1)), 8))
-_POOL = None
-
-
-def _pool():
-    global _POOL
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="gpugrad-cpu")
-    return _POOL
-
-
-def _has_rows(a, ref) -> bool:
-    """Whether `a` runs along ref's first axis (else it broadcasts whole into each block)."""
-    return isinstance(a, np.ndarray) and a.ndim == ref.ndim and a.shape[0] == ref.shape[0]

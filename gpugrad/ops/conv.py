@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .._autocast import LOWER, autocast_inputs
 from ..autograd.function import Op
 from ..autograd.grad_mode import is_grad_enabled
 from ..errors import ShapeError
@@ -87,35 +88,71 @@ def windows(xp, x, k: tuple, geom_stride: tuple, dilation: tuple, padding: tuple
         x, (n, c, kh, kw, ho, wo), (s0, s1, s2 * dh, s3 * dw, s2 * sh, s3 * sw))
 
 
-def col2im(xp, cols, in_hw: tuple, stride: tuple, dilation: tuple, padding: tuple):
+def col2im(backend, cols, in_hw: tuple, stride: tuple, dilation: tuple, padding: tuple):
     """The adjoint of the window view: cols (N, G, kh, kw, C/G, Ho, Wo) summed back into an
     (N, C, H, W) array; overlapping windows accumulate, padding positions are dropped. One
-    strided add per kernel tap (kh·kw of them), each over the whole batch and all channels."""
+    strided add per kernel tap (kh·kw of them), over shares of the batch in parallel."""
     n, grp, kh, kw, cg, ho, wo = cols.shape
-    h, w = in_hw
-    out = xp.zeros((n, grp, cg, h, w), dtype=cols.dtype)
-    rows = tap_slices(h, ho, kh, stride[0], dilation[0], padding[0])
-    columns = tap_slices(w, wo, kw, stride[1], dilation[1], padding[2])
-    for i, r in enumerate(rows):
-        if r is None:
-            continue
-        for j, q in enumerate(columns):
-            if q is None:
-                continue
+    taps = TapScatter(in_hw, (ho, wo), (kh, kw), stride, dilation, padding)
+    out = taps.new_output(backend.xp, (n, grp, cg) + tuple(in_hw), cols.dtype)
+    backend.over_rows(lambda lo, hi: taps.scatter(out[lo:hi], cols[lo:hi]), n, cols.size)
+    return out.reshape(n, grp * cg, *in_hw)
+
+
+class TapScatter:
+    """col2im for one geometry: which kernel taps reach which input positions.
+
+    A tap that covers the whole input one-to-one (stride 1 with 'same' padding: the centre)
+    initialises the sum, saving a pass of zeros and an add.
+    """
+
+    def __init__(self, in_hw: tuple, out_hw: tuple, ksize: tuple, stride: tuple,
+                 dilation: tuple, padding: tuple) -> None:
+        (h, w), (ho, wo) = in_hw, out_hw
+        rows = tap_slices(h, ho, ksize[0], stride[0], dilation[0], padding[0])
+        columns = tap_slices(w, wo, ksize[1], stride[1], dilation[1], padding[2])
+        self.taps = [(i, j, r, q) for i, r in enumerate(rows) if r is not None
+                     for j, q in enumerate(columns) if q is not None]
+        self.whole = next((t for t in self.taps
+                           if _covers(t[2], ho, h) and _covers(t[3], wo, w)), None)
+        if self.whole is not None:
+            self.taps.remove(self.whole)
+
+    def new_output(self, xp, shape: tuple, dtype):
+        """The array `scatter` fills: uninitialised when one tap covers it all, else zeros."""
+        return (xp.empty if self.whole is not None else xp.zeros)(shape, dtype=dtype)
+
+    def scatter(self, out, cols) -> None:
+        """out (B, G, C/G, H, W) (from `new_output`) += the taps of cols (B, G, kh, kw,
+        C/G, Ho, Wo)."""
+        if self.whole is not None:
+            out[...] = cols[:, :, self.whole[0], self.whole[1]]
+        for i, j, r, q in self.taps:
             out[..., r[1], q[1]] += cols[:, :, i, j, :, r[0], q[0]]
-    return out.reshape(n, grp * cg, h, w)
 
 
-def im2col(xp, x, ksize: tuple, geom: ConvGeom):
-    """(cols (N, G, kh·kw·C/G, Ho·Wo) contiguous, tap-major rows, and (Ho, Wo)) for x
-    (N, C, H, W)."""
+def _covers(pair, n_out: int, n_in: int) -> bool:
+    """Whether a tap's (out_slice, in_slice) maps all n_out outputs one-to-one onto all
+    n_in inputs."""
+    out_s, in_s = pair
+    return (n_out == n_in and out_s == slice(0, n_out) and in_s.start == 0
+            and in_s.stop == n_in and in_s.step == 1)
+
+
+def column_view(xp, x, ksize: tuple, geom: ConvGeom):
+    """x (N, C, H, W) as the strided window view (N, G, kh, kw, C/G, Ho, Wo) whose copy
+    is the column matrix (tap-major rows); no copy beyond the padding."""
     view = windows(xp, x, ksize, geom.stride, geom.dilation, geom.padding)
     n, c, kh, kw, ho, wo = view.shape
     grp = geom.groups
     s0, s1, s2, s3, s4, s5 = view.strides
-    view = xp.lib.stride_tricks.as_strided(  # (n, g, i, j, c_in_group, ho, wo)
+    return xp.lib.stride_tricks.as_strided(
         view, (n, grp, kh, kw, c // grp, ho, wo), (s0, s1 * (c // grp), s2, s3, s1, s4, s5))
-    return xp.ascontiguousarray(view).reshape(n, grp, kh * kw * (c // grp), ho * wo), (ho, wo)
+
+
+def _image_bytes(view) -> int:
+    """Bytes of one image's column matrix (the working set of a per-image GEMM)."""
+    return view[0].size * view.itemsize
 
 
 def weight_matrix(xp, w, groups: int):
@@ -135,16 +172,28 @@ class Conv2d(Op):
     @staticmethod
     def forward(ctx, x, w, b, geom, keep_cols):
         xp = ctx.xp
-        n = x.shape[0]
         o, cg, kh, kw = w.shape
-        cols, (ho, wo) = im2col(xp, x, (kh, kw), geom)
-        y = xp.matmul(weight_matrix(xp, w, geom.groups), cols).reshape(n, o, ho, wo)
-        if b is not None:
-            y += b.reshape(1, o, 1, 1)
+        view = column_view(xp, x, (kh, kw), geom)
+        n, grp, _, _, _, ho, wo = view.shape
+        k, hw = kh * kw * cg, ho * wo
+        wm = weight_matrix(xp, w, grp)
+        y = xp.empty((n, grp, o // grp, hw), dtype=x.dtype)
+        cols = xp.empty(view.shape, dtype=x.dtype) if keep_cols else None
+
+        # Per range of images: copy its columns and multiply while they are in cache.
+        def step(lo: int, hi: int) -> None:
+            c = cols[lo:hi] if cols is not None else xp.empty_like(view[lo:hi])
+            c[...] = view[lo:hi]
+            xp.matmul(wm, c.reshape(hi - lo, grp, k, hw), out=y[lo:hi])
+            if b is not None:
+                y[lo:hi] += b.reshape(1, grp, o // grp, 1)
+
+        ctx.backend.over_rows(step, n, view.size + y.size, row_bytes=_image_bytes(view),
+                              blas=True)
         ctx.save_inputs(0, 1)
         ctx.geom, ctx.in_hw = geom, x.shape[2:]
-        ctx.cols = cols if keep_cols else None
-        return y
+        ctx.cols = cols
+        return y.reshape(n, o, ho, wo)
 
     @staticmethod
     def backward(ctx, g):
@@ -175,11 +224,21 @@ class ConvInputGrad(Op):
         # Wᵀ made contiguous (it is small): a transposed A operand makes batched matmul
         # leave BLAS in NumPy.
         wt = xp.ascontiguousarray(weight_matrix(xp, w, grp).transpose(0, 2, 1))
-        gcols = xp.matmul(wt, g.reshape(n, grp, o // grp, ho * wo))
-        gcols = gcols.reshape(n, grp, kh, kw, cg, ho, wo)
+        g4 = g.reshape(n, grp, o // grp, ho * wo)
+        taps = TapScatter(in_hw, (ho, wo), (kh, kw), geom.stride, geom.dilation, geom.padding)
+        out = taps.new_output(xp, (n, grp, cg) + tuple(in_hw), g.dtype)
+
+        # Per range of images: the column gradient Wᵀ·ḡ, scattered back while in cache.
+        def step(lo: int, hi: int) -> None:
+            gcols = xp.matmul(wt, g4[lo:hi]).reshape(hi - lo, grp, kh, kw, cg, ho, wo)
+            taps.scatter(out[lo:hi], gcols)
+
+        cols_size = n * wt.shape[0] * wt.shape[1] * ho * wo
+        ctx.backend.over_rows(step, n, cols_size + out.size,
+                              row_bytes=cols_size // n * g.itemsize, blas=True)
         ctx.save_inputs(0, 1)
         ctx.geom, ctx.in_hw = geom, in_hw
-        return col2im(xp, gcols, in_hw, geom.stride, geom.dilation, geom.padding)
+        return out.reshape(n, grp * cg, *in_hw)
 
     @staticmethod
     def backward(ctx, gz):
@@ -204,9 +263,23 @@ class ConvWeightGrad(Op):
         o, cg, kh, kw = w_shape
         n, _, ho, wo = g.shape
         grp = geom.groups
-        if cols is None:
-            cols, _ = im2col(xp, x, (kh, kw), geom)
-        gw = xp.matmul(g.reshape(n, grp, o // grp, ho * wo), cols.transpose(0, 1, 3, 2)).sum(0)
+        view = column_view(xp, x, (kh, kw), geom) if cols is None else cols
+        k, hw = kh * kw * cg, ho * wo
+        g4 = g.reshape(n, grp, o // grp, hw)
+        partial: dict = {}
+
+        # Per range of images: its share of Σ_n ḡ[n]·cols[n]ᵀ (columns rebuilt in cache
+        # when the forward did not keep them); the shares are summed in a fixed order.
+        def step(lo: int, hi: int) -> None:
+            c = view[lo:hi] if cols is not None else xp.ascontiguousarray(view[lo:hi])
+            c = c.reshape(hi - lo, grp, k, hw).transpose(0, 1, 3, 2)
+            partial[lo] = xp.matmul(g4[lo:hi], c).sum(0)
+
+        ctx.backend.over_rows(step, n, view.size + g.size, row_bytes=_image_bytes(view),
+                              blas=True)
+        gw = xp.zeros((grp, o // grp, k), dtype=g.dtype)
+        for lo in sorted(partial):
+            gw += partial[lo]
         ctx.save_inputs(0, 1)
         ctx.geom, ctx.in_hw = geom, x.shape[2:]
         # (G, O/G, kh·kw·C/G), tap-major -> (O, C/G, kh, kw)
@@ -254,6 +327,7 @@ def _conv(input: Tensor, weight: Tensor, bias, stride, padding, dilation, groups
           nd: int, op: str) -> Tensor:
     if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
         raise TypeError(f"{op}: input and weight must be Tensors")
+    input, weight, bias = autocast_inputs(LOWER, input, weight, bias)
     if input.ndim not in (nd + 1, nd + 2):
         raise ShapeError(f"{op}: expected a {nd + 1}-d (unbatched) or {nd + 2}-d (batched) "
                          f"input, got shape {tuple(input.shape)}")

@@ -126,7 +126,7 @@ class AvgPool2dBackward(Op):
         n, c, ho, wo = g.shape
         cols = xp.broadcast_to(share[:, None, None, None], (n, 1, kh, kw, c, ho, wo))
         ctx.geom, ctx.out_hw, ctx.divisor = geom, (ho, wo), divisor
-        return col2im(xp, cols, in_hw, stride, dilation,
+        return col2im(ctx.backend, cols, in_hw, stride, dilation,
                       (padding[0], 0, padding[1], 0))
 
     @staticmethod

@@ -45,6 +45,18 @@ def test_conv2d_float32_and_unbatched():
     compare(ours, theirs, rand(3, 6, 5, dtype=np.float32))
 
 
+@pytest.mark.parametrize("case", [(16, 8, 3, 1, 1, 1, 1, True), (16, 12, 3, 2, 2, 2, 4, False),
+                                  (16, 16, 3, 1, 1, 1, 16, True)])
+def test_conv2d_large_enough_for_the_threaded_path_matches_torch(case):
+    """Batches big enough that the CPU backend splits the image GEMMs and col2im across
+    threads in cache-sized ranges (cpu_parallel.over_rows) give the same results."""
+    c_in, c_out, k, s, p, d, g, bias = case
+    theirs = torch.nn.Conv2d(c_in, c_out, k, s, p, d, g, bias).double()
+    ours = nn.Conv2d(c_in, c_out, k, s, p, d, g, bias, dtype=gg.float64)
+    copy_weights(ours, theirs)
+    compare(ours, theirs, rand(9, c_in, 31, 33), atol=1e-9, rtol=1e-8)
+
+
 @pytest.mark.parametrize("case", [(3, 4, 3, 1, 0, 1, 1), (4, 6, 3, 2, 1, 2, 2),
                                   (4, 4, 5, 1, "same", 1, 4), (2, 3, 4, 3, 2, 1, 1)])
 def test_conv1d_matches_torch(case):
