@@ -132,6 +132,9 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     # A gradient that a node passed through unchanged (or a user's gradient) may be aliased
     # elsewhere: such arrays are copied before becoming a leaf's .grad.
     shared: dict = {id(g._data): g._data for g in root_grads}
+    # ids of gradient arrays that something else may hold (an id reused after its array
+    # was freed only costs an in-place accumulation, never a wrong sum)
+    aliased = set(shared)
 
     prev_mode = _state.enabled
     _state.enabled = create_graph
@@ -183,21 +186,25 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                 if reach is not None and (id(nxt) not in capture_leaf if nr < 0
                                           else nxt not in reach):
                     continue  # leads to no input of autograd.grad
+                alias = g is not None and (not node._raw or _aliased(g, grads, in_grads, i))
+                if alias:
+                    aliased.add(id(g._data))
                 if nr < 0:  # a leaf
                     if g is not None:
-                        if not node._raw or _passed_through(g, grads):
+                        if alias:
                             shared[id(g._data)] = g._data
                         slot = leaves.get(id(nxt))
                         if slot is None:
                             leaves[id(nxt)] = [nxt, g]
                         else:
-                            slot[1] = slot[1] + g
+                            slot[1] = _sum_grads(slot[1], g, aliased, create_graph)
                     continue
                 if g is not None:
                     buf = buffers.get(nxt)
                     if buf is None:
                         buf = buffers[nxt] = [None] * len(nxt._output_meta)
-                    buf[nr] = g if buf[nr] is None else buf[nr] + g
+                    buf[nr] = g if buf[nr] is None else _sum_grads(buf[nr], g, aliased,
+                                                                   create_graph)
                 left = deps[nxt] - 1
                 deps[nxt] = left
                 if left == 0:
@@ -254,11 +261,30 @@ def _accumulate_into_leaf(leaf, g, create_graph: bool, shared: dict) -> None:
             old._version.value += 1
 
 
-def _passed_through(g, grads) -> bool:
+def _aliased(g, grads, in_grads, i: int) -> bool:
+    """Whether gradient `g` (for input i) may share its array with another gradient: an
+    upstream gradient passed through, or the same array returned for another input."""
+    data = g._data
     for x in grads:
-        if g is x:
+        if x is not None and (g is x or data is x._data):
+            return True
+    for k, x in enumerate(in_grads):
+        if k != i and x is not None and x._data is data:
             return True
     return False
+
+
+def _sum_grads(acc, g, aliased: set, create_graph: bool):
+    """acc + g. Without a graph to record, the sum is written into acc's array when that
+    array is a fresh result nothing else holds (not a view, not passed through): on large
+    tensors this saves an allocation and a pass through memory per extra contribution."""
+    if not create_graph:
+        a, b = acc._data, g._data
+        if (id(a) not in aliased and getattr(a, "base", 0) is None and a is not b
+                and a.shape == b.shape and a.dtype == b.dtype):
+            acc._backend.add_(a, b)
+            return acc
+    return acc + g
 
 
 def _materialize(node, grads: list) -> None:

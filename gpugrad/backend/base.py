@@ -105,6 +105,10 @@ class Backend:
         """ufunc(a, b) with broadcasting (the CPU backend splits large ones across threads)."""
         return ufunc(a, b)
 
+    def add_(self, a, b) -> None:
+        """a += b in place (b has a's shape and dtype)."""
+        self.xp.add(a, b, out=a)
+
     def over_rows(self, fn, n: int, work: int, *, row_bytes: int = 0,
                   blas: bool = False) -> None:
         """fn(lo, hi) on row ranges covering range(n) (fn must not depend on how they are

@@ -108,6 +108,12 @@ class NumpyBackend(Backend):
         cpu_parallel.split_rows(kernel, out, (a, b))
         return out
 
+    def add_(self, a, b) -> None:
+        if a.size < cpu_parallel.PARALLEL_MIN or a.ndim == 0 or a.shape[0] < 2:
+            np.add(a, b, out=a)
+        else:
+            cpu_parallel.split_rows(_add_kernel, a, (a, b))
+
     def over_rows(self, fn, n: int, work: int, *, row_bytes: int = 0,
                   blas: bool = False) -> None:
         cpu_parallel.over_rows(fn, n, work, row_bytes=row_bytes, blas=blas)
@@ -115,6 +121,10 @@ class NumpyBackend(Backend):
 
 _UFUNC_KERNELS: dict = {}
 _EXP_KERNELS = {base._sigmoid_into, base._swish_into, base._swish_backward_into}
+
+
+def _add_kernel(xp, out, a, b):
+    np.add(a, b, out=out)
 
 
 def _ufunc_kernel(ufunc):

@@ -380,3 +380,111 @@ def test_autograd_grad_runs_nothing_upstream_of_its_inputs():
     assert gh.tolist() == [18.0, 36.0] and calls == []
     with pytest.raises(AssertionError, match="must not run"):  # x is upstream: now it runs
         gg.autograd.grad(z, x)
+
+
+# --- gradients summed in place (without create_graph) must never touch a shared array ------
+def test_passed_through_gradient_is_not_summed_into():
+    x = leaf(1.0, 2.0)
+    gy = gg.tensor([1.0, 10.0], dtype=gg.float64)
+    y = x + x  # Add hands the same upstream gradient to both of x's edges
+    (y + x * 3).backward(gy)
+    assert x.grad.tolist() == [5.0, 50.0]
+    assert gy.tolist() == [1.0, 10.0]
+
+
+def test_same_array_returned_for_two_inputs_is_not_summed_into():
+    from gpugrad.autograd.function import Op
+
+    class Twice(Op):  # returns one array as the gradient of both inputs
+        @staticmethod
+        def forward(ctx, a, b):
+            return a + b
+
+        @staticmethod
+        def backward(ctx, g):
+            same = g * 2
+            return same, same
+
+    for twice_first in (True, False):
+        a, b = leaf(1.0, 1.0), leaf(1.0, 1.0)
+        c = gg.tensor([1.0, 1.0], dtype=gg.float64, requires_grad=True) * 1
+        # a and b each get a second contribution, before or after the shared array
+        terms = [Twice.apply(a, b), (a * 5).exp().log() + (b * 3).exp().log() + c]
+        out = terms[0] + terms[1] if twice_first else terms[1] + terms[0]
+        out.sum().backward()
+        assert a.grad.tolist() == [7.0, 7.0]
+        assert b.grad.tolist() == [5.0, 5.0]
+
+
+def test_user_function_gradient_is_not_summed_into():
+    class Keep(gg.autograd.Function):
+        kept = []
+
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1
+
+        @staticmethod
+        def backward(ctx, g):
+            out = g * 2
+            Keep.kept.append(out)
+            return out
+
+    for keep_first in (True, False):
+        Keep.kept.clear()
+        x = leaf(1.0, 2.0)
+        terms = [Keep.apply(x), (x * 3).exp().log()]
+        (terms[0] + terms[1] if keep_first else terms[1] + terms[0]).sum().backward()
+        assert x.grad.tolist() == [5.0, 5.0]
+        assert Keep.kept[0].tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_in_place_sums_match_torch_on_random_graphs_with_shared_subexpressions(seed):
+    """Random DAGs where many nodes feed several others, through ops that pass their
+    gradient through unchanged (add, reshape, clone, views) and ops that make new ones."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    xv = rng.standard_normal((3, 4))
+    x = gg.tensor(xv, requires_grad=True)
+    xt = torch.tensor(xv, requires_grad=True)
+    ops = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b,
+           lambda a, b: (a + b).reshape(4, 3).reshape(3, 4), lambda a, b: a.clone() + b,
+           lambda a, b: a.sin() + b, lambda a, b: (a * 0.5).exp() * b,
+           lambda a, b: a.transpose(0, 1).transpose(0, 1) + b * 2]
+    plan = [(int(rng.integers(len(ops))), int(rng.integers(k + 1)), int(rng.integers(k + 1)))
+            for k in range(12)]
+    picks = rng.choice(13, size=4, replace=False)
+    for t in (x, xt):
+        nodes = [t]
+        for op, i, j in plan:
+            nodes.append(ops[op](nodes[i], nodes[j]))
+        loss = sum((nodes[k] * (k + 1)).sum() for k in picks) + nodes[-1].sum()
+        loss.backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_in_place_sums_match_torch_on_a_diamond_graph():
+    import torch
+
+    rng = np.random.default_rng(0)
+    xv = rng.standard_normal((64, 33))
+    x = gg.tensor(xv, requires_grad=True)
+    xt = torch.tensor(xv, requires_grad=True)
+    for lib, t in ((gg, x), (torch, xt)):
+        s = lib.sigmoid(t)
+        u = s * t
+        v = lib.tanh(u + t * s) * s
+        (v + u.exp() + t.reshape(-1).reshape(64, 33) * 2).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_retained_intermediate_grad_is_complete_and_untouched():
+    x = leaf(1.0, 2.0)
+    y = x * 3
+    y.retain_grad()
+    (y * 1 + y * 2 + y.exp() * 0).sum().backward()
+    kept = y.grad.tolist()
+    assert kept == [3.0, 3.0]
+    assert x.grad.tolist() == [9.0, 9.0]
