@@ -32,7 +32,8 @@ double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001
-from . import distributions, nn, optim
+from . import amp, distributions, nn, optim
+from ._autocast import autocast
 from .io import load, save
 
 __all__ = [n for n in dir() if not n.startswith("_")]

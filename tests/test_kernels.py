@@ -1,4 +1,10 @@
-"""Every CUDA source compiles with NVRTC (no GPU needed: the nvidia-cuda-nvrtc wheel)."""
+"""Every CUDA source compiles with NVRTC (no GPU needed: the nvidia-cuda-nvrtc wheel).
+
+Each kernel file is compiled as CuPy compiles it (`#include "common.cuh"` and friends pasted
+in by gpugrad.backend.kernels, so no include path is needed), for every supported
+architecture, and every per-dtype `extern "C"` entry point that the CuPy backend asks for
+(`ENTRY_POINTS` x float32/float64/float16/bfloat16) must be in the PTX.
+"""
 
 import ctypes
 import glob
@@ -7,7 +13,7 @@ import re
 
 import pytest
 
-from gpugrad.backend.kernels import kernel_dir, kernel_sources
+from gpugrad.backend.kernels import ENTRY_POINTS, entry_names, kernel_dir, kernel_sources
 
 ARCHS = ("compute_80", "compute_90")
 
@@ -55,8 +61,19 @@ def test_kernels_are_found():
 def test_kernel_compiles(name, arch):
     source = SOURCES[name]
     ptx = compile_ptx(source, f"{name}.cu", arch)
-    for entry in re.findall(r'extern "C" __global__ void (\w+)', source):
+    literal = re.findall(r'extern "C" __global__ void (\w+)\(', source)
+    for entry in literal + entry_names(name):
         assert f".entry {entry}(" in ptx, f"{entry} missing from the PTX of {name}.cu"
+
+
+def test_every_listed_kernel_file_exists():
+    assert set(ENTRY_POINTS) <= set(SOURCES), set(ENTRY_POINTS) - set(SOURCES)
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_includes_are_pasted_in(name):
+    includes = re.findall(r"^\s*#include.*$", SOURCES[name], re.MULTILINE)
+    assert not includes, f"{name}.cu still has includes for NVRTC: {includes}"
 
 
 def test_broken_source_is_reported():

@@ -39,3 +39,31 @@ def test_training_step_has_no_host_round_trip(make, shape, optimizer):
         opt.step()
         assert (counter.device_to_host, counter.synchronizations) == (0, 0)
     assert norm.item() > 0 and counter.device_to_host == 1  # the counter does count reads
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the inf step overflows on purpose
+@pytest.mark.parametrize("make, shape", [(_mlp, (16, 20)), (_cnn, (4, 1, 8, 8))])
+def test_mixed_precision_step_with_a_skipped_inf_step_has_no_host_round_trip(make, shape):
+    """autocast + GradScaler (unscale, clip, step, update): finite steps and a skipped inf
+    step alike decide everything on the device."""
+    device = gg.default_device()
+    model = make().to(device)
+    opt = gg.optim.AdamW(model.parameters(), lr=1e-3)
+    scaler = gg.amp.GradScaler()
+    x, y = gg.randn(*shape, device=device), gg.randint(0, 5, (shape[0],), device=device)
+    counter = get_backend(device).counter
+    low = gg.float16 if gg.device(device).type == "cpu" else gg.bfloat16
+    for poison in (False, True, False):
+        counter.reset()
+        opt.zero_grad()
+        with gg.autocast(gg.device(device).type, dtype=low):
+            loss = F.cross_entropy(model(x), y)
+        if poison:
+            loss = loss * float("inf")
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(opt)
+        scaler.update()
+        assert (counter.device_to_host, counter.synchronizations) == (0, 0)
+    assert scaler.get_scale() == 2.0 ** 15  # one backoff, read here: the one host read

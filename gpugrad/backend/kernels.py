@@ -3,15 +3,39 @@
 The sources ship inside the installed package as `gpugrad.kernels` (setuptools maps the
 repository's top-level `kernels/` folder there); a source checkout that is not installed
 finds them next to the package.
+
+Every kernel exists once per float dtype, as an `extern "C"` wrapper named
+`BASE_SUFFIX` (`act_forward_f32`, `act_forward_bf16`, ...). `ENTRY_POINTS` lists the
+bases of each file; the NVRTC test checks that every name it implies is in the PTX.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 from pathlib import Path
 
-ACTIVATION_KINDS = {"relu": 0, "sigmoid": 1, "tanh": 2}
+ACTIVATION_KINDS = {"relu": 0, "sigmoid": 1, "tanh": 2, "leaky_relu": 3, "gelu": 4,
+                    "gelu_tanh": 5, "silu": 6}
+
+# Activation kinds whose backward reads the forward output y (the others read the input x).
+BACKWARD_FROM_OUTPUT = frozenset({"relu", "sigmoid", "tanh"})
+
+DTYPE_SUFFIX = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
+
+ENTRY_POINTS: dict[str, tuple[str, ...]] = {
+    "activation": ("act_forward", "act_backward", "swish_forward", "swish_backward",
+                   "swish_backward_reduce"),
+    "bias_act": ("bias_act_forward", "bias_act_backward"),
+    "softmax": ("softmax_forward", "softmax_backward", "softmax_xent_forward",
+                "softmax_xent_backward"),
+    "layer_norm": ("layer_norm_forward", "layer_norm_backward", "layer_norm_param_grad"),
+    "dropout": ("dropout_apply",),
+    "optim": ("sgd_multi", "adam_multi", "unscale_multi", "sumsq_multi"),
+}
+
+_INCLUDE = re.compile(r'^[ \t]*#include[ \t]+"([^"]+)"[ \t]*$', re.MULTILINE)
 
 
 def kernel_dir() -> Path:
@@ -25,23 +49,62 @@ def kernel_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "kernels"
 
 
+def entry_names(name: str) -> list[str]:
+    """Every `extern "C"` kernel name that `kernels/NAME.cu` must define."""
+    return [f"{base}_{sfx}" for base in ENTRY_POINTS.get(name, ())
+            for sfx in DTYPE_SUFFIX.values()]
+
+
+def expand_includes(source: str, folder: Path, seen: set[str] | None = None) -> str:
+    """`source` with each `#include "FILE"` replaced by FILE's (expanded) text, once per
+    file: NVRTC then needs no include path, and CuPy's compile cache, keyed on the source
+    text, notices a changed header."""
+    seen = set() if seen is None else seen
+
+    def paste(match: re.Match) -> str:
+        fname = match.group(1)
+        if fname in seen:
+            return ""
+        seen.add(fname)
+        path = folder / fname
+        if not path.exists():
+            raise FileNotFoundError(f"{path} (included by a kernel source) not found")
+        text = path.read_text().replace("#pragma once", "")
+        body = expand_includes(text, folder, seen)
+        return f"// ---- {fname} ----\n{body}\n// ---- end {fname} ----"
+
+    return _INCLUDE.sub(paste, source)
+
+
 def kernel_sources() -> dict[str, str]:
-    """{file stem: CUDA source} for every kernel file."""
-    return {p.stem: p.read_text() for p in sorted(kernel_dir().glob("*.cu"))}
+    """{file stem: CUDA source with its includes pasted in} for every kernel file."""
+    folder = kernel_dir()
+    return {p.stem: expand_includes(p.read_text(), folder) for p in sorted(folder.glob("*.cu"))}
 
 
 def kernel_source(name: str) -> str:
-    """The source of `kernels/NAME.cu`."""
+    """The source of `kernels/NAME.cu`, includes pasted in."""
     path = kernel_dir() / f"{name}.cu"
     if not path.exists():
         raise FileNotFoundError(f"CUDA source {path} not found: is the package installed "
                                 "with its kernels?")
-    return path.read_text()
+    return expand_includes(path.read_text(), path.parent)
+
+
+def dtype_suffix(dtype) -> str | None:
+    """The kernel-name suffix for an array dtype (None when no kernel handles it)."""
+    return DTYPE_SUFFIX.get(getattr(dtype, "name", str(dtype)))
 
 
 @functools.cache
 def raw_module(name: str):
-    """The CuPy RawModule for `kernels/NAME.cu`, compiled once (CuPy caches on disk)."""
+    """The CuPy RawModule for `kernels/NAME.cu`, compiled once per process (and cached on
+    disk by CuPy)."""
     import cupy
 
     return cupy.RawModule(code=kernel_source(name), options=("--std=c++17",))
+
+
+def kernel(name: str, base: str, dtype):
+    """The compiled kernel BASE for `dtype` from `kernels/NAME.cu`."""
+    return raw_module(name).get_function(f"{base}_{dtype_suffix(dtype)}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 from .. import _dtype
+from .._autocast import FP32, LOWER, autocast_fp32, autocast_inputs
 from ..autograd.grad_mode import no_grad
 from ..errors import ShapeError
 from ..ops import activation as _act
@@ -26,6 +27,12 @@ from ._functional_loss import (
     smooth_l1_loss,
 )
 
+# Under autocast the losses see float32 inputs (the one hook for all of them).
+(binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss,
+ mse_loss, nll_loss, smooth_l1_loss) = map(autocast_fp32, (
+    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss,
+    mse_loss, nll_loss, smooth_l1_loss))
+
 __all__ = [
     "linear", "relu", "sigmoid", "tanh", "gelu", "silu", "swish", "leaky_relu", "softmax",
     "log_softmax", "dropout", "layer_norm", "batch_norm", "embedding", "one_hot", "mse_loss",
@@ -41,6 +48,7 @@ def _float(x: Tensor) -> Tensor:
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x·Wᵀ + b, with W of shape (out_features, in_features) and x of shape (*, in)."""
+    input, weight, bias = autocast_inputs(LOWER, input, weight, bias)
     w_in = weight.shape[-1] if weight.ndim else None
     if input.ndim == 0 or weight.ndim not in (1, 2) or input.shape[-1] != w_in:
         raise ShapeError(f"linear: input shape {tuple(input.shape)} does not match weight shape "
@@ -89,12 +97,14 @@ def _softmax_dim(x: Tensor, dim: int | None, name: str) -> int:
 
 def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     """exp(x) / Σ_dim exp(x), computed stably."""
+    (input,) = autocast_inputs(FP32, input)
     x = _float(input if dtype is None else cast(input, dtype))
     return _act.Softmax.apply(x, _softmax_dim(x, dim, "softmax"))
 
 
 def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     """x − logsumexp_dim(x), computed stably."""
+    (input,) = autocast_inputs(FP32, input)
     x = _float(input if dtype is None else cast(input, dtype))
     return _act.LogSoftmax.apply(x, _softmax_dim(x, dim, "log_softmax"))
 
@@ -115,6 +125,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Standardise over the trailing `normalized_shape` dims, then scale and shift."""
+    input, weight, bias = autocast_inputs(FP32, input, weight, bias)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(shape)
     if k == 0 or input.ndim < k or tuple(input.shape[-k:]) != shape:
@@ -135,6 +146,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     """Normalise each channel (dim 1) of an (N, C, *) input. In training, batch statistics
     are used and the running ones updated in place on the device (unbiased variance);
     otherwise the running statistics are used."""
+    input, weight, bias = autocast_inputs(FP32, input, weight, bias)
     if input.ndim < 2:
         raise ShapeError(f"batch_norm: expected an (N, C, *) input, got shape {tuple(input.shape)}")
     c = input.shape[1]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from ..autograd.grad_mode import no_grad
-from ..creation import zeros
-from ..ops.elementwise import cast, clamp
-from ..ops.reduce import amax, norm, sum  # noqa: A004
-from ..ops.shape import stack
-from ..tensor import Tensor
+from ..tensor import Tensor, _wrap_array
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
 
@@ -21,31 +18,60 @@ def _grads(parameters) -> list:
 
 
 def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
-                    norm_type: float = 2.0) -> Tensor:
+                    norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                    foreach: bool | None = None) -> Tensor:
     """Scale the gradients in place so that their joint `norm_type`-norm is at most
-    `max_norm`; returns the norm before clipping as a 0-d Tensor.
+    `max_norm`; returns the norm before clipping as a 0-d Tensor (float32, or float64 when
+    a gradient is float64), as PyTorch does.
 
-    Nothing is read back to the host: the factor min(1, max_norm / (norm + 1e-6)) is a
-    device tensor multiplied into every gradient (a no-op multiply by 1 when not clipped).
+    Nothing is read back to the host: each device computes its part of the norm and
+    multiplies its gradients by min(1, max_norm / (norm + 1e-6)) with its backend's
+    multi-tensor methods (`grad_norm`, `clip_grads_`). Gradients on several devices need
+    one copy of each partial norm. `error_if_nonfinite=True` must look at the norm, so it
+    reads it on the host (one synchronisation) and raises RuntimeError, before any
+    gradient changes, if it is inf or NaN. `foreach` is accepted for PyTorch compatibility.
     """
     grads = _grads(parameters)
+    max_norm, norm_type = float(max_norm), float(norm_type)
     if not grads:
+        from ..creation import zeros
+
         return zeros(())
-    norm_type = float(norm_type)
+    by_backend: dict = {}
+    for g in grads:
+        by_backend.setdefault(g._backend, []).append(g._data)
+    parts = [(b, b.grad_norm(arrays, norm_type)) for b, arrays in by_backend.items()]
+    home = grads[0]._backend
+    total = _combine([_wrap_array(n, b).to(home.device) for b, n in parts], norm_type)
+    if error_if_nonfinite and not math.isfinite(float(home.to_host(total._data))):
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients from "
+                           "`parameters` is non-finite, so it cannot be clipped. To disable "
+                           "this error and scale the gradients by the non-finite norm "
+                           "anyway, set `error_if_nonfinite=False`")
     with no_grad():
-        dt = grads[0].dtype
-        if norm_type == float("inf"):
-            per = [amax(g.detach().abs()) for g in grads]
-            total = amax(stack([cast(n, dt) for n in per]))
-        elif norm_type == 2.0:
-            total = norm(stack([cast(norm(g.detach()), dt) for g in grads]))
-        else:
-            per = [sum(g.detach().abs() ** norm_type) for g in grads]
-            total = sum(stack([cast(n, dt) for n in per])) ** (1.0 / norm_type)
-        coef = clamp(max_norm / (total + 1e-6), max=1.0)
-        for g in grads:
-            g.detach().mul_(cast(coef, g.dtype))
+        for backend, arrays in by_backend.items():
+            on_device = total if backend is home else total.to(backend.device)
+            backend.clip_grads_(arrays, max_norm, on_device._data)
+    for g in grads:
+        g._bump_version()
     return total
+
+
+def _combine(norms: list, norm_type: float) -> Tensor:
+    """The joint norm from per-device norms (all on one device)."""
+    if len(norms) == 1:
+        return norms[0]
+    from ..ops.reduce import amax, amin
+    from ..ops.shape import stack
+
+    s = stack(norms)
+    if norm_type == math.inf:
+        return amax(s)
+    if norm_type == -math.inf:
+        return amin(s)
+    if norm_type == 0:
+        return s.sum()
+    return (s ** norm_type).sum() ** (1.0 / norm_type)
 
 
 def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float) -> None:

@@ -182,7 +182,7 @@ class Conv2d(Op):
 
         # Per range of images: copy its columns and multiply while they are in cache.
         def step(lo: int, hi: int) -> None:
-            c = cols[lo:hi] if cols is not None else xp.empty_like(view[lo:hi])
+            c = cols[lo:hi] if cols is not None else xp.empty((hi - lo,) + view.shape[1:], x.dtype)
             c[...] = view[lo:hi]
             xp.matmul(wm, c.reshape(hi - lo, grp, k, hw), out=y[lo:hi])
             if b is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._autocast import LOWER, autocast_inputs
 from ..autograd.function import Op
 from ..errors import ShapeError
 from ..tensor import Tensor, _check_same_device
@@ -47,6 +48,7 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
     """Matrix product with NumPy's rules: 1-d operands are vectors, batch dims broadcast."""
     if not isinstance(input, Tensor) or not isinstance(other, Tensor):
         raise TypeError("matmul: both operands must be Tensors")
+    input, other = autocast_inputs(LOWER, input, other)
     _check_same_device("matmul", input, other)
     if input.dtype is not other.dtype:
         raise TypeError(f"matmul: expected both operands to have the same dtype, got "

@@ -124,23 +124,30 @@ class Optimizer:
                     g.zero_()
 
     # -- one step ---------------------------------------------------------------------------
-    def step(self, closure: Callable | None = None):
+    def step(self, closure: Callable | None = None, *, found_inf: Tensor | None = None):
         """Update every parameter that has a gradient; returns `closure()` when given
         (the closure re-evaluates the model and returns the loss).
 
+        `found_inf` (a float32 tensor of one element, as `gg.amp.GradScaler` passes) skips
+        the update on the device when nonzero: parameters and state keep their values and
+        step counts do not advance, with no host read of the flag (the counts then live on
+        the parameters' devices, see `_next_steps`).
+
         All gradients and state are checked first: on an error nothing is changed.
         """
+        _check_found_inf(found_inf, type(self).__name__)
         loss = None
         if closure is not None:
             with enable_grad():
                 loss = closure()
         work = [self._collect(gi, group) for gi, group in enumerate(self.param_groups)]
+        flags: dict = {}  # backend -> found_inf array on that backend's device
         for group, (params, grads) in zip(self.param_groups, work):
             if not params:
                 continue
             for p in params:
                 self._init_state(group, p)
-            self._update_group(group, params, grads)
+            self._update_group(group, params, grads, _FoundInf(found_inf, flags))
             for p in params:
                 p._bump_version()
         return loss
@@ -167,21 +174,48 @@ class Optimizer:
     def _init_state(self, group: dict, p: Tensor) -> None:
         """Create the missing state entries of parameter `p` (subclasses override)."""
 
-    def _update_group(self, group: dict, params: list, grads: list) -> None:
-        """Apply one update to `params` (all with gradients `grads`) in place."""
+    def _update_group(self, group: dict, params: list, grads: list, found_inf) -> None:
+        """Apply one update to `params` (all with gradients `grads`) in place; `found_inf`
+        gives each backend's skip flag (`found_inf.on(backend)`: an array or None)."""
         raise NotImplementedError
 
-    def _next_steps(self, params: list) -> list[int]:
-        """Advance each parameter's step count; the 0-d float32 CPU tensor state["step"]
-        follows PyTorch, the Python int beside it gives bias corrections without a read."""
+    def _next_steps(self, group: dict, params: list, found_inf=None) -> list:
+        """Advance each parameter's step count and return the counts for the update.
+
+        Host counting (the default): state["step"] is a 0-d float32 CPU tensor, as in
+        PyTorch, and a Python int beside it gives bias corrections without a read; the
+        counts returned are ints. Device counting (a "capturable" group, a `found_inf`
+        array from a GradScaler, or a parameter already counted on its device):
+        state["step"] is a 0-d float32 tensor on the parameter's device, advanced there by
+        1 − found_inf, and the returned counts are those arrays. Replays of a captured CUDA
+        graph need device counting, so capturing a host-counting step raises."""
+        capturable = group.get("capturable", False)
         steps = []
         for p in params:
-            n = self._host_steps.get(p, 0) + 1
-            self._host_steps[p] = n
-            step = self.state[p]["step"]
-            step._data[...] = n
+            state = self.state[p]
+            if not capturable and found_inf is None and p in self._host_steps:
+                if _capturing(p._backend):
+                    raise RuntimeError(f"{type(self).__name__}.step: CUDA graph capture needs "
+                                       "capturable=True (host step counts would be frozen "
+                                       "into the graph)")
+                n = self._host_steps[p] + 1
+                self._host_steps[p] = n
+                step = state["step"]
+                step._data[...] = n
+                step._bump_version()
+                steps.append(n)
+                continue
+            self._host_steps.pop(p, None)
+            step = state["step"]
+            if step._backend is not p._backend:  # host -> device copy, no read back
+                step = state["step"] = _wrap_array(
+                    p._backend.asarray(np.asarray(step._data, np.float32)), p._backend)
+            if found_inf is None:
+                step._data += 1
+            else:
+                step._data += 1 - found_inf.reshape(())
             step._bump_version()
-            steps.append(n)
+            steps.append(step._data)
         return steps
 
     def _zero_step(self, p: Tensor) -> None:
@@ -270,6 +304,44 @@ class Optimizer:
             else:
                 out[key] = value
         return out
+
+
+class _FoundInf:
+    """The skip flag of one `step()`, moved to each backend's device on first use."""
+
+    __slots__ = ("flag", "cache")
+
+    def __init__(self, flag: Tensor | None, cache: dict) -> None:
+        self.flag, self.cache = flag, cache
+
+    def on(self, backend):
+        """The flag as a float32 (1,) array on `backend`'s device, or None."""
+        if self.flag is None:
+            return None
+        if backend not in self.cache:
+            flag = self.flag if self.flag._backend is backend else self.flag.to(backend.device)
+            self.cache[backend] = flag._data.reshape(1)
+        return self.cache[backend]
+
+
+def _check_found_inf(found_inf, name: str) -> None:
+    if found_inf is None:
+        return
+    if not isinstance(found_inf, Tensor):
+        raise TypeError(f"{name}.step: found_inf must be a Tensor, got "
+                        f"{type(found_inf).__name__}")
+    if found_inf.numel() != 1 or found_inf.dtype.name != "float32":
+        raise TypeError(f"{name}.step: found_inf must be a float32 tensor with one element, "
+                        f"got dtype {found_inf.dtype} and shape {tuple(found_inf.shape)}")
+
+
+def _capturing(backend) -> bool:
+    """True while the current CUDA stream of a GPU backend is capturing a graph."""
+    if backend.name == "cpu":
+        return False
+    from ..cuda import is_current_stream_capturing
+
+    return is_current_stream_capturing()
 
 
 def _as_index(key):

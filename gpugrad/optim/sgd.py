@@ -31,7 +31,8 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
-    def _update_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
+    def _update_group(self, group: dict, params: list[Tensor], grads: list[Tensor],
+                      found_inf) -> None:
         use_momentum = group["momentum"] != 0
         for backend, idx in group_by_backend(params).items():
             ps = [params[i] for i in idx]
@@ -42,7 +43,7 @@ class SGD(Optimizer):
                                lr=group["lr"], momentum=group["momentum"],
                                dampening=group["dampening"],
                                weight_decay=group["weight_decay"], nesterov=group["nesterov"],
-                               maximize=group["maximize"])
+                               maximize=group["maximize"], found_inf=found_inf.on(backend))
             if use_momentum:
                 for p, buf, arr in zip(ps, bufs, arrays):
                     if buf is None:

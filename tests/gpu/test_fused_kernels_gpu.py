@@ -1,0 +1,382 @@
+"""Every CUDA kernel of kernels/*.cu against its NumPy reference (the Backend method of the
+same name run by the CPU backend): odd sizes, non-contiguous inputs, large and tiny
+magnitudes, the 16-bit types at their precision, Philox dropout masks bit-identical to
+NumPy's, multi-tensor optimizers and found_inf skipping. Runs only where a GPU answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpugrad.backend import cpu_backend, get_backend
+from gpugrad.backend.kernels import ACTIVATION_KINDS, BACKWARD_FROM_OUTPUT
+
+pytestmark = pytest.mark.gpu
+
+TOL = {"float32": dict(rtol=1e-5, atol=1e-5), "float64": dict(rtol=1e-11, atol=1e-12),
+       "float16": dict(rtol=2e-3, atol=2e-3), "bfloat16": dict(rtol=1.6e-2, atol=1.6e-2)}
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    return get_backend("cuda")
+
+
+def _np_dtype(gpu, name: str):
+    """The host dtype for `name`, skipping bfloat16 where CuPy/ml_dtypes lack it."""
+    if name != "bfloat16":
+        return np.dtype(name)
+    import gpugrad as gg
+
+    dt = gpu.np_dtype(gg.bfloat16)
+    if dt is None:
+        pytest.skip("bfloat16 needs ml_dtypes")
+    try:
+        gpu.xp.zeros(1, dtype=dt)
+    except Exception as exc:  # CuPy versions without bfloat16 arrays
+        pytest.skip(f"CuPy has no bfloat16 arrays: {exc}")
+    return dt
+
+
+def _host(gpu, a) -> np.ndarray:
+    return np.asarray(gpu.to_host(a)).astype(np.float64)
+
+
+def _close(gpu, got, want, dtype: str) -> None:
+    np.testing.assert_allclose(_host(gpu, got), np.asarray(want).astype(np.float64),
+                               **TOL[dtype])
+
+
+def _data(shape, dt, seed=0, scale=4.0, extremes=True) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * scale
+    if extremes and x.size >= 6:
+        x.reshape(-1)[:6] = [80.0, -80.0, 1e-30, -1e-30, 0.0, 30.0]
+    return x.astype(dt)
+
+
+ALL = ["float32", "float64", "float16", "bfloat16"]
+SHAPES = [(1,), (1023,), (33, 65), (0,), (70001,)]
+
+
+# -- activations ---------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", sorted(ACTIVATION_KINDS))
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_activation(gpu, kind, dtype, shape):
+    dt = _np_dtype(gpu, dtype)
+    x = _data(shape, dt)
+    g = _data(shape, dt, seed=1, scale=1.0, extremes=False)
+    y_ref = cpu_backend.act_forward(kind, x, slope=0.1)
+    y = gpu.act_forward(kind, gpu.asarray(x), slope=0.1)
+    assert y.dtype == dt and y.shape == shape
+    _close(gpu, y, y_ref, dtype)
+    v = y_ref if kind in BACKWARD_FROM_OUTPUT else x
+    gx = gpu.act_backward(kind, gpu.asarray(v), gpu.asarray(g), slope=0.1)
+    _close(gpu, gx, cpu_backend.act_backward(kind, v, g, slope=0.1), dtype)
+
+
+@pytest.mark.parametrize("kind", ["gelu", "silu", "leaky_relu", "relu"])
+def test_activation_non_contiguous_and_nan(gpu, kind):
+    x = _data((40, 30), np.float32)
+    x[3, 4] = np.nan
+    g = _data((30, 40), np.float32, seed=2, extremes=False)
+    xt = gpu.asarray(x).T
+    y = gpu.act_forward(kind, xt)
+    _close(gpu, y, cpu_backend.act_forward(kind, x.T), "float32")
+    assert np.isnan(_host(gpu, y)[4, 3])
+    gx = gpu.act_backward(kind, xt, gpu.asarray(g))
+    _close(gpu, gx, cpu_backend.act_backward(kind, x.T, g), "float32")
+
+
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize("beta_kind", ["number", "device"])
+@pytest.mark.parametrize("n", [1, 999, 300001])
+def test_swish(gpu, dtype, beta_kind, n):
+    dt = _np_dtype(gpu, dtype)
+    x = _data(n, dt)
+    g = _data(n, dt, seed=3, scale=1.0, extremes=False)
+    beta_host = 0.7
+    beta = beta_host if beta_kind == "number" else gpu.asarray(np.asarray(beta_host, dtype=dt))
+    # The swish reference computes in its input dtype: give it float32 for 16-bit types,
+    # as the kernel accumulates.
+    xr, gr = (x, g) if dtype == "float64" else (x.astype(np.float32), g.astype(np.float32))
+    _close(gpu, gpu.swish_forward(gpu.asarray(x), beta),
+           cpu_backend.swish_forward(xr, beta_host), dtype)
+    gx, gb = gpu.swish_backward(gpu.asarray(x), beta, gpu.asarray(g), True)
+    rx, rb = cpu_backend.swish_backward(xr, beta_host, gr, True)
+    _close(gpu, gx, rx, dtype)
+    _close(gpu, gb, rb, dtype)
+    gx2, gbeta = gpu.swish_backward_reduced(gpu.asarray(x), beta, gpu.asarray(g))
+    _close(gpu, gx2, rx, dtype)
+    assert gbeta.shape == () and gbeta.dtype == dt
+    want = rb.astype(np.float64).sum()
+    np.testing.assert_allclose(_host(gpu, gbeta), want,
+                               rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * np.sqrt(n))
+
+
+# -- bias + activation -----------------------------------------------------------------------
+@pytest.mark.parametrize("kind", sorted(ACTIVATION_KINDS))
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize("shape", [(1, 1), (513, 37), (4097, 3), (6, 5, 1000)])
+def test_bias_act(gpu, kind, dtype, shape):
+    dt = _np_dtype(gpu, dtype)
+    x = _data(shape, dt)
+    b = _data(shape[-1:], dt, seed=4, extremes=False)
+    g = _data(shape, dt, seed=5, scale=1.0, extremes=False)
+    y_ref = cpu_backend.bias_act_forward(kind, x, b, slope=0.1)
+    y = gpu.bias_act_forward(kind, gpu.asarray(x), gpu.asarray(b), slope=0.1)
+    _close(gpu, y, y_ref, dtype)
+    if kind in BACKWARD_FROM_OUTPUT:
+        rx, rb = cpu_backend.bias_act_backward(kind, y_ref, g)
+        gx, gb = gpu.bias_act_backward(kind, gpu.asarray(y_ref), gpu.asarray(g))
+    else:
+        rx, rb = cpu_backend.bias_act_backward(kind, x, g, bias=b, slope=0.1)
+        gx, gb = gpu.bias_act_backward(kind, gpu.asarray(x), gpu.asarray(g),
+                                       bias=gpu.asarray(b), slope=0.1)
+    _close(gpu, gx, rx, dtype)
+    rows = x.size // shape[-1]
+    np.testing.assert_allclose(_host(gpu, gb), rb.astype(np.float64),
+                               rtol=TOL[dtype]["rtol"] * 10,
+                               atol=TOL[dtype]["atol"] * np.sqrt(rows))
+
+
+# -- softmax family --------------------------------------------------------------------------
+ROWS = [(5, 1), (7, 33), (3, 1025), (2, 5000), (64, 10), (2, 3, 17)]
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize("shape", ROWS)
+def test_softmax(gpu, log, dtype, shape):
+    dt = _np_dtype(gpu, dtype)
+    x = _data(shape, dt, scale=10.0)
+    g = _data(shape, dt, seed=6, scale=1.0, extremes=False)
+    fwd = "log_softmax" if log else "softmax"
+    bwd = "log_softmax_backward" if log else "softmax_backward"
+    y_ref = getattr(cpu_backend, fwd)(x)
+    y = getattr(gpu, fwd)(gpu.asarray(x))
+    _close(gpu, y, y_ref, dtype)
+    _close(gpu, getattr(gpu, bwd)(gpu.asarray(y_ref), gpu.asarray(g)),
+           getattr(cpu_backend, bwd)(y_ref, g), dtype)
+
+
+def test_softmax_non_contiguous_and_huge_logits(gpu):
+    x = _data((50, 40), np.float32, scale=1e4)
+    y = gpu.softmax(gpu.asarray(x).T)
+    _close(gpu, y, cpu_backend.softmax(np.ascontiguousarray(x.T)), "float32")
+    assert np.isfinite(_host(gpu, y)).all()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize("shape", [(1, 2), (37, 11), (8, 5000), (300, 3)])
+def test_softmax_cross_entropy(gpu, reduction, dtype, shape):
+    dt = _np_dtype(gpu, dtype)
+    rng = np.random.default_rng(7)
+    x = _data(shape, dt, scale=6.0)
+    target = rng.integers(0, shape[1], shape[0])
+    target[::5] = -100
+    loss_ref, lse_ref = cpu_backend.softmax_cross_entropy(x, target, -100, reduction)
+    loss, lse = gpu.softmax_cross_entropy(gpu.asarray(x), gpu.asarray(target), -100, reduction)
+    assert loss.dtype == dt and lse.dtype == lse_ref.dtype
+    _close(gpu, lse, lse_ref, dtype)
+    _close(gpu, loss, loss_ref, dtype)
+    g = (rng.standard_normal(shape[0]) if reduction == "none" else np.asarray(0.9)).astype(dt)
+    gx = gpu.softmax_cross_entropy_backward(gpu.asarray(x), gpu.asarray(target), lse,
+                                            gpu.asarray(g), -100, reduction)
+    want = cpu_backend.softmax_cross_entropy_backward(x, target, lse_ref, g, -100, reduction)
+    _close(gpu, gx, want, dtype)
+
+
+def test_softmax_cross_entropy_all_ignored_and_bad_target(gpu):
+    x = gpu.asarray(np.zeros((3, 4), dtype=np.float32))
+    loss, _ = gpu.softmax_cross_entropy(x, gpu.asarray(np.full(3, -1)), -1, "mean")
+    assert np.isnan(_host(gpu, loss))
+    loss, _ = gpu.softmax_cross_entropy(x, gpu.asarray(np.array([0, 9, 1])), -100, "none")
+    out = _host(gpu, loss)
+    assert np.isnan(out[1]) and np.allclose(out[[0, 2]], np.log(4))
+
+
+# -- layer norm ------------------------------------------------------------------------------
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize("shape", [(1, 1), (4, 7), (33, 1024), (3, 4097), (2, 5, 96)])
+def test_layer_norm(gpu, affine, dtype, shape):
+    dt = _np_dtype(gpu, dtype)
+    cols = shape[-1]
+    x = (_data(shape, np.float64, extremes=False) * 3 + 50).astype(dt)  # offset: cancellation
+    g = _data(shape, dt, seed=8, scale=1.0, extremes=False)
+    w = _data((cols,), dt, seed=9, extremes=False) if affine else None
+    b = _data((cols,), dt, seed=10, extremes=False) if affine else None
+    y_ref, mean_ref, rstd_ref = cpu_backend.layer_norm_forward(x, w, b, 1e-5)
+    dw, db = _dev(gpu, [w, b])
+    y, mean, rstd = gpu.layer_norm_forward(gpu.asarray(x), dw, db, 1e-5)
+    assert mean.dtype == mean_ref.dtype and mean.shape == shape[:-1]
+    _close(gpu, y, y_ref, dtype)
+    _close(gpu, mean, mean_ref, "float64" if dtype == "float64" else "float32")
+    np.testing.assert_allclose(_host(gpu, rstd), rstd_ref, rtol=1e-4 if dtype != "float64"
+                               else 1e-10)
+    gx, gw, gb = gpu.layer_norm_backward(gpu.asarray(x), dw, mean, rstd, gpu.asarray(g))
+    rx, rw, rb = cpu_backend.layer_norm_backward(x, w, mean_ref, rstd_ref, g)
+    _close(gpu, gx, rx, dtype)
+    if affine:
+        rows = x.size // cols
+        for got, want in ((gw, rw), (gb, rb)):
+            np.testing.assert_allclose(_host(gpu, got), want.astype(np.float64),
+                                       rtol=TOL[dtype]["rtol"] * 10,
+                                       atol=TOL[dtype]["atol"] * np.sqrt(rows))
+    else:
+        assert gw is None and gb is None
+
+
+# -- dropout -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize("n", [1, 5, 1023, 1_000_003])
+def test_dropout_bit_identical_to_numpy(gpu, dtype, n):
+    dt = _np_dtype(gpu, dtype)
+    x = _data(n, dt)
+    seed, offset = 0xDEADBEEF_12345678, 3 << 33
+    y = gpu.to_host(gpu.dropout_forward(gpu.asarray(x), 0.37, seed, offset))
+    want = cpu_backend.dropout_forward(x, 0.37, seed, offset)
+    np.testing.assert_array_equal(np.asarray(y).view(np.uint8), want.view(np.uint8))
+    gx = gpu.to_host(gpu.dropout_backward(gpu.asarray(x), 0.37, seed, offset))
+    np.testing.assert_array_equal(np.asarray(gx).view(np.uint8), want.view(np.uint8))
+
+
+def test_dropout_non_contiguous(gpu):
+    x = _data((30, 20), np.float32)
+    y = gpu.dropout_forward(gpu.asarray(x).T, 0.5, 1, 2)
+    want = cpu_backend.dropout_forward(np.ascontiguousarray(x.T), 0.5, 1, 2)
+    np.testing.assert_array_equal(gpu.to_host(y), want)
+
+
+# -- multi-tensor optimizers --------------------------------------------------------------------
+SIZES = [1, 3, 65537, 0, 130000, 17]
+
+
+def _tensors(dt, seed, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal(n) * scale).astype(dt) for n in SIZES]
+
+
+def _dev(gpu, arrays):
+    return [None if a is None else gpu.asarray(a) for a in arrays]
+
+
+# The reference optimizers run in the parameters' dtype (each float16 operation rounded);
+# the kernels round once per stored value.
+OPT_TOL = {**TOL, "float16": dict(rtol=1e-2, atol=1e-2)}
+
+
+def _all_close(gpu, got, want, dtype, **tol):
+    for a, b in zip(got, want):
+        if b is None:
+            assert a is None
+            continue
+        np.testing.assert_allclose(_host(gpu, a), b.astype(np.float64),
+                                   **(tol or OPT_TOL[dtype]))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("hyper", [
+    dict(momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False),
+    dict(momentum=0.9, dampening=0.1, weight_decay=1e-2, nesterov=False, maximize=True),
+    dict(momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=True, maximize=False)])
+@pytest.mark.parametrize("flag", [None, 0.0, 1.0])
+def test_sgd_update(gpu, dtype, hyper, flag):
+    dt = np.dtype(dtype)
+    params = _tensors(dt, 0)
+    found = None if flag is None else np.array([flag], dtype=np.float32)
+    ref_p, ref_b = [p.copy() for p in params], [None] * len(SIZES)
+    dev_p, dev_b = _dev(gpu, params), [None] * len(SIZES)
+    for step in range(3):
+        grads = _tensors(dt, step + 1)
+        cpu_backend.sgd_update(ref_p, grads, ref_b, lr=0.05, found_inf=found, **hyper)
+        gpu.sgd_update(dev_p, _dev(gpu, grads), dev_b, lr=0.05,
+                       found_inf=None if found is None else gpu.asarray(found), **hyper)
+    _all_close(gpu, dev_p, ref_p, dtype)
+    if hyper["momentum"]:
+        _all_close(gpu, dev_b, ref_b, dtype)
+    if flag:
+        _all_close(gpu, dev_p, params, dtype, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("amsgrad,decoupled,maximize,wd", [(False, False, False, 0.0),
+                                                           (True, False, True, 0.1),
+                                                           (True, True, False, 0.01)])
+@pytest.mark.parametrize("device_steps", [False, True])
+@pytest.mark.parametrize("flag", [None, 0.0, 1.0])
+def test_adam_update(gpu, dtype, amsgrad, decoupled, maximize, wd, device_steps, flag):
+    dt = np.dtype(dtype)
+    hyper = dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=wd, amsgrad=amsgrad,
+                 maximize=maximize, decoupled_weight_decay=decoupled)
+    params = _tensors(dt, 0)
+    zeros = [[np.zeros_like(p) for p in params] for _ in range(3)]
+    ref_p, ref_s = [p.copy() for p in params], [[a.copy() for a in s] for s in zeros]
+    dev_p, dev_s = _dev(gpu, params), [_dev(gpu, s) for s in zeros]
+    found = None if flag is None else np.array([flag], dtype=np.float32)
+    dev_found = None if found is None else gpu.asarray(found)
+    for t in (1, 2, 3):
+        grads = _tensors(dt, t, scale=t)
+        host_t = [np.asarray(t, dtype=np.float32) if device_steps else t] * len(SIZES)
+        dev_t = [gpu.asarray(s) if device_steps else s for s in host_t]
+        cpu_backend.adam_update(ref_p, grads, *ref_s, host_t, found_inf=found, **hyper)
+        gpu.adam_update(dev_p, _dev(gpu, grads), *dev_s, dev_t, found_inf=dev_found, **hyper)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else None
+    _all_close(gpu, dev_p, ref_p, dtype, **(tol or {}))
+    for got, want in zip(dev_s, ref_s):
+        _all_close(gpu, got, want, dtype, **(tol or {}))
+    if flag:
+        _all_close(gpu, dev_p, params, dtype, rtol=0, atol=0)
+
+
+def test_optimizer_mixed_dtypes_and_non_contiguous_params(gpu):
+    rng = np.random.default_rng(11)
+    hosts = [rng.standard_normal((40, 30)).astype(np.float32),
+             rng.standard_normal(77).astype(np.float16),
+             rng.standard_normal((30, 40)).astype(np.float64)]
+    grads = [rng.standard_normal(h.shape).astype(h.dtype) for h in hosts]
+    dev = [gpu.asarray(hosts[0]), gpu.asarray(hosts[1]), gpu.asarray(hosts[2].T.copy()).T]
+    ref = [h.copy() for h in hosts]
+    bufs_ref, bufs = [None] * 3, [None] * 3
+    hyper = dict(lr=0.1, momentum=0.5, dampening=0.0, weight_decay=0.0, nesterov=False,
+                 maximize=False)
+    cpu_backend.sgd_update(ref, grads, bufs_ref, **hyper)
+    gpu.sgd_update(dev, _dev(gpu, grads), bufs, **hyper)
+    for d, r, name in zip(dev, ref, ("float32", "float16", "float64")):
+        _all_close(gpu, [d], [r], name)
+    assert all(b is not None for b in bufs)
+
+
+@pytest.mark.parametrize("bad", [None, np.inf, np.nan])
+def test_grad_norm(gpu, bad):
+    grads32 = _tensors(np.float32, 12)
+    grads16 = [g[:1000].astype(np.float16) for g in _tensors(np.float32, 13)]
+    if bad is not None:
+        grads32[4][70000] = bad
+    host = grads32 + grads16
+    got = gpu.grad_norm(_dev(gpu, host))
+    want = cpu_backend.grad_norm(host)
+    assert got.shape == () and got.dtype == want.dtype
+    np.testing.assert_allclose(_host(gpu, got), want, rtol=1e-5)
+    mixed = host + [np.ones(5)]
+    np.testing.assert_allclose(_host(gpu, gpu.grad_norm(_dev(gpu, mixed))),
+                               cpu_backend.grad_norm(mixed), rtol=1e-5)
+    assert gpu.grad_norm([]).shape == ()
+
+
+@pytest.mark.parametrize("bad", [None, np.inf, -np.inf, np.nan])
+def test_unscale_grads(gpu, bad):
+    host = _tensors(np.float32, 14, scale=1e3) + [np.arange(9, dtype=np.float16)]
+    if bad is not None:
+        host[2][65536] = bad
+    inv = np.asarray([1 / 1024], dtype=np.float32)
+    ref, ref_found = [h.copy() for h in host], np.zeros(1, dtype=np.float32)
+    cpu_backend.unscale_grads_(ref, inv, ref_found)
+    dev, found = _dev(gpu, host), gpu.asarray(np.zeros(1, dtype=np.float32))
+    gpu.unscale_grads_(dev, gpu.asarray(inv), found)
+    assert gpu.to_host(found)[0] == ref_found[0] == (0.0 if bad is None else 1.0)
+    for d, r in zip(dev, ref):
+        np.testing.assert_array_equal(gpu.to_host(d), r)
