@@ -3,12 +3,19 @@
 `gpugrad train` (or `python -m gpugrad`) runs it on the GPU when one is available, else on
 the CPU, with a rich progress bar, a summary table, a checkpoint and (with matplotlib) a
 loss/accuracy curve.
+
+`gpugrad train --nproc N` trains data-parallel on N processes: it relaunches itself under
+`mpiexec` (`gpugrad run`), wraps the model in `DistributedDataParallel` and gives each
+rank its shard of every epoch through `DistributedSampler`; `--batch-size` is per rank.
+Rank 0 prints and writes the checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +24,7 @@ import numpy as np
 import gpugrad as gg
 import gpugrad.nn as nn
 import gpugrad.nn.functional as F
+from gpugrad.utils.data import DistributedSampler
 
 
 def load_digits(seed: int):
@@ -84,13 +92,21 @@ def evaluate(model: nn.Module, x: gg.Tensor, y: gg.Tensor) -> float:
 
 def train(device: str | None = None, epochs: int = 40, batch_size: int = 32, lr: float = 1e-3,
           model_kind: str = "mlp", out: str = "runs/digits", seed: int = 0,
-          quiet: bool = False) -> dict:
-    """Train the digits classifier; returns a summary dict (also written to out/summary.json)."""
+          quiet: bool = False, distributed: bool = False) -> dict:
+    """Train the digits classifier; returns a summary dict (also written to out/summary.json).
+
+    With `distributed`, this process is one rank of a job started by `gpugrad run`: it joins
+    the process group, trains its shard of the data with the gradients averaged across
+    ranks, and only rank 0 prints and writes files."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    console = Console(quiet=quiet)
+    rank, world = 0, 1
+    if distributed:
+        gg.distributed.init_process_group()  # also picks this rank's GPU, if any
+        rank, world = gg.distributed.get_rank(), gg.distributed.get_world_size()
+    console = Console(quiet=quiet or rank != 0)
     device = str(gg.device(device)) if device else str(gg.default_device())
     gg.manual_seed(seed)
     xtr, ytr, xte, yte = load_digits(seed)
@@ -98,6 +114,11 @@ def train(device: str | None = None, epochs: int = 40, batch_size: int = 32, lr:
     y_train = gg.tensor(ytr, device=device)
     x_test, y_test = gg.tensor(xte, device=device), gg.tensor(yte, device=device)
     model = build_model(model_kind).to(device)
+    sampler = None
+    if distributed:
+        model = nn.parallel.DistributedDataParallel(model)  # rank 0's initial weights
+        gg.manual_seed(seed + rank)  # each rank its own dropout masks
+        sampler = DistributedSampler(range(len(ytr)), world, rank, seed=seed)
     optimizer = gg.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     scheduler = gg.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     n = len(ytr)
@@ -114,7 +135,16 @@ def train(device: str | None = None, epochs: int = 40, batch_size: int = 32, lr:
         task = progress.add_task("train", total=epochs, loss=float("nan"), acc=0.0, rate=0.0)
         for epoch in range(epochs):
             t0 = time.perf_counter()
-            epoch_loss = train_epoch(model, optimizer, x_train, y_train, batch_size, rng)
+            if sampler is None:
+                epoch_loss = train_epoch(model, optimizer, x_train, y_train, batch_size, rng)
+            else:
+                sampler.set_epoch(epoch)
+                shard = gg.tensor(list(sampler), device=device)
+                epoch_loss = train_epoch(model, optimizer, x_train[shard], y_train[shard],
+                                         batch_size, rng)
+                mean_loss = gg.tensor(epoch_loss)
+                gg.distributed.all_reduce(mean_loss, "mean")
+                epoch_loss = mean_loss.item()
             scheduler.step()
             acc = evaluate(model, x_test, y_test)
             rate = n / (time.perf_counter() - t0)
@@ -122,19 +152,25 @@ def train(device: str | None = None, epochs: int = 40, batch_size: int = 32, lr:
             progress.update(task, advance=1, loss=epoch_loss, acc=acc, rate=rate)
             progress.refresh()
     elapsed = time.perf_counter() - start
+    summary = {"device": device, "model": model_kind, "epochs": epochs,
+               "test_accuracy": history[-1]["test_accuracy"], "train_seconds": elapsed,
+               "parameters": sum(p.numel() for p in model.parameters()), "history": history}
+    if distributed:
+        summary["processes"] = world
+        model = model.module  # the checkpoint holds the plain model, as without --nproc
+        gg.distributed.destroy_process_group()
+        if rank != 0:
+            return summary
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     gg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "epoch": epochs}, out_dir / "checkpoint.safetensors")
-    summary = {"device": device, "model": model_kind, "epochs": epochs,
-               "test_accuracy": history[-1]["test_accuracy"], "train_seconds": elapsed,
-               "parameters": sum(p.numel() for p in model.parameters()), "history": history}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot = _plot(history, out_dir / "curve.png")
     table = Table(title="gpugrad digits demo")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    table.add_row("device", device)
+    table.add_row("device", device if world == 1 else f"{device}, {world} processes (DDP)")
     table.add_row("model", f"{model_kind} ({summary['parameters']:,} parameters)")
     table.add_row("test accuracy", f"{summary['test_accuracy']:.2%}")
     table.add_row("training time", f"{elapsed:.1f} s")
@@ -179,8 +215,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
     p.add_argument("--out", default="runs/digits", help="folder for checkpoint and curve")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--nproc", type=int, default=1,
+                   help="train data-parallel on N processes (relaunches under mpiexec; "
+                        "--batch-size is per process)")
 
 
 def run(args: argparse.Namespace) -> None:
     """Entry point for parsed `gpugrad train` arguments."""
-    train(args.device, args.epochs, args.batch_size, args.lr, args.model, args.out, args.seed)
+    launched = int(os.environ.get("GPUGRAD_NPROC", "1"))  # set by `gpugrad run`
+    if args.nproc > 1 and launched == 1:
+        from .distributed import launch
+
+        options = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
+                   "--lr", str(args.lr), "--model", args.model, "--out", args.out,
+                   "--seed", str(args.seed), "--nproc", str(args.nproc)]
+        if args.device:
+            options += ["--device", args.device]
+        try:
+            status = launch.run(args.nproc, [sys.executable, "-m", "gpugrad", "train",
+                                             *options])
+        except RuntimeError as e:
+            raise SystemExit(str(e)) from None
+        if status:
+            raise SystemExit(status)
+        return
+    train(args.device, args.epochs, args.batch_size, args.lr, args.model, args.out, args.seed,
+          distributed=max(args.nproc, launched) > 1)

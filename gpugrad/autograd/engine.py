@@ -88,13 +88,46 @@ def _check_grad(node, i: int, g, meta):
     return g
 
 
+# One list of pending end-of-backward callbacks per backward in progress (a hook may run a
+# backward of its own, which finishes first and runs only its own callbacks).
+_callback_lists: list[list] = []
+
+
+def queue_callback(callback) -> None:
+    """Run `callback()` once the backward that is running now has finished.
+
+    Call it from a hook during backward (as PyTorch's `queue_callback`): the callback runs
+    after every leaf's `.grad` has been accumulated and before `backward()` returns, in the
+    order queued; a callback may queue further callbacks. Data-parallel training uses it to
+    wait for its gradient all-reduces. If the backward raises, its callbacks are dropped.
+    """
+    if not _callback_lists:
+        raise RuntimeError("queue_callback() was called outside backward; call it from a "
+                           "tensor hook while backward() is running")
+    _callback_lists[-1].append(callback)
+
+
 def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                  inputs=None, allow_unused: bool = False):
-    """Backpropagate `root_grads` from `roots`.
+    """Backpropagate `root_grads` from `roots`, then run the callbacks queued meanwhile.
 
     With `inputs=None`, gradients accumulate into the `.grad` of the leaves. Otherwise
     nothing is accumulated and the gradients of `inputs` are returned, in order.
     """
+    callbacks: list = []
+    _callback_lists.append(callbacks)
+    try:
+        result = _walk_graph(roots, root_grads, retain_graph, create_graph, inputs,
+                             allow_unused)
+        while callbacks:
+            callbacks.pop(0)()
+    finally:
+        _callback_lists.pop()
+    return result
+
+
+def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, inputs,
+                allow_unused: bool):
     capture_leaf: dict = {}
     capture_node: dict = {}
     if inputs is not None:

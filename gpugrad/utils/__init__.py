@@ -1,0 +1,3 @@
+"""`gg.utils`: helpers around training; `gg.utils.data` shards data sets across ranks."""
+
+from . import data
