@@ -219,13 +219,12 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
                 if reach is not None and (id(nxt) not in capture_leaf if nr < 0
                                           else nxt not in reach):
                     continue  # leads to no input of autograd.grad
-                alias = g is not None and (not node._raw or _aliased(g, grads, in_grads, i))
-                if alias:
-                    aliased.add(id(g._data))
+                # An array that may be seen elsewhere is marked: it is never summed into.
                 if nr < 0:  # a leaf
                     if g is not None:
-                        if alias:
+                        if not node._raw or _aliased(g, grads, in_grads, i):
                             shared[id(g._data)] = g._data
+                            aliased.add(id(g._data))
                         slot = leaves.get(id(nxt))
                         if slot is None:
                             leaves[id(nxt)] = [nxt, g]
@@ -236,8 +235,14 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
                     buf = buffers.get(nxt)
                     if buf is None:
                         buf = buffers[nxt] = [None] * len(nxt._output_meta)
-                    buf[nr] = g if buf[nr] is None else _sum_grads(buf[nr], g, aliased,
-                                                                   create_graph)
+                    if buf[nr] is not None:
+                        buf[nr] = _sum_grads(buf[nr], g, aliased, create_graph)
+                    else:
+                        # Only a slot with more contributions to come is summed into.
+                        if deps[nxt] > 1 and (not node._raw
+                                              or _aliased(g, grads, in_grads, i)):
+                            aliased.add(id(g._data))
+                        buf[nr] = g
                 left = deps[nxt] - 1
                 deps[nxt] = left
                 if left == 0:

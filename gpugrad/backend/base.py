@@ -105,6 +105,10 @@ class Backend:
         """ufunc(a, b) with broadcasting (the CPU backend splits large ones across threads)."""
         return ufunc(a, b)
 
+    def unary(self, ufunc, a):
+        """ufunc(a) (the CPU backend splits large ones across threads)."""
+        return ufunc(a)
+
     def add_(self, a, b) -> None:
         """a += b in place (b has a's shape and dtype)."""
         self.xp.add(a, b, out=a)
@@ -131,9 +135,7 @@ class Backend:
         if kind == "relu":
             return self.binary(xp.maximum, x, 0)
         if kind == "tanh":
-            out = self._new(x)
-            self._run_elementwise(_tanh_into, (out,), (x,))
-            return out
+            return self.unary(xp.tanh, x)
         if kind in ("sigmoid", "silu"):
             out = self._new(x)
             self._run_elementwise(_sigmoid_into, (out,), (x, 1))
@@ -587,7 +589,9 @@ _XENT_REDUCTIONS = ("mean", "sum", "none")
 
 
 def _is_half(a) -> bool:
-    return getattr(a, "dtype", None) is not None and a.dtype.name in ("float16", "bfloat16")
+    """Whether `a` is a float16 or bfloat16 array (cheap: it runs on every activation)."""
+    dt = getattr(a, "dtype", None)
+    return dt is not None and dt.itemsize == 2 and (dt.kind == "f" or dt.name == "bfloat16")
 
 
 def _widen(xp, a):
@@ -678,11 +682,6 @@ def _sigmoid_into(xp, out, x, beta):
     xp.exp(out, out=out)
     out += 1
     xp.reciprocal(out, out=out)
-
-
-def _tanh_into(xp, out, x):
-    """out = tanh(x) (one pass, but run in blocks it is shared among the CPU threads)."""
-    xp.tanh(x, out=out)
 
 
 def _tanh_backward_into(xp, out, y, g):

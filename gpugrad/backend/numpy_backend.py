@@ -95,8 +95,8 @@ class NumpyBackend(Backend):
     def binary(self, ufunc, a, b):
         """Large elementwise ops run as one contiguous share of rows per thread (a single
         pass gains nothing from blocking, but memory bandwidth scales with cores)."""
-        size = max(getattr(a, "size", 1), getattr(b, "size", 1))
-        if size < cpu_parallel.PARALLEL_MIN or cpu_parallel.THREADS == 1:
+        if ((a.size if type(a) is _ndarray else 1) < _PARALLEL_MIN
+                and (b.size if type(b) is _ndarray else 1) < _PARALLEL_MIN) or _THREADS == 1:
             return ufunc(a, b)
         shape = np.broadcast_shapes(np.shape(a), np.shape(b))
         if len(shape) == 0 or shape[0] < 2 * cpu_parallel.THREADS:
@@ -108,8 +108,15 @@ class NumpyBackend(Backend):
         cpu_parallel.split_rows(kernel, out, (a, b))
         return out
 
+    def unary(self, ufunc, a):
+        if a.size < _PARALLEL_MIN or a.ndim == 0 or a.shape[0] < 2:
+            return ufunc(a)
+        out = np.empty(a.shape, dtype=a.dtype)
+        cpu_parallel.split_rows(_unary_kernel(ufunc), out, (a,))
+        return out
+
     def add_(self, a, b) -> None:
-        if a.size < cpu_parallel.PARALLEL_MIN or a.ndim == 0 or a.shape[0] < 2:
+        if a.size < _PARALLEL_MIN or a.ndim == 0 or a.shape[0] < 2:
             np.add(a, b, out=a)
         else:
             cpu_parallel.split_rows(_add_kernel, a, (a, b))
@@ -119,8 +126,22 @@ class NumpyBackend(Backend):
         cpu_parallel.over_rows(fn, n, work, row_bytes=row_bytes, blas=blas)
 
 
+_ndarray = np.ndarray
+_PARALLEL_MIN = cpu_parallel.PARALLEL_MIN
+_THREADS = cpu_parallel.THREADS
 _UFUNC_KERNELS: dict = {}
+_UNARY_KERNELS: dict = {}
 _EXP_KERNELS = {base._sigmoid_into, base._swish_into, base._swish_backward_into}
+
+
+def _unary_kernel(ufunc):
+    kernel = _UNARY_KERNELS.get(ufunc)
+    if kernel is None:
+        def kernel(xp, out, a):
+            ufunc(a, out=out)
+
+        _UNARY_KERNELS[ufunc] = kernel
+    return kernel
 
 
 def _add_kernel(xp, out, a, b):
