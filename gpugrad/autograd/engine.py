@@ -3,18 +3,22 @@
 The walk is iterative (no recursion, so a 100,000-op chain is fine): first count, for
 every reachable node, how many edges lead into it; then run nodes whose count has
 dropped to zero, summing the cotangents that reach each node's outputs from several
-paths. Leaves collect their gradient and accumulate it into `.grad` at the end.
+paths. A leaf's gradient is accumulated into `.grad` (after its hooks) as soon as the
+last edge into it has delivered.
 """
 
 from __future__ import annotations
+
+import threading
 
 from .function import Function
 from .grad_mode import _state
 
 
-def _dependencies(roots, reach=None) -> dict:
+def _dependencies(roots, reach=None, leaf_edges: dict | None = None) -> dict:
     """Number of edges into each node reachable from `roots` (only within `reach`, the
-    nodes that matter for `autograd.grad`, when given)."""
+    nodes that matter for `autograd.grad`, when given); `leaf_edges`, if given, receives
+    the number of edges into each leaf, by id."""
     deps: dict = {}
     stack = list(roots)
     seen = set(id(n) for n in roots)
@@ -24,7 +28,9 @@ def _dependencies(roots, reach=None) -> dict:
             if edge is None:
                 continue
             nxt = edge[0]
-            if isinstance(nxt, Function) and (reach is None or nxt in reach):
+            if leaf_edges is not None and edge[1] < 0:
+                leaf_edges[id(nxt)] = leaf_edges.get(id(nxt), 0) + 1
+            elif isinstance(nxt, Function) and (reach is None or nxt in reach):
                 deps[nxt] = deps.get(nxt, 0) + 1
                 if id(nxt) not in seen:
                     seen.add(id(nxt))
@@ -88,9 +94,16 @@ def _check_grad(node, i: int, g, meta):
     return g
 
 
-# One list of pending end-of-backward callbacks per backward in progress (a hook may run a
-# backward of its own, which finishes first and runs only its own callbacks).
-_callback_lists: list[list] = []
+# Per thread, one list of pending end-of-backward callbacks per backward in progress (a
+# hook may run a backward of its own, which finishes first and runs only its own callbacks).
+_callbacks = threading.local()
+
+
+def _callback_lists() -> list:
+    lists = getattr(_callbacks, "lists", None)
+    if lists is None:
+        lists = _callbacks.lists = []
+    return lists
 
 
 def queue_callback(callback) -> None:
@@ -101,10 +114,11 @@ def queue_callback(callback) -> None:
     order queued; a callback may queue further callbacks. Data-parallel training uses it to
     wait for its gradient all-reduces. If the backward raises, its callbacks are dropped.
     """
-    if not _callback_lists:
+    lists = _callback_lists()
+    if not lists:
         raise RuntimeError("queue_callback() was called outside backward; call it from a "
                            "tensor hook while backward() is running")
-    _callback_lists[-1].append(callback)
+    lists[-1].append(callback)
 
 
 def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
@@ -115,14 +129,15 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     nothing is accumulated and the gradients of `inputs` are returned, in order.
     """
     callbacks: list = []
-    _callback_lists.append(callbacks)
+    lists = _callback_lists()
+    lists.append(callbacks)
     try:
         result = _walk_graph(roots, root_grads, retain_graph, create_graph, inputs,
                              allow_unused)
         while callbacks:
             callbacks.pop(0)()
     finally:
-        _callback_lists.pop()
+        lists.pop()
     return result
 
 
@@ -159,8 +174,12 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
         run = _nodes_to_run(root_nodes, capture_leaf, input_nodes)
         reach = run | input_nodes
         root_nodes = [n for n in root_nodes if n in reach]
+    # Without `inputs`, each leaf's gradient is final once its last edge has delivered:
+    # its hooks run then, while the rest of backward goes on (data parallelism starts
+    # reducing a bucket of gradients there), and it is accumulated into .grad.
+    leaf_left: dict | None = {} if inputs is None else None
     deps = _dependencies(root_nodes if run is None else [n for n in root_nodes if n in run],
-                         reach)
+                         reach, leaf_left)
     ready = [n for n in root_nodes if n not in deps]
     # A gradient that a node passed through unchanged (or a user's gradient) may be aliased
     # elsewhere: such arrays are copied before becoming a leaf's .grad.
@@ -230,6 +249,11 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
                             leaves[id(nxt)] = [nxt, g]
                         else:
                             slot[1] = _sum_grads(slot[1], g, aliased, create_graph)
+                    if leaf_left is not None:
+                        left = leaf_left[id(nxt)] - 1
+                        leaf_left[id(nxt)] = left
+                        if left == 0 and id(nxt) in leaves:
+                            _finish_leaf(*leaves.pop(id(nxt)), create_graph, shared)
                     continue
                 if g is not None:
                     buf = buffers.get(nxt)
@@ -248,18 +272,13 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
                 if left == 0:
                     ready.append(nxt)
 
-        for leaf, g in leaves.values():
-            hooks = leaf._hooks
-            if hooks:
-                for fn in hooks:
-                    r = fn(g)
-                    if r is not None:
-                        g = r
-            if inputs is not None:
-                for k in capture_leaf.get(id(leaf), ()):
-                    captured[k] = g
+        for leaf, g in leaves.values():  # roots that are leaves, or autograd.grad's
+            if inputs is None:
+                _finish_leaf(leaf, g, create_graph, shared)
                 continue
-            _accumulate_into_leaf(leaf, g, create_graph, shared)
+            g = _run_leaf_hooks(leaf, g)
+            for k in capture_leaf.get(id(leaf), ()):
+                captured[k] = g
     finally:
         _state.enabled = prev_mode
 
@@ -272,6 +291,20 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
                     "Set allow_unused=True if this is the desired behavior.")
         return tuple(captured)
     return None
+
+
+def _run_leaf_hooks(leaf, g):
+    """The leaf's tensor hooks, in order; each may replace the gradient."""
+    for fn in leaf._hooks or ():
+        r = fn(g)
+        if r is not None:
+            g = r
+    return g
+
+
+def _finish_leaf(leaf, g, create_graph: bool, shared: dict) -> None:
+    """A leaf's complete gradient: its hooks, then accumulation into `.grad`."""
+    _accumulate_into_leaf(leaf, _run_leaf_hooks(leaf, g), create_graph, shared)
 
 
 def _accumulate_into_leaf(leaf, g, create_graph: bool, shared: dict) -> None:

@@ -12,10 +12,9 @@ stream on the GPU), while backward goes on with the remaining gradients. A callb
 the end of backward (`gpugrad.autograd.engine.queue_callback`) waits for every bucket and
 writes the averages into `.grad` before `backward()` returns.
 
-gpugrad's engine hands a leaf its gradient once that gradient is complete, which is after
-the graph walk, leaf by leaf; so here the communication overlaps the packing and
-accumulation of later gradients and, on the GPU, whatever the default stream still has
-queued, but not the graph walk itself.
+gpugrad's engine runs a leaf's hooks as soon as the last edge into it has delivered, so
+the last layers' buckets are on the wire while backward is still computing the gradients
+of the first layers.
 """
 
 from __future__ import annotations

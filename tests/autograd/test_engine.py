@@ -488,3 +488,29 @@ def test_retained_intermediate_grad_is_complete_and_untouched():
     kept = y.grad.tolist()
     assert kept == [3.0, 3.0]
     assert x.grad.tolist() == [9.0, 9.0]
+
+
+def test_leaf_hook_runs_as_soon_as_its_gradient_is_complete():
+    """A leaf's gradient is final when its last edge has delivered: its hooks run (and
+    .grad is set) then, before the rest of backward, as PyTorch's AccumulateGrad does;
+    data parallelism relies on it to overlap reduction with backward."""
+    events = []
+
+    class Recorder(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, h):
+            return h * 1
+
+        @staticmethod
+        def backward(ctx, g):
+            events.append("upstream node")
+            return g
+
+    x, w1, w2 = leaf(1.0, 2.0), leaf(3.0, 4.0), leaf(5.0, 6.0)
+    w1.register_hook(lambda g: events.append("w1"))
+    w2.register_hook(lambda g: events.append(("w2", w2.grad is None)))
+    h = Recorder.apply(x * w1)
+    (h * w2 + w2).sum().backward()  # two edges into w2, both from the last node
+    assert events == [("w2", True), "upstream node", "w1"]
+    assert w2.grad.tolist() == [4.0, 9.0]
+    assert w1.grad.tolist() == [5.0, 12.0]

@@ -1,5 +1,7 @@
 """`queue_callback`: run code when the current backward has finished (DDP waits there)."""
 
+import threading
+
 import pytest
 
 import gpugrad as gg
@@ -59,3 +61,29 @@ def test_callbacks_of_a_failed_backward_are_dropped():
     assert calls == []
     with pytest.raises(RuntimeError, match="outside backward"):
         queue_callback(lambda: None)
+
+
+def test_callbacks_belong_to_the_backward_of_their_own_thread():
+    inside, release = threading.Event(), threading.Event()
+    ran = []
+
+    def hook(g):
+        inside.set()
+        release.wait(5)
+        queue_callback(lambda: ran.append("worker"))
+
+    def worker():
+        x = gg.tensor([1.0, 2.0], requires_grad=True)
+        x.register_hook(hook)
+        (x * 2).sum().backward()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    try:
+        assert inside.wait(5)
+        with pytest.raises(RuntimeError, match="outside backward"):
+            queue_callback(lambda: ran.append("main"))  # no backward runs in this thread
+    finally:
+        release.set()
+        t.join()
+    assert ran == ["worker"]
