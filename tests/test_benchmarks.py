@@ -1,6 +1,7 @@
 """The benchmark command keeps working, and the Docker image does what the README says."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -53,3 +54,12 @@ def test_docker_install_steps_are_the_readmes():
     for cmd in ("docker build -t gpugrad-bench .", "docker run --rm --gpus all",
                 "docker build --target cpu"):
         assert cmd in readme
+
+
+def test_gpu_session_script_parses_and_refuses_an_unknown_stage(tmp_path):
+    script = ROOT / "benchmarks" / "gpu_session.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    env = {**os.environ, "PYTHON": sys.executable}
+    res = subprocess.run(["bash", str(script), "nonsense", str(tmp_path)], env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "unknown stage nonsense" in res.stderr
