@@ -333,6 +333,29 @@ class Backend:
         return gx.astype(x.dtype, copy=False), gw, gb
 
     # -- dropout with a counter-based RNG --------------------------------------------------
+    # Whether dropout regenerates its mask in backward from a Philox (seed, offset) instead
+    # of storing it (the CUDA backend: one kernel each way, no mask in memory). The CPU
+    # keeps storing it: there a stored mask is cheaper than NumPy recomputing Philox.
+    regenerates_dropout_mask = False
+    _philox_seed: int | None = None
+    _philox_offset = 0
+
+    def philox_state(self, n: int) -> tuple[int, int]:
+        """(seed, offset) for `n` fresh dropout values, advancing the offset past them (as
+        PyTorch's CUDA generator does). The seed follows `manual_seed`; it is kept on the
+        host, so drawing one never reads the device."""
+        if self._philox_seed is None:
+            import random
+
+            self._philox_seed = random.getrandbits(63)
+        offset = self._philox_offset
+        self._philox_offset += (n + 3) // 4  # counters used: one per four values
+        return self._philox_seed, offset
+
+    def seed_philox(self, seed: int) -> None:
+        """Restart the dropout stream at (seed, offset 0) (called by `manual_seed`)."""
+        self._philox_seed, self._philox_offset = int(seed) & ((1 << 64) - 1), 0
+
     def dropout_forward(self, x, p: float, seed: int, offset: int):
         """y = x·m/(1 − p) where m is the Philox4x32-10 mask of (seed, offset) (see
         `dropout_mask`); the same (seed, offset) regenerates it in `dropout_backward`."""

@@ -37,6 +37,7 @@ class CupyBackend(Backend):
     """GPU arrays through CuPy, on one CUDA device."""
 
     name = "cuda"
+    regenerates_dropout_mask = True  # kernels/dropout.cu, Philox counters
 
     def __init__(self, dev: Device) -> None:
         import cupy
@@ -66,6 +67,7 @@ class CupyBackend(Backend):
     def manual_seed(self, seed: int) -> None:
         with self.cuda_device:
             self.rng = self.xp.random.default_rng(seed)
+        self.seed_philox(seed)
 
     def uniform(self, shape, dtype):
         with self.cuda_device:

@@ -62,6 +62,7 @@ class NumpyBackend(Backend):
 
     def manual_seed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
+        self.seed_philox(seed)
 
     def uniform(self, shape, dtype):
         if dtype in (np.float32, np.float64):

@@ -118,7 +118,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         return input
     if p == 1.0:
         return input * 0.0
-    return _act.Dropout.apply(input, float(p))
+    return _act.dropout(input, float(p))
 
 
 # --- normalization --------------------------------------------------------------------------

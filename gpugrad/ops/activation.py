@@ -224,3 +224,27 @@ class Dropout(Op):
     def backward(ctx, g):
         return g * _wrap_array(ctx.scale, ctx.backend), None
 
+
+class PhiloxDropout(Op):
+    """y = x·m/(1 − p) with m the keep mask of Philox4x32-10 at (seed, offset), made in the
+    same pass (`Backend.dropout_forward`). The mask is not stored: the VJP, x̄ = ȳ·m/(1 − p),
+    is this op again with the same (seed, offset), which regenerates it."""
+
+    @staticmethod
+    def forward(ctx, x, p, seed, offset):
+        ctx.p, ctx.seed, ctx.offset = p, seed, offset
+        return ctx.backend.dropout_forward(x, p, seed, offset)
+
+    @staticmethod
+    def backward(ctx, g):
+        return PhiloxDropout.apply(g, ctx.p, ctx.seed, ctx.offset), None, None, None
+
+
+def dropout(x, p: float):
+    """Dropout of x with probability p (0 < p < 1) on x's backend: a regenerated Philox
+    mask where the backend has the kernels for it (CUDA), a stored Bernoulli mask else."""
+    backend = x._backend
+    if backend.regenerates_dropout_mask:
+        return PhiloxDropout.apply(x, p, *backend.philox_state(x.numel()))
+    return Dropout.apply(x, p)
+

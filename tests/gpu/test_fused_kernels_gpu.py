@@ -380,3 +380,20 @@ def test_unscale_grads(gpu, bad):
     assert gpu.to_host(found)[0] == ref_found[0] == (0.0 if bad is None else 1.0)
     for d, r in zip(dev, ref):
         np.testing.assert_array_equal(gpu.to_host(d), r)
+
+
+def test_dropout_op_on_the_gpu_regenerates_the_reference_mask():
+    import gpugrad as gg
+    import gpugrad.nn.functional as F
+    from gpugrad.ops.activation import PhiloxDropout
+
+    gg.manual_seed(5)
+    x = gg.randn(129, 7, device="cuda", requires_grad=True)
+    y = F.dropout(x, 0.3)
+    assert isinstance(y.grad_fn, PhiloxDropout)
+    keep = cpu_backend.dropout_mask(x.numel(), 0.3, 5, 0).reshape(129, 7)
+    xv = x.detach().cpu().numpy()
+    np.testing.assert_allclose(y.detach().cpu().numpy(), np.where(keep, xv / 0.7, 0.0),
+                               rtol=1e-6)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.cpu().numpy(), np.where(keep, 1 / 0.7, 0.0), rtol=1e-6)
