@@ -38,6 +38,7 @@ class CupyBackend(Backend):
 
     name = "cuda"
     regenerates_dropout_mask = True  # kernels/dropout.cu, Philox counters
+    fused_row_kernels = True  # kernels/softmax.cu, kernels/layer_norm.cu
 
     def __init__(self, dev: Device) -> None:
         import cupy

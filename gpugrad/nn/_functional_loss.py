@@ -125,18 +125,32 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
                          f"{label_smoothing}")
     cdim, probs = _class_targets("cross_entropy", input, target, allow_probs=True)
-    xp, backend = input._backend.xp, input._backend
     c = input.shape[cdim]
-    dt = input._data.dtype
     w = _class_weights(input, weight, "cross_entropy")
-    wshape = tuple(c if i == cdim else 1 for i in range(input.ndim))
     if probs:
+        dt = input._data.dtype
         q = target._data.astype(dt, copy=False) * (1 - label_smoothing) + label_smoothing / c
         if w is not None:
-            q = q * w.reshape(wshape)
+            q = q * w.reshape(tuple(c if i == cdim else 1 for i in range(input.ndim)))
         loss = _loss.SoftmaxCrossEntropy.apply(input, q, cdim)
         return _reduce(loss, reduction, "cross_entropy")
     safe, valid = _indices("cross_entropy", input, target, ignore_index, c)
+    if (input._backend.fused_row_kernels and input.ndim == 2 and w is None
+            and label_smoothing == 0.0):  # one fused kernel each way
+        def composite(x):
+            return _index_cross_entropy(x, 1, c, safe, valid, None, 0.0, reduction)
+
+        return _loss.IndexCrossEntropy.apply(input, target, ignore_index, reduction, composite)
+    return _index_cross_entropy(input, cdim, c, safe, valid, w, label_smoothing, reduction)
+
+
+def _index_cross_entropy(input: Tensor, cdim: int, c: int, safe, valid, w, label_smoothing,
+                         reduction: str) -> Tensor:
+    """Cross-entropy against integer targets (as `safe` indices and a `valid` mask) through
+    the dense (smoothed, weighted) one-hot distribution."""
+    xp, backend = input._backend.xp, input._backend
+    dt = input._data.dtype
+    wshape = tuple(c if i == cdim else 1 for i in range(input.ndim))
     onehot = xp.moveaxis((safe[..., None] == xp.arange(c)).astype(dt), -1, cdim)
     q = onehot * (1 - label_smoothing) + label_smoothing / c
     if w is not None:

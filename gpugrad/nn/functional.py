@@ -13,7 +13,7 @@ from ..ops import activation as _act
 from ..ops.conv import conv1d, conv2d
 from ..ops.elementwise import cast, relu, sigmoid, tanh, where
 from ..ops.index import index_select
-from ..ops.normalization import standardize
+from ..ops.normalization import layer_norm_rows, standardize
 from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from ..tensor import Tensor, _wrap_array
 from ._functional_loss import (
@@ -131,6 +131,9 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     if k == 0 or input.ndim < k or tuple(input.shape[-k:]) != shape:
         raise ShapeError(f"layer_norm: input shape {tuple(input.shape)} does not end with "
                          f"normalized_shape {shape}")
+    if (k == 1 and input._backend.fused_row_kernels
+            and all(t is None or tuple(t.shape) == shape for t in (weight, bias))):
+        return layer_norm_rows(input, weight, bias, float(eps))
     out = standardize(input, tuple(range(input.ndim - k, input.ndim)), float(eps))
     if weight is not None:
         out = out * weight

@@ -45,6 +45,8 @@ class Softmax(Op):
         ctx.save_output()
         if x.size == 0:  # nothing to normalise (and max() has no identity)
             return x.copy()
+        if _fused_rows(ctx, x, dim):
+            return ctx.backend.softmax(x)
         z = x - x.max(axis=dim, keepdims=True)
         e = xp.exp(z)
         e /= e.sum(axis=dim, keepdims=True)
@@ -53,6 +55,8 @@ class Softmax(Op):
     @staticmethod
     def backward(ctx, g):
         y = ctx.saved_output
+        if not is_grad_enabled() and _fused_rows(ctx, y, ctx.dim) and y.numel():
+            return _wrap_array(ctx.backend.softmax_backward(y._data, g._data), ctx.backend), None
         gy = g * y
         return gy - y * sum(gy, ctx.dim, keepdim=True), None
 
@@ -67,13 +71,23 @@ class LogSoftmax(Op):
         ctx.save_output()
         if x.size == 0:
             return x.copy()
+        if _fused_rows(ctx, x, dim):
+            return ctx.backend.log_softmax(x)
         z = x - x.max(axis=dim, keepdims=True)
         return z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
 
     @staticmethod
     def backward(ctx, g):
         y = ctx.saved_output
+        if not is_grad_enabled() and _fused_rows(ctx, y, ctx.dim) and y.numel():
+            gx = ctx.backend.log_softmax_backward(y._data, g._data)
+            return _wrap_array(gx, ctx.backend), None
         return g - exp(y) * sum(g, ctx.dim, keepdim=True), None
+
+
+def _fused_rows(ctx, x, dim) -> bool:
+    """Whether the backend's fused row kernels apply: they normalise over the last axis."""
+    return ctx.backend.fused_row_kernels and dim is not None and dim == x.ndim - 1
 
 
 # --- GELU -----------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 
 from ..autograd.function import Op
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import _wrap_array
+from ._composite import vjp_through_composite
 from .activation import Softmax
 from .elementwise import abs, clamp, exp, log, log1p, relu, sigmoid  # noqa: A004
 
@@ -40,6 +42,34 @@ class SoftmaxCrossEntropy(Op):
         p = Softmax.apply(x, dim)
         qsum = q.sum(dim, keepdim=True)
         return g.unsqueeze(dim) * (p * qsum - q), None, None
+
+
+class IndexCrossEntropy(Op):
+    """Cross-entropy of logits x (N, C) against integer targets t (N,), reduced, in one fused
+    pass each way (the backend's row kernels): ℓ_n = logsumexp(x_n) − x_n[t_n] (0 where
+    t_n is ignore_index), then summed, averaged over the rows kept, or left per row.
+    VJP: x̄ = (softmax(x) − one_hot(t))·s, s = ȳ / #rows kept, ȳ, or ȳ_n. Under
+    `create_graph=True` it differentiates `composite(x)`, the same loss through the dense
+    one-hot form."""
+
+    @staticmethod
+    def forward(ctx, x, target, ignore_index, reduction, composite):
+        ctx.target, ctx.ignore_index, ctx.reduction = target, ignore_index, reduction
+        ctx.composite = composite
+        ctx.save_inputs(0)
+        loss, ctx.lse = ctx.backend.softmax_cross_entropy(x, target, ignore_index, reduction)
+        return loss
+
+    @staticmethod
+    def backward(ctx, g):
+        x = ctx.saved_input(0)
+        if is_grad_enabled():
+            composite = ctx.composite
+            return vjp_through_composite(ctx, (g,), lambda x, *_: (composite(x),),
+                                         inputs=(x, None, None, None, None))
+        gx = ctx.backend.softmax_cross_entropy_backward(
+            x._data, ctx.target, ctx.lse, g._data, ctx.ignore_index, ctx.reduction)
+        return _wrap_array(gx, ctx.backend), None, None, None, None
 
 
 class BinaryCrossEntropy(Op):

@@ -13,8 +13,9 @@ definition of the layer.
 from __future__ import annotations
 
 from ..autograd.function import Op
-from ..autograd.grad_mode import _state, enable_grad
+from ..autograd.grad_mode import _state
 from ..tensor import Tensor, _wrap_array
+from ._composite import vjp_through_composite
 from .elementwise import relu as relu_op
 from .elementwise import sigmoid, tanh
 from .shape import cat, split, stack, transpose
@@ -212,19 +213,6 @@ def _lstm_unrolled(x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, 
     return stack(outs, 0), h, c
 
 
-class _Alias(Op):
-    """Identity, y = x; x̄ = ȳ. A separate graph node for the fused layers' differentiable
-    backward to differentiate with respect to (see `_vjp_through_unrolled`)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x[...]
-
-    @staticmethod
-    def backward(ctx, g):
-        return g
-
-
 class LSTMLayer(Op):
     """A whole LSTM layer in one direction: inputs x (T, B, I), h₀, c₀ (B, H), W_ih (4H, I),
     W_hh (4H, H), biases b_ih, b_hh (4H,) or None; outputs (h_1 … h_T) as (T, B, H), h_T, c_T.
@@ -305,7 +293,8 @@ class LSTMLayer(Op):
     @staticmethod
     def backward(ctx, g_out, g_h, g_c):
         if _state.enabled:
-            return _vjp_through_unrolled(ctx, (g_out, g_h, g_c), _lstm_unrolled)
+            return vjp_through_composite(ctx, (g_out, g_h, g_c),
+                                         _rebuild(_lstm_unrolled, reverse=ctx.reverse))
         need = ctx.needs_input_grad
         xp, be = ctx.xp, ctx.backend
         # Check against in-place writes what this VJP reads (and that it was not freed).
@@ -445,7 +434,8 @@ class GRULayer(Op):
     @staticmethod
     def backward(ctx, g_out, g_h):
         if _state.enabled:
-            return _vjp_through_unrolled(ctx, (g_out, g_h), _gru_unrolled)
+            return vjp_through_composite(ctx, (g_out, g_h),
+                                         _rebuild(_gru_unrolled, reverse=ctx.reverse))
         need = ctx.needs_input_grad
         xp, be = ctx.xp, ctx.backend
         _check_not_modified(ctx, need)
@@ -575,9 +565,8 @@ class RNNLayer(Op):
     @staticmethod
     def backward(ctx, g_out, g_h):
         if _state.enabled:
-            return _vjp_through_unrolled(
-                ctx, (g_out, g_h),
-                lambda *a, reverse: _rnn_unrolled(*a, reverse=reverse, relu=ctx.relu))
+            return vjp_through_composite(
+                ctx, (g_out, g_h), _rebuild(_rnn_unrolled, reverse=ctx.reverse, relu=ctx.relu))
         need = ctx.needs_input_grad
         xp, be = ctx.xp, ctx.backend
         _check_not_modified(ctx, need)
@@ -611,43 +600,9 @@ class RNNLayer(Op):
         self.arrays = None
 
 
-def _vjp_through_unrolled(ctx, grads, unrolled) -> tuple:
-    """A fused layer's VJP as a differentiable graph: rebuild the layer as its unrolled
-    graph, `unrolled(*saved_inputs, reverse=...)`, and take that graph's VJP with
-    `autograd.grad(create_graph=True)`.
-
-    The inputs enter the rebuilt graph through `_Alias` nodes whose edges are cut while
-    that inner backward runs, so it stops at them instead of walking (and running) the
-    graph that produced the inputs; restored afterwards, the edges connect the returned
-    gradients to that graph, so they can be differentiated again with respect to it.
-    """
-    from ..autograd import grad
-
-    need = ctx.needs_input_grad
-    ins = [ctx.saved_input(k) for k in range(len(need))]
-    wrt, slots, cuts = [], [], []
-    with enable_grad():
-        for k, t in enumerate(ins):
-            if need[k]:
-                a = _Alias.apply(t)
-                node = a.grad_fn
-                cuts.append((node, node._edges))
-                node._edges = [None]
-                ins[k] = a
-                wrt.append(a)
-                slots.append(k)
-        try:
-            outs = unrolled(*ins, reverse=ctx.reverse)
-            pairs = [(o, g) for o, g in zip(outs, grads) if g is not None]
-            res = grad([o for o, _ in pairs], wrt, [g for _, g in pairs], create_graph=True,
-                       allow_unused=True)
-        finally:
-            for node, edges in cuts:
-                node._edges = edges
-    result = [None] * len(need)
-    for k, r in zip(slots, res):
-        result[k] = r
-    return tuple(result)
+def _rebuild(unrolled, **options):
+    """The unrolled graph of a fused layer, as `vjp_through_composite` calls it."""
+    return lambda *inputs: unrolled(*inputs, **options)
 
 
 def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh,

@@ -397,3 +397,30 @@ def test_dropout_op_on_the_gpu_regenerates_the_reference_mask():
                                rtol=1e-6)
     y.sum().backward()
     np.testing.assert_allclose(x.grad.cpu().numpy(), np.where(keep, 1 / 0.7, 0.0), rtol=1e-6)
+
+
+def test_row_ops_on_the_gpu_take_the_fused_kernels_and_match_the_cpu():
+    import gpugrad as gg
+    import gpugrad.nn.functional as F
+    from gpugrad.ops.loss import IndexCrossEntropy
+    from gpugrad.ops.normalization import LayerNormRows
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((37, 11)).astype(np.float32)
+    t = rng.integers(0, 11, 37)
+    t[5] = -100
+    w, b = rng.standard_normal(11).astype(np.float32), rng.standard_normal(11).astype(np.float32)
+    results = {}
+    for dev in ("cpu", "cuda"):
+        x = gg.tensor(a, device=dev, requires_grad=True)
+        wt = gg.tensor(w, device=dev, requires_grad=True)
+        bt = gg.tensor(b, device=dev, requires_grad=True)
+        loss = F.cross_entropy(x, gg.tensor(t, device=dev))
+        ln = F.layer_norm(x, (11,), wt, bt)
+        if dev == "cuda":
+            assert isinstance(loss.grad_fn, IndexCrossEntropy)
+            assert isinstance(ln.grad_fn, LayerNormRows)
+        (loss + (ln * F.softmax(x, -1)).sum() + F.log_softmax(x, -1).sum()).backward()
+        results[dev] = [v.detach().cpu().numpy() for v in (loss, ln, x.grad, wt.grad, bt.grad)]
+    for got, want in zip(results["cuda"], results["cpu"]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
