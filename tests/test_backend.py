@@ -103,3 +103,22 @@ def test_over_rows_reraises_a_worker_error():
 
     with pytest.raises(ValueError, match="rows"):
         cpu_parallel.over_rows(fn, 8, 1 << 24)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_threaded_full_sum_is_close_and_repeatable(keepdims):
+    x = np.random.default_rng(3).standard_normal((2049, 513)).astype(np.float32)
+    got = cpu_backend.sum(x, (0, 1), keepdims)
+    assert got.dtype == np.float32 and got.shape == ((1, 1) if keepdims else ())
+    np.testing.assert_allclose(got, x.astype(np.float64).sum(), rtol=1e-5)
+    np.testing.assert_array_equal(cpu_backend.sum(x, (0, 1), keepdims), got)
+    np.testing.assert_allclose(cpu_backend.sum(x, (1,), keepdims), x.sum(1, keepdims=keepdims))
+
+
+def test_mul_pair_gives_both_products_in_one_pass():
+    rng = np.random.default_rng(4)
+    g, a, b = (rng.standard_normal((4 * _BLOCK // 64 + 5, 64)).astype(np.float32)
+               for _ in range(3))
+    ga, gb = cpu_backend.mul_pair(g, a, b)
+    np.testing.assert_array_equal(ga, g * b)
+    np.testing.assert_array_equal(gb, g * a)

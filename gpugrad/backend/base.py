@@ -109,6 +109,16 @@ class Backend:
         """ufunc(a) (the CPU backend splits large ones across threads)."""
         return ufunc(a)
 
+    def sum(self, x, axis, keepdims: bool):
+        """x.sum(axis=axis, keepdims=keepdims) (the CPU backend splits a large full
+        reduction across threads: a different, fixed summation order)."""
+        return x.sum(axis=axis, keepdims=keepdims)
+
+    def mul_pair(self, g, a, b) -> tuple:
+        """(g·b, g·a), the two products of a multiplication's VJP, for same-shape real
+        arrays (the CPU backend makes both in one cache-blocked pass, reading g once)."""
+        return g * b, g * a
+
     def add_(self, a, b) -> None:
         """a += b in place (b has a's shape and dtype)."""
         self.xp.add(a, b, out=a)
@@ -710,6 +720,12 @@ def _sigmoid_into(xp, out, x, beta):
     xp.exp(out, out=out)
     out += 1
     xp.reciprocal(out, out=out)
+
+
+def _mul_pair_into(xp, ga, gb, g, a, b):
+    """ga = g·b, gb = g·a."""
+    xp.multiply(g, b, out=ga)
+    xp.multiply(g, a, out=gb)
 
 
 def _tanh_backward_into(xp, out, y, g):

@@ -37,7 +37,7 @@ def has_rows(a, ref) -> bool:
     return isinstance(a, np.ndarray) and a.ndim == ref.ndim and a.shape[0] == ref.shape[0]
 
 
-def _run_shares(run, n: int, parts: int) -> None:
+def run_shares(run, n: int, parts: int) -> None:
     """run(lo, hi) on `parts` contiguous shares of range(n): one share here, the rest on
     the pool; returns when all are done (re-raising the first error)."""
     cuts = [n * k // parts for k in range(parts + 1)]
@@ -56,7 +56,7 @@ def split_rows(kernel, out, ins: tuple) -> None:
         rs = slice(lo, hi)
         kernel(np, out[rs], *[a[rs] if has_rows(a, out) else a for a in ins])
 
-    _run_shares(run, out.shape[0], THREADS)
+    run_shares(run, out.shape[0], THREADS)
 
 
 def blocked(kernel, outs: tuple, ins: tuple) -> None:
@@ -79,7 +79,7 @@ def blocked(kernel, outs: tuple, ins: tuple) -> None:
     if workers == 1:
         run(0, n)
     else:
-        _run_shares(run, n, workers)
+        run_shares(run, n, workers)
 
 
 def over_rows(fn, n: int, work: int, *, row_bytes: int = 0, blas: bool = False) -> None:
@@ -100,7 +100,7 @@ def over_rows(fn, n: int, work: int, *, row_bytes: int = 0, blas: bool = False) 
         run(0, n)
         return
     with _BLAS.single_threaded() if blas else contextlib.nullcontext():
-        _run_shares(run, n, parts)
+        run_shares(run, n, parts)
 
 
 class _BlasThreads:

@@ -116,6 +116,27 @@ class NumpyBackend(Backend):
         cpu_parallel.split_rows(_unary_kernel(ufunc), out, (a,))
         return out
 
+    def sum(self, x, axis, keepdims: bool):
+        if ((axis is not None and len(axis) < x.ndim) or x.size < _PARALLEL_MIN
+                or x.dtype.kind != "f" or x.shape[0] < 2 or _THREADS == 1):
+            return x.sum(axis=axis, keepdims=keepdims)
+        parts: dict = {}
+
+        def run(lo: int, hi: int) -> None:
+            parts[lo] = x[lo:hi].sum()
+
+        cpu_parallel.run_shares(run, x.shape[0], _THREADS)
+        total = x.dtype.type(0)
+        for lo in sorted(parts):  # a fixed order: the same result every time
+            total = total + parts[lo]
+        total = np.asarray(total, dtype=x.dtype)
+        return total.reshape((1,) * x.ndim) if keepdims else total
+
+    def mul_pair(self, g, a, b) -> tuple:
+        ga, gb = np.empty(g.shape, g.dtype), np.empty(g.shape, g.dtype)
+        cpu_parallel.blocked(base._mul_pair_into, (ga, gb), (g, a, b))
+        return ga, gb
+
     def add_(self, a, b) -> None:
         if a.size < _PARALLEL_MIN or a.ndim == 0 or a.shape[0] < 2:
             np.add(a, b, out=a)

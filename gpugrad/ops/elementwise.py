@@ -93,6 +93,13 @@ class Mul(Op):
         need = ctx.needs_input_grad
         cplx = g._data.dtype.kind == "c"
         ga = gb = None
+        if need[0] and need[1] and not cplx and not _grad_state.enabled:
+            a, b = ctx.saved_input(0), ctx.saved_input(1)
+            gd, ad, bd = g._data, a._data, b._data
+            if gd.shape == ad.shape == bd.shape and gd.dtype == ad.dtype == bd.dtype:
+                # both products in one pass over ȳ (nothing to record: no create_graph)
+                ga, gb = ctx.backend.mul_pair(gd, ad, bd)
+                return _wrap_array(ga, ctx.backend), _wrap_array(gb, ctx.backend)
         if need[0]:
             b = ctx.saved_input(1)
             b = ctx.consts[1] if b is None else b

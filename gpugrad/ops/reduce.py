@@ -52,7 +52,7 @@ class Sum(Op):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         ctx.shape, ctx.dims = x.shape, dims
-        out = x.sum(axis=dims, keepdims=keepdim)
+        out = ctx.backend.sum(x, dims, keepdim)
         return out if x.dtype.kind in "fc" else out.astype("int64")
 
     @staticmethod
