@@ -106,12 +106,17 @@ class CUDAGraph:
             gemm = CaptureGemm(cupy, stream.ptr)  # allocates: before the capture begins
             stack.callback(setattr, backend, "xp", backend.xp)
             backend.xp = CaptureXp(cupy, gemm, stream.ptr)
+            # Host buffers and device arrays that captured copies read (the multi-tensor
+            # kernels' metadata): they must live as long as the graph.
+            captured_inputs: list = []
+            stack.callback(setattr, backend, "_capture_keep", None)
+            backend._capture_keep = captured_inputs
             stack.enter_context(cupy.cuda.using_allocator(pool.malloc))
             stream.begin_capture()
         except BaseException:
             stack.close()
             raise
-        self._keep = [pool, stream, gemm]
+        self._keep = [pool, stream, gemm, captured_inputs]
         self._capture = stack
 
     def capture_end(self) -> None:

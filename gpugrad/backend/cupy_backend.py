@@ -39,6 +39,8 @@ class CupyBackend(Backend):
     name = "cuda"
     regenerates_dropout_mask = True  # kernels/dropout.cu, Philox counters
     fused_row_kernels = True  # kernels/softmax.cu, kernels/layer_norm.cu
+    # While gpugrad.cuda.CUDAGraph captures: the graph's list of objects to keep alive.
+    _capture_keep: list | None = None
 
     def __init__(self, dev: Device) -> None:
         import cupy
@@ -46,6 +48,7 @@ class CupyBackend(Backend):
 
         super().__init__(dev)
         self.xp = cupy
+        self._cupy = cupy  # CuPy itself (xp is swapped for a wrapper during graph capture)
         self._cupyx = cupyx
         self.array_type = cupy.ndarray
         self.cuda_device = cupy.cuda.Device(dev.index)
@@ -170,7 +173,7 @@ class CupyBackend(Backend):
     def _swish_beta(self, beta, x):
         """(device pointer argument, host value) of a scalar β, or None if β is an array
         that is not a single value."""
-        if isinstance(beta, (int, float)):
+        if isinstance(beta, (int, float, np.generic)):  # a host number, NumPy scalars too
             return _NULL, np.float64(beta)
         if getattr(beta, "size", 0) != 1:
             return None
@@ -393,16 +396,43 @@ class CupyBackend(Backend):
     def _mt_meta(self, columns: list, sizes: list):
         """(device int64 metadata, number of chunks) for kernels/optim.cu: the per-tensor
         columns, the sizes, then the chunk table. Cached by content, so an unchanged set of
-        tensors costs no upload."""
+        tensors costs no upload.
+
+        While a CUDA graph is captured (`_capture_keep` is the graph's keep-alive list),
+        the metadata array becomes part of the graph: a cached one is kept alive with the
+        graph (the cache may evict it), and a new one is uploaded from pinned host memory
+        that the graph keeps too, since the captured copy rereads that host buffer at every
+        replay (CuPy's asarray would stage through a pinned buffer that is recycled)."""
         host, nchunks = multi_tensor_meta(columns, sizes, _CHUNK)
         key = host.tobytes()
         dev = self._meta_cache.get(key)
+        keep = self._capture_keep
+        if keep is not None:
+            if dev is None:
+                dev = self._upload_for_graph(host, keep)
+            keep.append(dev)
+            return dev, nchunks
         if dev is None:
             if len(self._meta_cache) >= _META_CACHE_SIZE:
                 self._meta_cache.pop(next(iter(self._meta_cache)))
             with self.cuda_device:
                 dev = self._meta_cache[key] = self.xp.asarray(host)
         return dev, nchunks
+
+    def _upload_for_graph(self, host: np.ndarray, keep: list):
+        """`host` (contiguous) copied to a new device array by a copy that a capturing
+        stream records; its pinned source buffer is appended to `keep`."""
+        import ctypes
+
+        cupy = self._cupy
+        with self.cuda_device:
+            pinned = cupy.cuda.alloc_pinned_memory(host.nbytes)
+            ctypes.memmove(pinned.ptr, host.ctypes.data, host.nbytes)
+            dev = cupy.empty(host.shape, dtype=host.dtype)
+            dev.data.copy_from_host_async(pinned.ptr, host.nbytes,
+                                          cupy.cuda.get_current_stream())
+        keep.append(pinned)
+        return dev
 
     def _mt_launch(self, entry: str, dtype, columns, sizes, args) -> None:
         meta, nchunks = self._mt_meta(columns, sizes)

@@ -58,6 +58,13 @@ class NCCLProcessGroup(MPIProcessGroup):
                        np.dtype(np.float64): nccl.NCCL_FLOAT64,
                        np.dtype(np.int8): nccl.NCCL_INT8, np.dtype(np.uint8): nccl.NCCL_UINT8,
                        np.dtype(np.int32): nccl.NCCL_INT32, np.dtype(np.int64): nccl.NCCL_INT64}
+        try:  # CuPy's bfloat16 arrays use ml_dtypes' dtype
+            import ml_dtypes
+
+            if hasattr(nccl, "NCCL_BFLOAT16"):
+                self._types[np.dtype(ml_dtypes.bfloat16)] = nccl.NCCL_BFLOAT16
+        except ImportError:
+            pass
         self._ops = {"sum": nccl.NCCL_SUM, "mean": nccl.NCCL_SUM, "max": nccl.NCCL_MAX,
                      "min": nccl.NCCL_MIN}
 
@@ -94,18 +101,20 @@ class NCCLProcessGroup(MPIProcessGroup):
         """Enqueue a NCCL call on `stream` (after the current stream's work on `array`)
         with `array` made contiguous, and return its stream-ordered Work."""
         cupy = self.cupy
+        if self.communicator is None:
+            raise RuntimeError(f"{what}: the NCCL communicator was aborted after a failure")
         current = cupy.cuda.get_current_stream()
         stream = stream or current
         if stream is not current:
             stream.wait_event(current.record())
-        contiguous = array if array.flags.c_contiguous else cupy.ascontiguousarray(array)
-        if self.communicator is None:
-            raise RuntimeError(f"{what}: the NCCL communicator was aborted after a failure")
-        enqueue(contiguous, stream)
-        if contiguous is not array:
-            with stream:
+        # The staging copy of a non-contiguous array is made, used and freed on `stream`
+        # (CuPy's pool orders reuse of a block by the stream that allocated it).
+        with stream:
+            contiguous = array if array.flags.c_contiguous else cupy.ascontiguousarray(array)
+            enqueue(contiguous, stream)
+            if contiguous is not array:
                 array[...] = contiguous
-        done = stream.record()
+            done = stream.record()
 
         def wait_on_device():
             cupy.cuda.get_current_stream().wait_event(done)
