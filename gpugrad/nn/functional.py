@@ -13,6 +13,7 @@ from ..ops import activation as _act
 from ..ops.conv import conv1d, conv2d
 from ..ops.elementwise import cast, relu, sigmoid, tanh, where
 from ..ops.index import index_select
+from ..ops.linalg import linear as _linear
 from ..ops.normalization import layer_norm_rows, standardize
 from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from ..tensor import Tensor, _wrap_array
@@ -54,8 +55,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ShapeError(f"linear: input shape {tuple(input.shape)} does not match weight shape "
                          f"{tuple(weight.shape)} (the input's last dimension must equal "
                          f"in_features = {w_in})")
-    out = input @ (weight.T if weight.ndim == 2 else weight)
-    return out if bias is None else out + bias
+    return _linear(input, weight, bias)
 
 
 # --- activations ----------------------------------------------------------------------------

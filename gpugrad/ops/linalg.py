@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .._autocast import LOWER, autocast_inputs
 from ..autograd.function import Op
+from ..autograd.grad_mode import _state as _grad_state
 from ..errors import ShapeError
-from ..tensor import Tensor, _check_same_device
+from ..tensor import Tensor, _check_same_device, _wrap_array
 from .elementwise import conj
 from .reduce import sum_to
 
@@ -42,6 +43,52 @@ class MatMul(Op):
             else:
                 gb = sum_to(matmul(_mT(a), g), b.shape)
         return ga, gb
+
+
+class Linear(Op):
+    """y = x·Wᵀ + b for x (…, in), W (out, in), b (out,) or None: one op (as PyTorch's
+    addmm) instead of a transpose, a product and a broadcast add.
+    VJP: x̄ = ȳ·W,  W̄ = Ȳᵀ·X,  b̄ = Σ_rows Ȳ, with X, Ȳ the (rows, ·) flattenings of x, ȳ;
+    W̄ comes out in W's own row-major layout. Recorded with Tensor ops under
+    `create_graph=True`, so it is differentiable again."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_inputs(0, 1)
+        y = ctx.xp.matmul(x, w.T)
+        if b is not None:
+            y += b
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        need = ctx.needs_input_grad
+        x, w = ctx.saved_input(0), ctx.saved_input(1)
+        n_out, n_in = w.shape
+        if _grad_state.enabled:
+            g2 = g.reshape(-1, n_out)
+            gx = g @ w if need[0] else None
+            gw = _mT(g2) @ x.reshape(-1, n_in) if need[1] else None
+            gb = g2.sum(0) if need[2] else None
+            return gx, gw, gb
+        xp, be = ctx.xp, ctx.backend
+        gd = g._data
+        g2 = gd.reshape(-1, n_out)
+        gx = _wrap_array(xp.matmul(gd, w._data), be) if need[0] else None
+        gw = _wrap_array(xp.matmul(g2.T, x._data.reshape(-1, n_in)), be) if need[1] else None
+        gb = _wrap_array(g2.sum(axis=0), be) if need[2] else None
+        return gx, gw, gb
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x·Wᵀ + b with W (out, in) and b (out,) as one op; other shapes go through
+    matmul and broadcasting."""
+    if (weight.ndim == 2 and input.ndim >= 1 and input.shape[-1] == weight.shape[1]
+            and (bias is None or tuple(bias.shape) == (weight.shape[0],))
+            and input.dtype is weight.dtype and (bias is None or bias.dtype is weight.dtype)):
+        return Linear.apply(input, weight, bias)
+    out = input @ (weight.T if weight.ndim == 2 else weight)
+    return out if bias is None else out + bias
 
 
 def matmul(input: Tensor, other: Tensor) -> Tensor:

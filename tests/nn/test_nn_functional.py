@@ -106,6 +106,41 @@ def test_linear_and_embedding():
               [[1.0], [1.0], [0.0], [1.0]], dtype=torch.float64), padding_idx=2))
 
 
+@pytest.mark.parametrize("x_shape", [(4,), (3, 4), (2, 3, 4), (0, 4)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_linear_matches_torch_to_second_order(x_shape, bias):
+    from gpugrad.ops.linalg import Linear
+
+    rng = np.random.default_rng(0)
+    xv, wv, bv = rng.standard_normal(x_shape), rng.standard_normal((5, 4)), rng.standard_normal(5)
+    ins = [gg.tensor(a, requires_grad=True) for a in (xv, wv, bv)][:3 if bias else 2]
+    ins_t = [torch.tensor(a, requires_grad=True) for a in (xv, wv, bv)][:3 if bias else 2]
+    y = F.linear(*ins)
+    assert isinstance(y.grad_fn, Linear)
+    yt = TF.linear(*ins_t)
+    np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    cot = rng.standard_normal(yt.shape)
+    g1 = gg.autograd.grad((y * y * gg.tensor(cot)).sum(), ins, create_graph=True)
+    t1 = torch.autograd.grad((yt * yt * torch.tensor(cot)).sum(), ins_t, create_graph=True)
+    g2 = gg.autograd.grad(sum(g.sum() for g in g1), ins)
+    t2 = torch.autograd.grad(sum(g.sum() for g in t1), ins_t)
+    for a, b in zip(g1 + g2, t1 + t2):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-10,
+                                   atol=1e-10)
+    x, w = (gg.tensor(a, requires_grad=True) for a in (xv, wv))
+    (F.linear(x, w) * gg.tensor(cot)).sum().backward()  # the raw-array VJP
+    xt, wt = (torch.tensor(a, requires_grad=True) for a in (xv, wv))
+    (TF.linear(xt, wt) * torch.tensor(cot)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    assert w.grad.numpy().flags.c_contiguous
+
+
+def test_linear_dtype_mismatch_names_both():
+    with pytest.raises(TypeError, match="float32.*float64"):
+        F.linear(gg.zeros(2, 4), gg.zeros(3, 4, dtype=gg.float64))
+
+
 def test_linear_bad_shape_names_both():
     with pytest.raises(gg.ShapeError, match=r"\(2, 5\).*\(3, 4\)"):
         F.linear(gg.zeros(2, 5), gg.zeros(3, 4))
