@@ -30,6 +30,8 @@ class MatMul(Op):
     def backward(ctx, g):
         need = ctx.needs_input_grad
         a, b = ctx.saved_input(0), ctx.saved_input(1)
+        if not _grad_state.enabled and g._data.dtype.kind != "c":
+            return _matmul_vjp_arrays(ctx, g._data, a._data, b._data, need)
         if g._data.dtype.kind == "c":
             a, b = conj(a), conj(b)
         ga = sum_to(matmul(g, _mT(b)), a.shape) if need[0] else None
@@ -43,6 +45,22 @@ class MatMul(Op):
             else:
                 gb = sum_to(matmul(_mT(a), g), b.shape)
         return ga, gb
+
+
+def _matmul_vjp_arrays(ctx, g, a, b, need) -> tuple:
+    """MatMul's VJP on raw arrays, for a real backward that records no graph (no transpose
+    or sum_to ops: the transposes are strided views handed to BLAS)."""
+    xp, be = ctx.xp, ctx.backend
+    ga = gb = None
+    if need[0]:
+        ga = _wrap_array(be.sum_to_shape(xp.matmul(g, xp.swapaxes(b, -1, -2)), a.shape), be)
+    if need[1]:
+        if a.ndim == 2 and b.ndim == 2 and b.flags.f_contiguous and not b.flags.c_contiguous:
+            gb = xp.matmul(g.T, a).T  # B is a transposed view: B̄ in B's own layout
+        else:
+            gb = be.sum_to_shape(xp.matmul(xp.swapaxes(a, -1, -2), g), b.shape)
+        gb = _wrap_array(gb, be)
+    return ga, gb
 
 
 class Linear(Op):
