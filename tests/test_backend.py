@@ -122,3 +122,31 @@ def test_mul_pair_gives_both_products_in_one_pass():
     ga, gb = cpu_backend.mul_pair(g, a, b)
     np.testing.assert_array_equal(ga, g * b)
     np.testing.assert_array_equal(gb, g * a)
+
+
+def test_normal_cdf_is_accurate_in_both_tails():
+    from scipy.special import erfc
+
+    x = np.concatenate([np.linspace(-13, 13, 20001), [0.0, -0.0, 1e-30, -40.0, 40.0]])
+    x32 = x.astype(np.float32)
+    want = 0.5 * erfc(-x32.astype(np.float64) / np.sqrt(2))  # Φ of the float32 inputs
+    got32 = cpu_backend.normal_cdf(x32)
+    assert got32.dtype == np.float32
+    tiny = want > np.finfo(np.float32).tiny
+    rel = np.abs(got32[tiny] - want[tiny]) / want[tiny]
+    assert rel.max() < 3e-7  # float32 rounding is 6e-8; 1 + erf(x) would lose the left tail
+    assert np.all(got32[~tiny] < 1e-37)
+    # float64: exact up to the rounding of −x/√2, which the tail amplifies by about x²
+    np.testing.assert_allclose(cpu_backend.normal_cdf(x), 0.5 * erfc(-x / np.sqrt(2)),
+                               rtol=1e-12, atol=0)
+
+
+def test_normal_cdf_without_scipy_keeps_float64_exact(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "scipy.special", None)  # import fails
+    x = np.linspace(-9, 9, 101)
+    from math import erfc, sqrt
+
+    want = np.array([0.5 * erfc(-v / sqrt(2)) for v in x])
+    np.testing.assert_allclose(cpu_backend.normal_cdf(x), want, rtol=1e-13, atol=0)

@@ -179,6 +179,15 @@ class CupyBackend(Backend):
             return None
         return self._c(beta.astype(x.dtype, copy=False).reshape(())), np.float64(0)
 
+    def normal_cdf(self, x):
+        """Φ(x) = ½·erfc(−x/√2) through cupyx's erfc (one elementwise kernel)."""
+        from cupyx.scipy.special import erfc
+
+        if x.dtype.itemsize == 2:  # float16/bfloat16: computed in float32
+            return (0.5 * erfc(x.astype(np.float32) * np.float32(-0.7071067811865476))
+                    ).astype(x.dtype)
+        return 0.5 * erfc(x * x.dtype.type(-0.7071067811865476))
+
     def swish_forward(self, x, beta):
         b = self._swish_beta(beta, x) if self._has_kernel(x) else None
         if b is None:

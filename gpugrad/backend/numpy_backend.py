@@ -153,7 +153,8 @@ _PARALLEL_MIN = cpu_parallel.PARALLEL_MIN
 _THREADS = cpu_parallel.THREADS
 _UFUNC_KERNELS: dict = {}
 _UNARY_KERNELS: dict = {}
-_EXP_KERNELS = {base._sigmoid_into, base._swish_into, base._swish_backward_into}
+_EXP_KERNELS = {base._sigmoid_into, base._swish_into, base._swish_backward_into,
+                base._normal_cdf_into}
 
 
 def _unary_kernel(ufunc):

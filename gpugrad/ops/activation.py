@@ -16,22 +16,8 @@ from .elementwise import exp, sigmoid, where
 from .reduce import sum, sum_to  # noqa: A004 - gg.sum, not builtins.sum
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GELU_C = 0.044715
-
-
-def erf(xp, x):
-    """The error function of a NumPy or CuPy array (SciPy/cupyx when present)."""
-    if xp.__name__ == "cupy":
-        from cupyx.scipy.special import erf as cupy_erf
-
-        return cupy_erf(x)
-    try:
-        from scipy.special import erf as scipy_erf
-    except ImportError:  # pragma: no cover - SciPy is optional
-        return xp.vectorize(math.erf, otypes=[x.dtype])(x)
-    return scipy_erf(x).astype(x.dtype, copy=False)
 
 
 # --- softmax family -----------------------------------------------------------------------
@@ -91,15 +77,16 @@ def _fused_rows(ctx, x, dim) -> bool:
 
 
 # --- GELU -----------------------------------------------------------------------------------
-def _gelu_grad(xp, x, approximate: str, cdf=None):
+def _gelu_grad(backend, x, approximate: str, cdf=None):
     """gelu'(x) as an array (`cdf`: Φ(x) if forward already computed it)."""
+    xp = backend.xp
     if approximate == "tanh":
         u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
         t = xp.tanh(u)
         du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
         return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
     if cdf is None:
-        cdf = 0.5 * (1 + erf(xp, x * _INV_SQRT_2))
+        cdf = backend.normal_cdf(x)
     pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
     return cdf + x * pdf
 
@@ -118,8 +105,8 @@ class GELU(Op):
         if approximate == "tanh":
             u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
             return 0.5 * x * (1 + xp.tanh(u))
-        # erf is the expensive part (no vectorised erf in NumPy): keep Φ(x) for backward.
-        ctx.cdf = 0.5 * (1 + erf(xp, x * _INV_SQRT_2))
+        # Φ is the expensive part (NumPy has no erf): keep it for backward.
+        ctx.cdf = ctx.backend.normal_cdf(x)
         return x * ctx.cdf
 
     @staticmethod
@@ -136,7 +123,7 @@ class GELUBackward(Op):
     def forward(ctx, x, g, approximate, cdf=None):
         ctx.approximate, ctx.cdf = approximate, cdf
         ctx.save_inputs(0, 1)
-        return _gelu_grad(ctx.xp, x, approximate, cdf) * g
+        return _gelu_grad(ctx.backend, x, approximate, cdf) * g
 
     @staticmethod
     def backward(ctx, gz):
