@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from .._autocast import FP32, autocast_inputs
 from ..autograd.function import Op
 from ..tensor import Tensor, _wrap_array
 from ._util import norm_dim, norm_dims
@@ -206,7 +207,9 @@ def _reduced_shape(shape: tuple, dims: tuple, keepdim: bool) -> tuple:
 
 # --- functional API ------------------------------------------------------------------------
 def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A001
-    """Sum over `dim` (all dims when None); integer inputs sum to int64."""
+    """Sum over `dim` (all dims when None); integer inputs sum to int64. Under autocast a
+    16-bit input is summed in float32, as every reduction below."""
+    (input,) = autocast_inputs(FP32, input)
     if dtype is not None:
         input = input.to(dtype)
     return Sum.apply(input, norm_dims(dim, input.ndim, "sum"), keepdim)
@@ -214,6 +217,7 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
 
 def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """Arithmetic mean over `dim` (floating inputs only, as in PyTorch)."""
+    (input,) = autocast_inputs(FP32, input)
     if dtype is not None:
         input = input.to(dtype)
     if input.dtype.category < 2:
@@ -225,6 +229,7 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
 def var(input: Tensor, dim=None, *, correction: int = 1, keepdim: bool = False,
         unbiased: bool | None = None) -> Tensor:
     """Variance over `dim`, unbiased by default (correction=1)."""
+    (input,) = autocast_inputs(FP32, input)
     if unbiased is not None:
         correction = 1 if unbiased else 0
     if input.dtype.category < 2:
@@ -287,11 +292,13 @@ class MaxResult(tuple):
 
 def logsumexp(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """log Σ exp over `dim`, computed stably."""
+    (input,) = autocast_inputs(FP32, input)
     return LogSumExp.apply(input, norm_dims(dim, input.ndim, "logsumexp"), keepdim)
 
 
 def norm(input: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
     """Vector p-norm over `dim` (all elements when None); 2 by default."""
+    (input,) = autocast_inputs(FP32, input)
     dims = norm_dims(dim, input.ndim, "norm")
     if input._data.dtype.kind == "c":
         input = _ew.abs(input)  # the norm of a complex vector is that of its moduli

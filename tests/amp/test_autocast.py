@@ -152,3 +152,21 @@ def test_cuda_autocast_without_cuda_warns_and_does_nothing():
         ctx = gg.autocast("cuda", dtype=gg.bfloat16)
     with ctx:
         assert (gg.tensor(X) @ gg.tensor(W).T).dtype is gg.float32
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "var", "norm", "logsumexp"])
+def test_reductions_run_in_float32_under_autocast(reduce):
+    x = gg.tensor(X, requires_grad=True)
+    w = gg.tensor(W, requires_grad=True)
+    fns = {"sum": lambda t: t.sum(), "mean": lambda t: t.mean(), "var": lambda t: gg.var(t),
+           "norm": lambda t: gg.norm(t), "logsumexp": lambda t: gg.logsumexp(t, 1).sum()}
+    with gg.autocast(dtype=gg.float16):
+        h = x @ w.T
+        assert h.dtype == gg.float16
+        out = fns[reduce](h)
+    assert out.dtype == gg.float32  # the float16 product is reduced in float32
+    out.backward()
+    assert x.grad.dtype == gg.float32 and w.grad.dtype == gg.float32
+    ref = fns[reduce](gg.tensor(X.astype(np.float16).astype(np.float32)
+                                @ W.astype(np.float16).astype(np.float32).T))
+    np.testing.assert_allclose(out.item(), ref.item(), rtol=2e-3)
