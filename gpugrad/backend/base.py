@@ -248,10 +248,11 @@ class Backend:
         return gx.astype(g.dtype, copy=False), gb.astype(g.dtype, copy=False)
 
     # -- softmax family over the last axis ----------------------------------------------------
-    # Whether softmax, log_softmax, integer-target cross-entropy and layer norm over the
-    # last axis run through the fused row methods below (the CUDA backend: one kernel per
-    # row block). The CPU ops keep their own NumPy formulas.
-    fused_row_kernels = False
+    # Whether ops route through the fused kernels below that only pay off on a GPU: the
+    # row kernels (softmax, log_softmax, integer-target cross-entropy and layer norm over
+    # the last axis) and the GELU / leaky-ReLU activation kernels (the CUDA backend: one
+    # launch each way). The CPU ops keep their own NumPy formulas.
+    fused_kernels = False
 
     def softmax(self, x):
         """exp(x − max) / Σ exp(x − max) along the last axis (float32 math for 16-bit x)."""

@@ -38,7 +38,7 @@ class CupyBackend(Backend):
 
     name = "cuda"
     regenerates_dropout_mask = True  # kernels/dropout.cu, Philox counters
-    fused_row_kernels = True  # kernels/softmax.cu, kernels/layer_norm.cu
+    fused_kernels = True  # kernels/softmax.cu, layer_norm.cu, activation.cu
     # While gpugrad.cuda.CUDAGraph captures: the graph's list of objects to keep alive.
     _capture_keep: list | None = None
 

@@ -135,7 +135,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
         loss = _loss.SoftmaxCrossEntropy.apply(input, q, cdim)
         return _reduce(loss, reduction, "cross_entropy")
     safe, valid = _indices("cross_entropy", input, target, ignore_index, c)
-    if (input._backend.fused_row_kernels and input.ndim == 2 and w is None
+    if (input._backend.fused_kernels and input.ndim == 2 and w is None
             and label_smoothing == 0.0):  # one fused kernel each way
         def composite(x):
             return _index_cross_entropy(x, 1, c, safe, valid, None, 0.0, reduction)

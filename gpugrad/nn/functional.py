@@ -131,7 +131,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     if k == 0 or input.ndim < k or tuple(input.shape[-k:]) != shape:
         raise ShapeError(f"layer_norm: input shape {tuple(input.shape)} does not end with "
                          f"normalized_shape {shape}")
-    if (k == 1 and input._backend.fused_row_kernels
+    if (k == 1 and input._backend.fused_kernels
             and all(t is None or tuple(t.shape) == shape for t in (weight, bias))):
         return layer_norm_rows(input, weight, bias, float(eps))
     out = standardize(input, tuple(range(input.ndim - k, input.ndim)), float(eps))

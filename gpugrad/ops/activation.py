@@ -73,7 +73,7 @@ class LogSoftmax(Op):
 
 def _fused_rows(ctx, x, dim) -> bool:
     """Whether the backend's fused row kernels apply: they normalise over the last axis."""
-    return ctx.backend.fused_row_kernels and dim is not None and dim == x.ndim - 1
+    return ctx.backend.fused_kernels and dim is not None and dim == x.ndim - 1
 
 
 # --- GELU -----------------------------------------------------------------------------------
@@ -91,6 +91,9 @@ def _gelu_grad(backend, x, approximate: str, cdf=None):
     return cdf + x * pdf
 
 
+_GELU_KIND = {"none": "gelu", "tanh": "gelu_tanh"}  # the backend's activation kinds
+
+
 class GELU(Op):
     """Exact: y = x·Φ(x) = ½x(1 + erf(x/√2));  tanh form: y = ½x(1 + tanh u),
     u = √(2/π)(x + 0.044715x³).  x̄ = GELUBackward(x, ȳ) = ȳ·gelu'(x), with
@@ -102,6 +105,8 @@ class GELU(Op):
         ctx.approximate = approximate
         ctx.save_inputs(0)
         ctx.cdf = None
+        if ctx.backend.fused_kernels:  # one kernel; the backward's recomputes Φ from x
+            return ctx.backend.act_forward(_GELU_KIND[approximate], x)
         if approximate == "tanh":
             u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
             return 0.5 * x * (1 + xp.tanh(u))
@@ -123,6 +128,8 @@ class GELUBackward(Op):
     def forward(ctx, x, g, approximate, cdf=None):
         ctx.approximate, ctx.cdf = approximate, cdf
         ctx.save_inputs(0, 1)
+        if cdf is None and ctx.backend.fused_kernels:
+            return ctx.backend.act_backward(_GELU_KIND[approximate], x, g)
         return _gelu_grad(ctx.backend, x, approximate, cdf) * g
 
     @staticmethod
@@ -202,12 +209,24 @@ class LeakyReLU(Op):
     @staticmethod
     def forward(ctx, x, slope):
         ctx.slope = slope
+        if ctx.backend.fused_kernels:  # one kernel each way, from x (no mask kept)
+            ctx.mask = None
+            ctx.save_inputs(0)
+            return ctx.backend.act_forward("leaky_relu", x, slope=slope)
         ctx.mask = x > 0
         return ctx.xp.where(ctx.mask, x, x * slope)
 
     @staticmethod
     def backward(ctx, g):
-        mask = _wrap_array(ctx.mask, ctx.backend)
+        be = ctx.backend
+        if ctx.mask is None:
+            x = ctx.saved_input(0)
+            if not is_grad_enabled():
+                return _wrap_array(be.act_backward("leaky_relu", x._data, g._data,
+                                                   slope=ctx.slope), be), None
+            mask = _wrap_array(x._data > 0, be)
+        else:
+            mask = _wrap_array(ctx.mask, be)
         return where(mask, g, g * ctx.slope), None
 
 

@@ -431,7 +431,9 @@ def test_row_ops_on_the_gpu_take_the_fused_kernels_and_match_the_cpu():
         if dev == "cuda":
             assert isinstance(loss.grad_fn, IndexCrossEntropy)
             assert isinstance(ln.grad_fn, LayerNormRows)
-        (loss + (ln * F.softmax(x, -1)).sum() + F.log_softmax(x, -1).sum()).backward()
+        acts = F.gelu(x) + F.gelu(x, approximate="tanh") + F.leaky_relu(x, 0.1)
+        (loss + (ln * F.softmax(x, -1)).sum() + F.log_softmax(x, -1).sum()
+         + (acts * acts).sum()).backward()
         results[dev] = [v.detach().cpu().numpy() for v in (loss, ln, x.grad, wt.grad, bt.grad)]
     for got, want in zip(results["cuda"], results["cpu"]):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -16,7 +16,7 @@ from gpugrad.ops.normalization import LayerNormRows
 
 @pytest.fixture(autouse=True)
 def fused_rows(monkeypatch):
-    monkeypatch.setattr(type(cpu_backend), "fused_row_kernels", True)
+    monkeypatch.setattr(type(cpu_backend), "fused_kernels", True)
 
 
 def _pair(a):
@@ -132,3 +132,33 @@ def test_cross_entropy_weights_and_smoothing_keep_the_composite():
                           IndexCrossEntropy)
     assert not isinstance(F.cross_entropy(x, t, weight=gg.ones(3)).grad_fn,
                           IndexCrossEntropy)
+
+
+@pytest.mark.parametrize("name,kw", [("gelu", {}), ("gelu", {"approximate": "tanh"}),
+                                     ("leaky_relu", {"negative_slope": 0.1})])
+def test_fused_activation_kernels(name, kw, monkeypatch):
+    calls = []
+    for method in ("act_forward", "act_backward"):
+        real = getattr(type(cpu_backend), method)
+        monkeypatch.setattr(type(cpu_backend), method,
+                            lambda self, kind, *a, _m=method, _f=real, **k:
+                            calls.append((_m, kind)) or _f(self, kind, *a, **k))
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((7, 6)) * 3
+    x, xt = _pair(a)
+    ours = getattr(F, name)(x, **kw)
+    theirs = getattr(torch.nn.functional, name)(xt, **kw)
+    _close(ours, theirs)
+    cot = rng.standard_normal(a.shape)
+    (ours * gg.tensor(cot)).sum().backward()
+    (theirs * torch.tensor(cot)).sum().backward()
+    _close(x.grad, xt.grad)
+    kinds = {c[1] for c in calls}
+    assert {m for m, _ in calls} == {"act_forward", "act_backward"}
+    assert kinds == {{"gelu": "gelu_tanh" if kw else "gelu"}.get(name, name)}
+    x2, xt2 = _pair(a)
+    g1, t1, g2, t2 = _hvp((getattr(F, name)(x2, **kw) ** 2).sum(),
+                          (getattr(torch.nn.functional, name)(xt2, **kw) ** 2).sum(),
+                          (x2,), (xt2,), [cot])
+    _close(g1[0], t1[0])
+    _close(g2[0], t2[0])
