@@ -103,17 +103,14 @@ class NumpyBackend(Backend):
         if len(shape) == 0 or shape[0] < 2 * cpu_parallel.THREADS:
             return ufunc(a, b)
         out = np.empty(shape, dtype=np.result_type(a, b))
-        kernel = _UFUNC_KERNELS.get(ufunc)
-        if kernel is None:
-            kernel = _UFUNC_KERNELS[ufunc] = _ufunc_kernel(ufunc)
-        cpu_parallel.split_rows(kernel, out, (a, b))
+        cpu_parallel.split_rows(_ufunc_kernel(ufunc), out, (a, b))
         return out
 
     def unary(self, ufunc, a):
         if a.size < _PARALLEL_MIN or a.ndim == 0 or a.shape[0] < 2:
             return ufunc(a)
         out = np.empty(a.shape, dtype=a.dtype)
-        cpu_parallel.split_rows(_unary_kernel(ufunc), out, (a,))
+        cpu_parallel.split_rows(_ufunc_kernel(ufunc), out, (a,))
         return out
 
     def sum(self, x, axis, keepdims: bool):
@@ -141,7 +138,7 @@ class NumpyBackend(Backend):
         if a.size < _PARALLEL_MIN or a.ndim == 0 or a.shape[0] < 2:
             np.add(a, b, out=a)
         else:
-            cpu_parallel.split_rows(_add_kernel, a, (a, b))
+            cpu_parallel.split_rows(_ufunc_kernel(np.add), a, (a, b))
 
     def over_rows(self, fn, n: int, work: int, *, row_bytes: int = 0,
                   blas: bool = False) -> None:
@@ -152,27 +149,16 @@ _ndarray = np.ndarray
 _PARALLEL_MIN = cpu_parallel.PARALLEL_MIN
 _THREADS = cpu_parallel.THREADS
 _UFUNC_KERNELS: dict = {}
-_UNARY_KERNELS: dict = {}
 _EXP_KERNELS = {base._sigmoid_into, base._swish_into, base._swish_backward_into,
                 base._normal_cdf_into}
 
 
-def _unary_kernel(ufunc):
-    kernel = _UNARY_KERNELS.get(ufunc)
-    if kernel is None:
-        def kernel(xp, out, a):
-            ufunc(a, out=out)
-
-        _UNARY_KERNELS[ufunc] = kernel
-    return kernel
-
-
-def _add_kernel(xp, out, a, b):
-    np.add(a, b, out=out)
-
-
 def _ufunc_kernel(ufunc):
-    def kernel(xp, out, a, b):
-        ufunc(a, b, out=out)
+    """kernel(xp, out, *ins) = ufunc(*ins, out=out), made once per ufunc."""
+    kernel = _UFUNC_KERNELS.get(ufunc)
+    if kernel is None:
+        def kernel(xp, out, *ins):
+            ufunc(*ins, out=out)
 
+        _UFUNC_KERNELS[ufunc] = kernel
     return kernel
