@@ -45,6 +45,7 @@ class Tensor:
     _version = None
     _hooks = None
     _retains_grad = False
+    _base = None  # a view's base (see autograd/views.py)
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False) -> None:
         from .creation import _to_array
@@ -352,7 +353,17 @@ class Tensor:
                                "out-of-place op")
 
     def _assign_result(self, result: Tensor, op: str) -> Tensor:
-        """Finish an in-place op: write `result` into our storage and take over its graph."""
+        """Finish an in-place op: write `result` into our storage and take over its graph
+        (a view overrides this to rebase its base's graph instead)."""
+        result = self._write_result(result, op)
+        if result.grad_fn is not None:
+            self.grad_fn = result.grad_fn
+            self._output_nr = result._output_nr
+            self._requires_grad = True
+        return self
+
+    def _write_result(self, result: Tensor, op: str) -> Tensor:
+        """Write `result` (checked, cast to our dtype) into our storage; returns it as cast."""
         if result._data.shape != self._data.shape:
             raise RuntimeError(f"{op}: output with shape {tuple(self._data.shape)} doesn't match "
                                f"the broadcast shape {tuple(result._data.shape)}")
@@ -365,11 +376,7 @@ class Tensor:
             result = cast(result, self.dtype)
         self._backend.xp.copyto(self._data, result._data)
         self._bump_version()
-        if result.grad_fn is not None:
-            self.grad_fn = result.grad_fn
-            self._output_nr = result._output_nr
-            self._requires_grad = True
-        return self
+        return result
 
     def zero_(self) -> Tensor:
         """Fill with zeros in place."""

@@ -10,7 +10,8 @@ real cotangent enters a complex input along the real (or, for `imag`, the imagin
 from __future__ import annotations
 
 from .. import _dtype
-from ..autograd.function import Op, version_counter
+from ..autograd.function import Op
+from ..autograd.views import is_view_of, make_view
 from ..errors import ShapeError
 from ..tensor import Tensor, _check_same_device
 from . import elementwise as _ew
@@ -20,10 +21,10 @@ _REAL_OF = {"complex64": _dtype.float32, "complex128": _dtype.float64}
 _COMPLEX_OF = {"float32": _dtype.complex64, "float64": _dtype.complex128}
 
 
-def _view_of(out: Tensor, src: Tensor) -> Tensor:
-    """Share `src`'s in-place version counter when `out` is a view of its storage."""
-    if out._data.base is not None:
-        out._version = version_counter(src)
+def _view_of(out: Tensor, src: Tensor, view_fn) -> Tensor:
+    """Mark `out` as a view of `src` (see autograd/views.py) when it shares its storage."""
+    if is_view_of(out._data, src._data):
+        make_view(out, src, view_fn, view_fn.__name__)
     return out
 
 
@@ -148,7 +149,7 @@ def real(input: Tensor) -> Tensor:
     """The real part of a complex tensor (a view, as in torch); a real tensor itself."""
     if input._data.dtype.kind != "c":
         return input
-    return _view_of(Real.apply(input), input)
+    return _view_of(Real.apply(input), input, real)
 
 
 def imag(input: Tensor) -> Tensor:
@@ -156,7 +157,7 @@ def imag(input: Tensor) -> Tensor:
     if input._data.dtype.kind != "c":
         raise RuntimeError(f"imag is not implemented for tensors with non-complex dtypes "
                            f"(got {input.dtype})")
-    return _view_of(Imag.apply(input), input)
+    return _view_of(Imag.apply(input), input, imag)
 
 
 def complex(real: Tensor, imag: Tensor) -> Tensor:  # noqa: A001 - torch.complex
@@ -182,7 +183,7 @@ def polar(abs: Tensor, angle: Tensor) -> Tensor:  # noqa: A002 - torch.polar
 def view_as_real(input: Tensor) -> Tensor:
     """A complex tensor of shape S as a real one of shape S + (2,) (real, imag pairs)."""
     _require_complex(input, "view_as_real")
-    return _view_of(ViewAsReal.apply(input), input)
+    return _view_of(ViewAsReal.apply(input), input, view_as_real)
 
 
 def view_as_complex(input: Tensor) -> Tensor:
@@ -196,7 +197,7 @@ def view_as_complex(input: Tensor) -> Tensor:
     if input.ndim == 0 or input.shape[-1] != 2:
         raise RuntimeError(f"view_as_complex: the last dimension must have size 2, got shape "
                            f"{tuple(input.shape)}")
-    return _view_of(ViewAsComplex.apply(input, cdt.np), input)
+    return _view_of(ViewAsComplex.apply(input, cdt.np), input, view_as_complex)
 
 
 def angle(input: Tensor) -> Tensor:

@@ -10,7 +10,8 @@ import builtins
 
 import numpy as np
 
-from ..autograd.function import Op, version_counter
+from ..autograd.function import Op
+from ..autograd.views import make_view
 from ..errors import DeviceError, ShapeError
 from ..tensor import Tensor, _wrap_array
 from ._util import norm_dim
@@ -61,9 +62,12 @@ class GetItem(Op):
     def forward(ctx, x, key, basic):
         ctx.shape, ctx.key, ctx.basic = x.shape, key, basic
         try:
-            return x[key]
+            out = x[key]
         except IndexError as e:
             raise _index_error("getitem", x.shape, e) from None
+        if basic and type(out) is not type(x):  # NumPy gives a scalar: ask for a 0-d view
+            out = x[key + (Ellipsis,)] if Ellipsis not in key else x[key][...]
+        return out
 
     @staticmethod
     def backward(ctx, g):
@@ -130,7 +134,7 @@ def getitem(x: Tensor, key) -> Tensor:
         return getitem(getitem(x, split[0]), split[1])
     out = GetItem.apply(x, k, basic)
     if basic:
-        out._version = version_counter(x)
+        make_view(out, x, lambda b: getitem(b, k), "getitem")
     return out
 
 

@@ -9,16 +9,13 @@ from __future__ import annotations
 import math
 
 from .._dtype import promote_types
-from ..autograd.function import Op, version_counter
+from ..autograd.function import Op
+from ..autograd.views import is_view_of, make_view
 from ..errors import ShapeError
 from ..tensor import Tensor, _check_same_device
 from ._util import norm_dim
+from .index import getitem
 from .reduce import sum_to
-
-
-def _share_version(out: Tensor, src: Tensor) -> Tensor:
-    out._version = version_counter(src)
-    return out
 
 
 def _shape_arg(shape) -> tuple:
@@ -72,15 +69,16 @@ def reshape(input: Tensor, *shape) -> Tensor:
     if shape == input._data.shape:
         return input
     out = Reshape.apply(input, shape, False)
-    if out._data.base is not None:
-        _share_version(out, input)
+    if is_view_of(out._data, input._data):
+        make_view(out, input, lambda b: reshape(b, shape), "reshape")
     return out
 
 
 def view(input: Tensor, *shape) -> Tensor:
     """Like reshape, but never copies: raises when the data is not contiguous enough."""
     shape = infer_shape(_shape_arg(shape), input._data.size, "view", input.shape)
-    return _share_version(Reshape.apply(input, shape, True), input)
+    return make_view(Reshape.apply(input, shape, True), input, lambda b: reshape(b, shape),
+                     "view")
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -153,7 +151,7 @@ def permute(input: Tensor, *dims) -> Tensor:
         raise ValueError(f"permute: dims {dims} repeat a dimension")
     if nd == tuple(range(input.ndim)):
         return input
-    return _share_version(Permute.apply(input, nd), input)
+    return make_view(Permute.apply(input, nd), input, lambda b: permute(b, nd), "permute")
 
 
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
@@ -192,7 +190,8 @@ def broadcast_to(input: Tensor, shape) -> Tensor:
     shape = tuple(shape)
     if shape == input._data.shape:
         return input
-    return _share_version(BroadcastTo.apply(input, shape), input)
+    return make_view(BroadcastTo.apply(input, shape), input,
+                     lambda b: broadcast_to(b, shape), "expand")
 
 
 def expand(input: Tensor, *sizes) -> Tensor:
@@ -308,8 +307,11 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     if len(sizes) == 1:
         return (tensor,)
     outs = Split.apply(tensor, tuple(sizes), d)
-    for o in outs:
-        _share_version(o, tensor)
+    start = 0
+    for o, size in zip(outs, sizes):
+        key = (slice(None),) * d + (slice(start, start + size),)
+        make_view(o, tensor, lambda b, key=key: getitem(b, key), "split", multi=True)
+        start += size
     return outs
 
 
