@@ -398,7 +398,10 @@ class Tensor:
         self._check_inplace("copy_")
         return self._assign_result(copy_from(self, src), "copy_")
 
-    def _inplace_binary(self, fn, other, op: str) -> Tensor:
+    def _inplace_binary(self, fn, other, op: str, saves_self: bool = True) -> Tensor:
+        """`self = fn(self, other)` in place. With a graph to record, `fn` sees `self`'s value
+        before the write as a copy when it may save it for backward (`saves_self`), as
+        PyTorch saves `original_self`: the write would otherwise change the saved value."""
         self._check_inplace(op)
         if isinstance(other, Tensor) and other.dtype != self.dtype and \
                 other.dtype.category >= self.dtype.category and other._data.ndim > 0:
@@ -408,18 +411,19 @@ class Tensor:
                                             and _state.enabled):
             result = fn(self, other)
             return self._assign_result(result, op)
-        return self._assign_result(fn(self.detach() if self.grad_fn is None else
-                                      _graph_alias(self), other), op)
+        return self._assign_result(fn(_graph_alias(self, saves_self), other), op)
 
     def add_(self, other, alpha=1) -> Tensor:
         from .ops.elementwise import add
 
-        return self._inplace_binary(lambda a, b: add(a, b, alpha=alpha), other, "add_")
+        return self._inplace_binary(lambda a, b: add(a, b, alpha=alpha), other, "add_",
+                                    saves_self=False)
 
     def sub_(self, other, alpha=1) -> Tensor:
         from .ops.elementwise import sub
 
-        return self._inplace_binary(lambda a, b: sub(a, b, alpha=alpha), other, "sub_")
+        return self._inplace_binary(lambda a, b: sub(a, b, alpha=alpha), other, "sub_",
+                                    saves_self=False)
 
     def mul_(self, other) -> Tensor:
         from .ops.elementwise import mul
@@ -445,17 +449,20 @@ class Tensor:
         from .ops.index import index_put
 
         self._check_inplace("__setitem__")
-        src = self if self.grad_fn is None else _graph_alias(self)
+        src = self if self.grad_fn is None else _graph_alias(self, False)
         self._assign_result(index_put(src, index, value), "__setitem__")
 
 
-def _graph_alias(t: Tensor) -> Tensor:
+def _graph_alias(t: Tensor, copy: bool = False) -> Tensor:
     """A second Tensor object standing for `t`'s current value and graph position, so an
-    in-place op can record a node whose input is the old `t`."""
-    a = t.detach()
-    a._requires_grad = True
-    a.grad_fn = t.grad_fn
-    a._output_nr = t._output_nr
+    in-place op can record a node whose input is the old `t`; with `copy`, the value is a
+    copy with its own version counter (it survives the in-place write)."""
+    a = _wrap_array(t._data.copy(), t._backend) if copy else t.detach()
+    fn = t.grad_fn
+    if fn is not None:
+        a._requires_grad = True
+        a.grad_fn = fn
+        a._output_nr = t._output_nr
     return a
 
 
