@@ -8,7 +8,7 @@ from . import _dtype
 from ._dtype import DType, from_numpy_dtype, to_dtype
 from .backend import all_backends, cpu_backend, get_backend
 from .device import default_device
-from .tensor import Tensor, _wrap_array
+from .tensor import Tensor, _size_tuple, _wrap_array
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "from_dlpack", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "eye",
@@ -110,10 +110,8 @@ def from_dlpack(obj) -> Tensor:
         return _wrap_array(backend.xp.from_dlpack(obj), backend)
 
 
-def _shape(size) -> tuple:
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = tuple(size[0])
-    shape = tuple(int(s) for s in size)
+def _shape(size, op: str = "size") -> tuple:
+    shape = _size_tuple(size, op)
     if any(s < 0 for s in shape):
         raise ValueError(f"negative dimension in shape {shape}")
     return shape
@@ -136,17 +134,17 @@ def _filled(fill, shape, dtype, device, requires_grad) -> Tensor:
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros; `zeros(2, 3)` and `zeros((2, 3))` are the same."""
-    return _filled(0, _shape(size), dtype, device, requires_grad)
+    return _filled(0, _shape(size, "zeros"), dtype, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones."""
-    return _filled(1, _shape(size), dtype, device, requires_grad)
+    return _filled(1, _shape(size, "ones"), dtype, device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """An uninitialised tensor."""
-    return _filled(None, _shape(size), dtype, device, requires_grad)
+    return _filled(None, _shape(size, "empty"), dtype, device, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -155,7 +153,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
         dtype = (_dtype.bool_ if isinstance(fill_value, bool) else _dtype.int64
                  if isinstance(fill_value, int) else _dtype.complex64
                  if isinstance(fill_value, complex) else _dtype.float32)
-    size = (size,) if isinstance(size, int) else tuple(size)
+    size = _shape((size,) if isinstance(size, int) else tuple(size), "full")
     return _filled(fill_value, size, dtype, device, requires_grad)
 
 
@@ -246,12 +244,12 @@ def _random(kind: str, shape, dtype, device, requires_grad, generator=None) -> T
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1)."""
-    return _random("rand", _shape(size), dtype, device, requires_grad)
+    return _random("rand", _shape(size, "rand"), dtype, device, requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
-    return _random("randn", _shape(size), dtype, device, requires_grad)
+    return _random("randn", _shape(size, "randn"), dtype, device, requires_grad)
 
 
 def rand_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -278,7 +276,7 @@ def randint(low, high=None, size=None, dtype=None, device=None) -> Tensor:
         raise ValueError(f"randint: low ({low}) must be less than high ({high})")
     backend = _backend_for(device)
     dt = to_dtype(dtype) if dtype is not None else _dtype.int64
-    size = (size,) if isinstance(size, int) else tuple(size)
+    size = _shape((size,) if isinstance(size, int) else tuple(size), "randint")
     arr = backend.randint(low, high, size, np.int64).astype(_np_dtype(backend, dt))
     return _wrap_array(arr, backend)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from . import _dtype
@@ -39,7 +41,7 @@ class Tensor:
     # Class-level defaults keep construction cheap: only _data and _backend are set per
     # tensor; the rest lives in the instance __dict__ once it differs from the default.
     _requires_grad = False
-    grad = None
+    _grad = None
     grad_fn = None
     _output_nr = 0
     _version = None
@@ -87,6 +89,17 @@ class Tensor:
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
         self.requires_grad_(flag)
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient accumulated by backward (None until then)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, g: Tensor | None) -> None:
+        if g is not None:
+            _check_grad_assignment(self, g)
+        self._grad = g
 
     @property
     def is_leaf(self) -> bool:
@@ -475,6 +488,43 @@ class _HookHandle:
     def remove(self) -> None:
         if self._fn in self._hooks:
             self._hooks.remove(self._fn)
+
+
+def _check_grad_assignment(t: Tensor, g) -> None:
+    """`t.grad = g` needs a Tensor of t's shape, dtype and device (PyTorch's rule)."""
+    if not isinstance(g, Tensor):
+        raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
+                        f"{type(g).__name__}")
+    if g is t:
+        raise RuntimeError("can't assign Variable as its own grad")
+    if g._data.shape != t._data.shape:
+        raise RuntimeError(f"attempting to assign a gradient of size {list(g.shape)} to a "
+                           f"tensor of size {list(t.shape)}. Please ensure that the gradient "
+                           "and the tensor are the same size")
+    if g._data.dtype != t._data.dtype:
+        raise RuntimeError(f"attempting to assign a gradient with dtype {g.dtype} to a tensor "
+                           f"with dtype {t.dtype}. Please ensure that the gradient and the "
+                           "tensor have the same dtype")
+    if g._backend is not t._backend:
+        raise RuntimeError(f"attempting to assign a gradient on device {g.device} to a tensor "
+                           f"on device {t.device}. Please ensure that the gradient and the "
+                           "tensor are on the same device")
+
+
+def _size_tuple(size, op: str) -> tuple:
+    """A shape given as ints (or as one tuple/list of them) as a tuple of ints. Anything
+    int-like (NumPy integers, 1-element integer tensors) passes; a float raises TypeError,
+    as in PyTorch, rather than being truncated."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
+    out = []
+    for i, s in enumerate(size):
+        try:
+            out.append(operator.index(s))
+        except TypeError:
+            raise TypeError(f"{op}(): size must be a tuple of ints, but got "
+                            f"{type(s).__name__} {s!r} at position {i}") from None
+    return tuple(out)
 
 
 def _norm_dim(dim: int, ndim: int, op: str) -> int:

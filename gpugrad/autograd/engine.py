@@ -213,10 +213,8 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
                 in_grads = type(node).backward(node, *grads)
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
-                if len(in_grads) < len(edges):
-                    raise RuntimeError(
-                        f"{node.name()}.backward returned {len(in_grads)} gradients but forward "
-                        f"had {len(edges)} inputs")
+                if len(in_grads) != len(edges):
+                    in_grads = _check_grad_count(node, in_grads, len(edges))
             if _anomaly.enabled and in_grads:
                 check_gradients(node, in_grads)
             if not retain_graph:
@@ -293,12 +291,37 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
     return None
 
 
+def _check_grad_count(node, in_grads: tuple, n: int) -> tuple:
+    """PyTorch's rule: one gradient per forward argument; extra trailing Nones are allowed."""
+    if len(in_grads) < n or any(g is not None for g in in_grads[n:]):
+        raise RuntimeError(f"function {node.name()} returned an incorrect number of gradients "
+                           f"(expected {n}, got {len(in_grads)})")
+    return in_grads[:n]
+
+
+def _hook_result(fn, old, new):
+    """A hook's replacement gradient must keep the gradient's shape, dtype and device."""
+    if not isinstance(new, Tensor):
+        raise TypeError(f"hook '{getattr(fn, '__name__', fn)}' returned "
+                        f"{type(new).__name__}; a gradient hook must return a Tensor or None")
+    if new._data.shape != old._data.shape:
+        raise RuntimeError(f"hook '{getattr(fn, '__name__', fn)}' has changed the size of value "
+                           f"(was {tuple(old.shape)} got {tuple(new.shape)})")
+    if new._data.dtype != old._data.dtype:
+        raise RuntimeError(f"hook '{getattr(fn, '__name__', fn)}' has changed the type of value "
+                           f"(was {old.dtype} got {new.dtype})")
+    if new._backend is not old._backend:
+        raise RuntimeError(f"hook '{getattr(fn, '__name__', fn)}' has changed the device of "
+                           f"value (was {old.device} got {new.device})")
+    return new
+
+
 def _run_leaf_hooks(leaf, g):
     """The leaf's tensor hooks, in order; each may replace the gradient."""
     for fn in leaf._hooks or ():
         r = fn(g)
         if r is not None:
-            g = r
+            g = _hook_result(fn, g, r)
     return g
 
 
@@ -307,7 +330,18 @@ def _finish_leaf(leaf, g, create_graph: bool, shared: dict) -> None:
     _accumulate_into_leaf(leaf, _run_leaf_hooks(leaf, g), create_graph, shared)
 
 
+# Backward passes in several threads may reach the same leaf: its read-add-write of
+# `.grad` holds one of these locks (picked by the leaf's id), as PyTorch's AccumulateGrad
+# holds a mutex, so no contribution is lost. Striped: no per-tensor lock to create.
+_LEAF_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
 def _accumulate_into_leaf(leaf, g, create_graph: bool, shared: dict) -> None:
+    with _LEAF_LOCKS[(id(leaf) >> 4) % 64]:
+        _accumulate_locked(leaf, g, create_graph, shared)
+
+
+def _accumulate_locked(leaf, g, create_graph: bool, shared: dict) -> None:
     old = leaf.grad
     if old is None:
         if not create_graph:
@@ -374,7 +408,7 @@ def _run_node_hooks(node, grads: list) -> None:
             if grads[nr] is not None:
                 r = fn(grads[nr])
                 if r is not None:
-                    grads[nr] = r
+                    grads[nr] = _hook_result(fn, grads[nr], r)
 
 
 def _zeros(backend, shape, dtype):

@@ -184,11 +184,25 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
 
 
 # --- binary losses ---------------------------------------------------------------------------
+def _check_probabilities(input: Tensor) -> None:
+    """Every input in [0, 1] (NaN fails), as PyTorch checks on the CPU. Checked on the CPU
+    backend only: on a GPU the check would read a flag back to the host, a synchronisation
+    per loss (PyTorch's CUDA kernel asserts on the device instead)."""
+    x = input._data
+    if input._backend.name != "cpu" or not x.size:
+        return
+    if not bool(((x >= 0) & (x <= 1)).all()):
+        raise RuntimeError("binary_cross_entropy: all elements of input should be between 0 "
+                           f"and 1 (input of shape {tuple(input.shape)}, min {x.min()}, "
+                           f"max {x.max()})")
+
+
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          reduction: str = "mean") -> Tensor:
     """−w·(y·ln x + (1 − y)·ln(1 − x)) for probabilities x (logs clamped at −100)."""
     _check_reduction(reduction, "binary_cross_entropy")
     target = _same_shape("binary_cross_entropy", input, target)
+    _check_probabilities(input)
     loss = _loss.BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = loss * weight

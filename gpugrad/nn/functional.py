@@ -204,8 +204,17 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     if tensor.dtype.category != 1:
         raise TypeError(f"one_hot: expected an integer tensor, got dtype {tensor.dtype}")
     xp = tensor._backend.xp
+    # Class range checked on the CPU only, as PyTorch: on a GPU it would read the range
+    # back to the host, a synchronisation per call.
+    checked = tensor._backend.name == "cpu" and tensor.numel()
+    if checked and int(tensor._data.min()) < 0:
+        raise RuntimeError(f"one_hot: Class values must be non-negative (got "
+                           f"{int(tensor._data.min())} in a tensor of shape {tuple(tensor.shape)})")
     if num_classes < 0:
         num_classes = int(tensor.max().item()) + 1 if tensor.numel() else 0
+    elif checked and int(tensor._data.max()) >= num_classes:
+        raise RuntimeError(f"one_hot: Class values must be smaller than num_classes (got "
+                           f"{int(tensor._data.max())} with num_classes={num_classes})")
     classes = xp.arange(num_classes)
     return _wrap_array((tensor._data[..., None] == classes).astype(xp.int64), tensor._backend)
 

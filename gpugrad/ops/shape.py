@@ -12,16 +12,14 @@ from .._dtype import promote_types
 from ..autograd.function import Op
 from ..autograd.views import is_view_of, make_view
 from ..errors import ShapeError
-from ..tensor import Tensor, _check_same_device
+from ..tensor import Tensor, _check_same_device, _size_tuple
 from ._util import norm_dim
 from .index import getitem
 from .reduce import sum_to
 
 
-def _shape_arg(shape) -> tuple:
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
+def _shape_arg(shape, op: str = "reshape") -> tuple:
+    return _size_tuple(shape, op)
 
 
 def infer_shape(shape: tuple, size: int, op: str, in_shape: tuple) -> tuple:
@@ -76,7 +74,7 @@ def reshape(input: Tensor, *shape) -> Tensor:
 
 def view(input: Tensor, *shape) -> Tensor:
     """Like reshape, but never copies: raises when the data is not contiguous enough."""
-    shape = infer_shape(_shape_arg(shape), input._data.size, "view", input.shape)
+    shape = infer_shape(_shape_arg(shape, "view"), input._data.size, "view", input.shape)
     return make_view(Reshape.apply(input, shape, True), input, lambda b: reshape(b, shape),
                      "view")
 
@@ -142,7 +140,7 @@ class Permute(Op):
 
 def permute(input: Tensor, *dims) -> Tensor:
     """Reorder the axes (a view)."""
-    dims = _shape_arg(dims)
+    dims = _shape_arg(dims, "permute")
     if len(dims) != input.ndim:
         raise ShapeError(f"permute: got {len(dims)} dims {dims} for a tensor of shape "
                          f"{tuple(input.shape)}")
@@ -196,7 +194,7 @@ def broadcast_to(input: Tensor, shape) -> Tensor:
 
 def expand(input: Tensor, *sizes) -> Tensor:
     """Broadcast to `sizes`, where -1 keeps a dimension's size."""
-    sizes = _shape_arg(sizes)
+    sizes = _shape_arg(sizes, "expand")
     lead = len(sizes) - input.ndim
     if lead < 0:
         raise ShapeError(f"expand: the number of sizes {sizes} must be at least the number of "
