@@ -56,31 +56,29 @@ def is_view_of(out, src) -> bool:
 def make_view(out, src, view_fn, name: str, multi: bool = False):
     """Mark `out` (a fresh result of a view op on `src`) as a view: `view_fn(src)` must
     re-derive it (differentiably, as a view of its argument's storage). Returns `out`."""
-    if isinstance(src, ViewTensor):
-        base, first = src._base, src._view_fn
+    if type(src) is ViewTensor:
+        base, first, _, flags = src._view
 
         def fn(b, first=first, then=view_fn):
             return then(first(b))
-        flags = src._view_flags
     else:
         base, fn, flags = src, view_fn, 0
     if multi:
         flags |= _MULTI
-    if not _state.enabled and base._requires_grad:
+    if base._requires_grad and not _state.enabled:
         flags |= _NO_GRAD
-    counter = version_counter(base)
-    d = out.__dict__
-    grad_fn = d.pop("grad_fn", None)
-    req = d.pop("_requires_grad", False)
+    counter = base._version
+    if counter is None:
+        counter = version_counter(base)
+    d = out.__dict__  # written directly: this runs on every view op
+    if "grad_fn" in d:
+        d["_vgrad_fn"] = d.pop("grad_fn")
+    if "_requires_grad" in d:
+        d["_vreq"] = d.pop("_requires_grad")
     out.__class__ = ViewTensor
-    out._version = counter
-    out._base = base
-    out._view_fn = fn
-    out._view_name = name
-    out._view_flags = flags
-    out._view_ver = counter.value
-    out._vgrad_fn = grad_fn
-    out._vreq = req
+    d["_version"] = counter
+    d["_view"] = (base, fn, name, flags)
+    d["_view_ver"] = counter.value
     return out
 
 
@@ -115,21 +113,22 @@ class ViewTensor(Tensor):
         return True
 
     @property
-    def _view_base(self):
-        return self._base
+    def _base(self):
+        """The tensor whose storage this view shares (PyTorch's `_base`)."""
+        return self._view[0]
 
     def _regenerate(self) -> None:
         """The base (or another view of it) was modified in place: re-derive our history
         from the base's current one."""
         self._view_ver = self._version.value
-        base = self._base
+        base, view_fn, _, flags = self._view
         if not base._requires_grad:
             if self._vgrad_fn is None:
                 return
-        elif self._view_flags & _NO_GRAD:
+        elif flags & _NO_GRAD:
             raise RuntimeError(_NO_GRAD_REBASE_MSG)
         with enable_grad():
-            fresh = self._view_fn(base)
+            fresh = view_fn(base)
         self._vgrad_fn = fresh.grad_fn
         self._output_nr = fresh._output_nr
         self._vreq = fresh._requires_grad
@@ -143,23 +142,22 @@ class ViewTensor(Tensor):
                 not getattr(data.flags, "writeable", True):
             raise RuntimeError(
                 f"{op}: unsupported operation: more than one element of the written-to tensor "
-                f"(a {self._view_name} view of shape {tuple(data.shape)}) refers to a single "
+                f"(a {self._view[2]} view of shape {tuple(data.shape)}) refers to a single "
                 "memory location. Please clone() the tensor before performing the operation.")
         if not _state.enabled:
             return
-        base = self._base
+        base, _, name, flags = self._view
         if base._requires_grad:
             if base.grad_fn is None:
                 raise RuntimeError(
                     f"{op}: a view of a leaf Variable that requires grad is being used in an "
-                    f"in-place operation (a {self._view_name} view of shape "
+                    f"in-place operation (a {name} view of shape "
                     f"{tuple(data.shape)} of a leaf of shape {tuple(base.shape)}); clone the "
                     "leaf first or wrap the operation in gg.no_grad()")
-            if self._view_flags & _NO_GRAD:
+            if flags & _NO_GRAD:
                 raise RuntimeError(_NO_GRAD_INPLACE_MSG.format(op=op))
-        if self._view_flags & _MULTI and (base._requires_grad or self._vreq):
-            raise RuntimeError(_MULTI_MSG.format(op=op, nr=self._output_nr,
-                                                 name=self._view_name))
+        if flags & _MULTI and (base._requires_grad or self._vreq):
+            raise RuntimeError(_MULTI_MSG.format(op=op, nr=self._output_nr, name=name))
 
     def _assign_result(self, result, op: str):
         result = self._write_result(result, op)
@@ -179,14 +177,14 @@ class ViewTensor(Tensor):
 def _rebase(view: ViewTensor, result) -> None:
     """After `view`'s storage was overwritten by `result` (None: a constant), make the
     base's grad_fn a CopySlices node joining its old history and `result`'s."""
-    base = view._base
+    base, view_fn = view._view[:2]
     res_fn = None if result is None else result.grad_fn
     if res_fn is None and not base._requires_grad:
         return
     node = _new(CopySlices)
     data = base._data
     node._backend = base._backend
-    node._view_fn = view._view_fn
+    node._view_fn = view_fn
     # The region is zeroed in a buffer laid out as the base, where the view function
     # gives a view again (a reshape view of a Fortran-ordered base is not one of C order).
     node._proto = None if data.flags.c_contiguous else data
