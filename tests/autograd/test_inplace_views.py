@@ -24,10 +24,10 @@ def _lib(t):
 
 
 def _const(ref, arr):
-    """A tensor not requiring grad, of the same library as `ref`."""
+    """A tensor not requiring grad, of the same library (and device) as `ref`."""
     if isinstance(ref, torch.Tensor):
         return torch.from_numpy(arr.copy())
-    return gg.from_numpy(arr.copy())
+    return gg.from_numpy(arr.copy()).to(ref.device)
 
 
 def _slice_mul(x, w):
@@ -207,7 +207,48 @@ def _inplace_on_base_and_view(x, w):
     return y * v
 
 
+def _views_of_one_base_interact(x, w):
+    y = x.clone()
+    y[0].add_(y[1])
+    y[1].mul_(y[0])
+    return y * w
+
+
+def _view_times_itself(x, w):
+    y = x.clone()
+    v = y[1]
+    v.mul_(v)
+    return y * w
+
+
+def _permute_3d(x, w):
+    y = x.reshape(3, 2, 2).clone()
+    y.permute(2, 0, 1)[1].mul_(w.reshape(3, 2, 2).permute(2, 0, 1)[0])
+    return y
+
+
+def _setitem_broadcast_on_transpose(x, w):
+    y = x.clone()
+    y.T[1:3] = w[0, :3]
+    return y * x
+
+
+def _nested_setitem(x, w):
+    y = x.clone()
+    y[:, 1:][1:, :2][0] = w[2, :2]
+    return y * x
+
+
+def _masked_setitem_on_view(x, w):
+    y = x.clone()
+    v = y[1:]
+    v[v > 0] = 0.0
+    return y * w
+
+
 SCENARIOS = [
+    _permute_3d,
+    _setitem_broadcast_on_transpose, _nested_setitem, _masked_setitem_on_view,
     _slice_mul, _transpose_add, _transpose_row, _reshape_slice, _view_row, _unsqueeze,
     _clamp_rows, _view_after_base_inplace, _view_after_base_setitem, _param_on_view,
     _param_on_view_of_constant_only, _sibling_view, _the_view_itself, _chain_of_views,
@@ -218,23 +259,34 @@ SCENARIOS = [
 ]
 
 
-def _run(fn, lib):
+def _run(fn, lib, device="cpu"):
     if lib == "torch":
         x = torch.from_numpy(X.copy()).requires_grad_(True)
         w = torch.from_numpy(W.copy()).requires_grad_(True)
     else:
-        x = gg.from_numpy(X.copy()).requires_grad_(True)
-        w = gg.from_numpy(W.copy()).requires_grad_(True)
+        x = gg.from_numpy(X.copy()).to(device).requires_grad_(True)
+        w = gg.from_numpy(W.copy()).to(device).requires_grad_(True)
     out = fn(x, w)
     r = np.random.default_rng(7).uniform(-1, 1, tuple(out.shape))
     (out * _const(x, r)).sum().backward()
-    grads = [None if t.grad is None else np.asarray(t.grad.detach().numpy()) for t in (x, w)]
-    return out.detach().numpy(), grads
+    grads = [None if t.grad is None else np.asarray(t.grad.detach().cpu().numpy())
+             for t in (x, w)]
+    return out.detach().cpu().numpy(), grads
 
 
 @pytest.mark.parametrize("fn", SCENARIOS, ids=lambda f: f.__name__.strip("_"))
 def test_inplace_on_view_matches_torch(fn):
-    out_g, grads_g = _run(fn, "gg")
+    _compare(fn, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("fn", SCENARIOS, ids=lambda f: f.__name__.strip("_"))
+def test_inplace_on_view_matches_torch_gpu(fn):
+    _compare(fn, "cuda")
+
+
+def _compare(fn, device):
+    out_g, grads_g = _run(fn, "gg", device)
     out_t, grads_t = _run(fn, "torch")
     np.testing.assert_allclose(out_g, out_t, rtol=1e-12, atol=1e-12)
     for name, a, b in zip("xw", grads_g, grads_t):
@@ -318,6 +370,7 @@ def test_complex_real_view_inplace_matches_torch():
         d = c.clone()
         d.real.mul_(3)
         d.imag[1:].add_(1)
+        lib.view_as_real(d)[0, 1].mul_(c.real[2])
         (d.abs() ** 2).sum().backward()
         grads.append(np.asarray(c.grad.detach().numpy()))
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
@@ -381,6 +434,14 @@ def test_saved_view_modified_through_base_raises_in_backward():
     y.mul_(2)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         z.sum().backward()
+
+
+@pytest.mark.parametrize("fn", [_views_of_one_base_interact, _view_times_itself],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_inplace_reading_a_view_of_the_same_base_raises_as_torch(fn):
+    for lib in ("gg", "torch"):  # the op saved the other view, which the write changes
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            _run(fn, lib)
 
 
 def test_reshape_copy_does_not_share_version():
