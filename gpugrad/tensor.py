@@ -101,6 +101,10 @@ class Tensor:
             _check_grad_assignment(self, g)
         self._grad = g
 
+    def _is_view(self) -> bool:
+        """Whether this tensor is a view of another's storage (its `_base`)."""
+        return self._base is not None
+
     @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None

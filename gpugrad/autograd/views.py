@@ -109,10 +109,6 @@ class ViewTensor(Tensor):
         self._vreq = flag
 
     @property
-    def is_view(self) -> bool:
-        return True
-
-    @property
     def _base(self):
         """The tensor whose storage this view shares (PyTorch's `_base`)."""
         return self._view[0]

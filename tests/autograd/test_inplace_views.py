@@ -307,7 +307,7 @@ def test_view_grad_fn_regenerates_from_base():
     x = gg.ones(3, requires_grad=True)
     y = x.clone()
     v = y[:2]
-    assert isinstance(v, ViewTensor) and v._base is y
+    assert isinstance(v, ViewTensor) and v._base is y and v._is_view() and not y._is_view()
     old = v.grad_fn
     y.mul_(2)
     assert v.grad_fn is not old  # re-derived from y's new history
