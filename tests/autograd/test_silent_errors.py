@@ -6,6 +6,7 @@ sizes given as floats."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import torch
 import gpugrad as gg
 import gpugrad.nn as nn
 import gpugrad.nn.functional as F
+from gpugrad.backend import cpu_backend
 
 
 # --- concurrent backward ------------------------------------------------------------------
@@ -33,6 +35,44 @@ def test_concurrent_backward_into_one_leaf_loses_nothing():
     for t in threads:
         t.join()
     assert np.all(x.grad.numpy() == n_threads * reps)
+
+
+class _SlowInPlaceAdd:
+    """NumPy, except that `add(a, b, out=a)` waits between reading and writing: a lost
+    update between concurrent accumulations becomes certain instead of rare."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def add(a, b, out=None):
+        if out is None:
+            return np.add(a, b)
+        total = a + b
+        time.sleep(0.002)
+        out[...] = total
+        return out
+
+
+def test_concurrent_accumulation_is_atomic_per_leaf(monkeypatch):
+    x = gg.zeros(1000, requires_grad=True)
+    x.grad = gg.zeros(1000)
+    monkeypatch.setattr(cpu_backend, "xp", _SlowInPlaceAdd())
+    n_threads = 8
+    start = threading.Barrier(n_threads)
+
+    def work():
+        start.wait()
+        for _ in range(3):
+            (x * 1.0).sum().backward()
+
+    threads = [threading.Thread(target=work) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    monkeypatch.undo()
+    assert np.all(x.grad.numpy() == n_threads * 3)
 
 
 def test_concurrent_backward_shared_parameters():
