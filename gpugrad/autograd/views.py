@@ -134,12 +134,14 @@ class ViewTensor(Tensor):
 
     def _check_inplace(self, op: str) -> None:
         data = self._data
-        if any(s == 0 and n > 1 for s, n in zip(data.strides, data.shape)) or \
-                not getattr(data.flags, "writeable", True):
+        if any(s == 0 and n > 1 for s, n in zip(data.strides, data.shape)):
             raise RuntimeError(
                 f"{op}: unsupported operation: more than one element of the written-to tensor "
                 f"(a {self._view[2]} view of shape {tuple(data.shape)}) refers to a single "
                 "memory location. Please clone() the tensor before performing the operation.")
+        if not getattr(data.flags, "writeable", True):
+            raise RuntimeError(f"{op}: the {self._view[2]} view of shape {tuple(data.shape)} "
+                               "is read-only; clone() it before writing in place")
         if not _state.enabled:
             return
         base, _, name, flags = self._view
