@@ -246,8 +246,15 @@ def _masked_setitem_on_view(x, w):
     return y * w
 
 
+def _fortran_ordered_base(x, w):
+    y = x.T * 1  # a root whose storage is column-major
+    y.T.reshape(12)[3:7].mul_(w.reshape(12)[:4])
+    y[1:].clamp_(-0.5, 0.5)
+    return y * y
+
+
 SCENARIOS = [
-    _permute_3d,
+    _fortran_ordered_base, _permute_3d,
     _setitem_broadcast_on_transpose, _nested_setitem, _masked_setitem_on_view,
     _slice_mul, _transpose_add, _transpose_row, _reshape_slice, _view_row, _unsqueeze,
     _clamp_rows, _view_after_base_inplace, _view_after_base_setitem, _param_on_view,
