@@ -1,7 +1,8 @@
 """Shape ops: reshape/view, permute/transpose, broadcast, cat/stack, split, pad.
 
-Views (reshape of contiguous data, permute, broadcast_to, split pieces) share the
-input's in-place version counter, so writing through a view is seen by autograd.
+Views (reshape of contiguous data, permute, broadcast_to, split pieces) are marked with
+`make_view` (autograd/views.py): they share their base's version counter, and an in-place
+op on one is differentiated through the base's graph.
 """
 
 from __future__ import annotations
