@@ -348,7 +348,7 @@ def load(path: str | os.PathLike | BinaryIO,
         return _load_from(path, name, make)
     name = repr(os.fspath(path))
     with open(path, "rb") as f:
-        return _load_from(f, name, make)
+        return _load_from(f, name, make, path_given=True)
 
 
 def load_torch(path: str | os.PathLike | BinaryIO) -> object:
@@ -365,10 +365,12 @@ def load_torch(path: str | os.PathLike | BinaryIO) -> object:
     if hasattr(path, "read"):
         return _load_from(path, repr(getattr(path, "name", "<file object>")), make)
     with open(path, "rb") as f:
-        return _load_from(f, repr(os.fspath(path)), make)
+        return _load_from(f, repr(os.fspath(path)), make, path_given=True)
 
 
-def _load_from(f, name: str, make: Callable) -> object:
+def _load_from(f, name: str, make: Callable, path_given: bool = False) -> object:
+    """Decode one saved object from `f` at its position; a file object may go on past
+    it (another save follows), a file opened from a path must end with it."""
     if isinstance(f, io.TextIOBase):
         raise _text_mode(name)
     if not (hasattr(f, "seekable") and f.seekable()):
@@ -377,7 +379,7 @@ def _load_from(f, name: str, make: Callable) -> object:
     size = f.seek(0, io.SEEK_END) - base
     f.seek(base)
     header, data_start = _read_header(f, size, name)
-    entries = _tensor_entries(header, size - (data_start - base), name)
+    entries = _tensor_entries(header, size - (data_start - base), name, exact=path_given)
     metadata = header.get("__metadata__") or {}
     if not isinstance(metadata, dict):
         raise SerializationError(f"gg.load: {name}: the header's __metadata__ is not a dict")
@@ -459,7 +461,7 @@ def _foreign_hint(data: bytes) -> str:
     return ""
 
 
-def _tensor_entries(header: dict, data_size: int, name: str) -> dict:
+def _tensor_entries(header: dict, data_size: int, name: str, exact: bool = True) -> dict:
     """name -> (tag, shape, begin, end) for every tensor of the header, checked as the
     safetensors format requires: known dtypes, sizes that match the shapes, and byte
     ranges that tile the data exactly (so a truncated file is caught before reading)."""
@@ -493,7 +495,7 @@ def _tensor_entries(header: dict, data_size: int, name: str) -> dict:
             raise SerializationError(f"gg.load: {name} is corrupt: tensor {key[:80]!r} starts "
                                      f"at byte {begin} of the data, expected {position}")
         position = end
-    if position != data_size:
+    if position > data_size or (exact and position != data_size):
         raise SerializationError(f"gg.load: {name} is corrupt or truncated: its tensors need "
                                  f"{position} bytes of data but the file has {data_size}")
     return entries

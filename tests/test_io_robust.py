@@ -317,3 +317,22 @@ def test_load_peak_memory_is_about_the_tensors_not_twice_the_file(tmp_path):
     assert tensor_bytes == 64_000_000 and size > tensor_bytes
     # The old reader held the file's bytes and a full copy (1.9x the file).
     assert grown < 1.3 * size, (grown, size)
+
+
+def test_file_object_holding_two_saves_loads_each_in_turn():
+    buf = io.BytesIO()
+    gg.save({"a": gg.ones(2)}, buf)
+    gg.save([1, gg.zeros(3)], buf)
+    buf.seek(0)
+    np.testing.assert_array_equal(gg.load(buf)["a"].numpy(), [1.0, 1.0])
+    second = gg.load(buf)
+    assert second[0] == 1
+    np.testing.assert_array_equal(second[1].numpy(), np.zeros(3))
+
+
+def test_trailing_bytes_after_a_file_on_disk_are_refused(tmp_path):
+    path = tmp_path / "extra.st"
+    gg.save({"a": gg.ones(2)}, path)
+    path.write_bytes(path.read_bytes() + b"junk")
+    with pytest.raises(gg.SerializationError, match=r"extra\.st' is corrupt.*need \d+ bytes"):
+        gg.load(path)
