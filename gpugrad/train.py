@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -280,8 +279,9 @@ def run(args: argparse.Namespace) -> None:
         if args.device:
             options += ["--device", args.device]
         try:
-            status = launch.run(args.nproc, [sys.executable, "-m", "gpugrad", "train",
-                                             *options])
+            # "-m": the launcher runs it with this interpreter, through the rank bootstrap
+            # that reports each rank's failure
+            status = launch.run(args.nproc, ["-m", "gpugrad", "train", *options])
         except RuntimeError as e:
             raise SystemExit(str(e)) from None
         if status:

@@ -68,3 +68,19 @@ def test_the_command_exits_with_status_2_and_no_traceback():
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == \
         "gpugrad train: error: argument --lr: must be a finite number >= 0, got nan"
+
+
+def test_nproc_relaunches_through_the_rank_bootstrap(monkeypatch, tmp_path):
+    # "-m gpugrad train" (not the interpreter's path) makes the launcher start each rank
+    # through gpugrad.distributed._rank, which reports a failing rank.
+    from gpugrad.distributed import launch
+
+    calls = []
+    monkeypatch.delenv("GPUGRAD_NPROC", raising=False)
+    monkeypatch.setattr(launch, "run", lambda n, program: calls.append((n, program)) or 0)
+    main(["train", "--nproc", "2", "--epochs", "1", "--out", str(tmp_path)])
+    n, program = calls[0]
+    assert n == 2 and program[:3] == ["-m", "gpugrad", "train"]
+    command = launch.mpiexec_command(n, program, mpiexec="/x/mpiexec")
+    assert command[-len(program) - 3:-len(program)] == [sys.executable, "-m",
+                                                        "gpugrad.distributed._rank"]
