@@ -20,13 +20,15 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command")
     from . import train
 
-    train.add_arguments(sub.add_parser("train", help="train the digits demo classifier"))
+    train_parser = sub.add_parser("train", help="train the digits demo classifier")
+    train.add_arguments(train_parser)
     sub.add_parser("run", help="run a program on N ranks under MPI: gpugrad run -n N "
                                "(script.py | -m module | executable) [args ...]",
                    add_help=False)
     if not argv or argv[0].startswith("-"):
         argv = ["train", *argv]
     args = parser.parse_args(argv)
+    train.check_arguments(train_parser, args)
     train.run(args)
 
 

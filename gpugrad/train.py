@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +24,8 @@ import numpy as np
 import gpugrad as gg
 import gpugrad.nn as nn
 import gpugrad.nn.functional as F
+from gpugrad.backend import get_backend
+from gpugrad.errors import DeviceError
 from gpugrad.utils.data import DistributedSampler
 
 
@@ -206,18 +208,63 @@ def _plot(history: list[dict], path: Path):
     return path
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _device(text: str) -> str:
+    try:
+        return str(gg.device(text))
+    except (TypeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The `gpugrad train` options."""
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: best)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
+    """The `gpugrad train` options (checked values: see also `check_arguments`)."""
+    p.add_argument("--device", type=_device, default=None,
+                   help="cpu, cuda or cuda:N (default: best)")
+    p.add_argument("--epochs", type=_positive_int, default=40)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--lr", type=_learning_rate, default=1e-3)
     p.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
     p.add_argument("--out", default="runs/digits", help="folder for checkpoint and curve")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--nproc", type=int, default=1,
+    p.add_argument("--nproc", type=_positive_int, default=1,
                    help="train data-parallel on N processes (relaunches under mpiexec; "
                         "--batch-size is per process)")
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What the option types cannot see: that --device exists on this machine and that
+    --out can be a folder. Reports a problem as a usage error (one line, exit status 2)
+    before anything runs."""
+    if args.device is not None and args.device != "cpu":
+        try:
+            get_backend(args.device)
+        except DeviceError as e:
+            parser.error(f"argument --device: {e}")
+    for folder in (Path(args.out), *Path(args.out).parents):
+        if folder.exists():
+            if not folder.is_dir():
+                parser.error(f"argument --out: cannot make the folder {args.out!r}: "
+                             f"{str(folder)!r} is a file")
+            break
 
 
 def run(args: argparse.Namespace) -> None:
@@ -232,8 +279,9 @@ def run(args: argparse.Namespace) -> None:
         if args.device:
             options += ["--device", args.device]
         try:
-            status = launch.run(args.nproc, [sys.executable, "-m", "gpugrad", "train",
-                                             *options])
+            # "-m": the launcher runs it with this interpreter, through the rank bootstrap
+            # that reports each rank's failure
+            status = launch.run(args.nproc, ["-m", "gpugrad", "train", *options])
         except RuntimeError as e:
             raise SystemExit(str(e)) from None
         if status:

@@ -218,7 +218,7 @@ def test_crash_during_save_keeps_old_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("bad", [lambda: 0, {1, 2}, object(), {"a": [gg.ones(1), {1j}]},
-                                 {(1, 2): gg.ones(1)}, np.zeros(3), [b"bytes"]])
+                                 {(1, 2): gg.ones(1)}, np.array(["text"]), [b"bytes"]])
 def test_unsupported_objects_raise_before_touching_the_file(tmp_path, bad):
     path = tmp_path / "keep.st"
     gg.save({"w": gg.ones(2)}, path)

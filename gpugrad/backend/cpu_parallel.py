@@ -156,3 +156,20 @@ def _find_openblas_thread_control():
 
 
 _BLAS = _BlasThreads()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's threads: the pool's workers and any thread
+    that held the BLAS lock are gone, so work sent to the inherited pool would wait
+    forever (multiprocessing's fork start method, DataLoader workers, os.fork). The child
+    starts a fresh pool on first use and a fresh, unheld lock."""
+    global _POOL
+    _POOL = None
+    if _BLAS._depth and _BLAS.setter is not None:  # forked inside a single-threaded region
+        _BLAS.setter(_BLAS._saved)
+    _BLAS._lock = threading.Lock()
+    _BLAS._depth = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

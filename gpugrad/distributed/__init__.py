@@ -21,15 +21,15 @@ import atexit
 import datetime
 import sys
 
-import numpy as np
-
 from ..tensor import Tensor
-from ._work import DistributedTimeoutError, Work
+from ._mpi import _describe
+from ._work import DistributedPeerExitedError, DistributedTimeoutError, Work
 
 __all__ = [
     "init_process_group", "destroy_process_group", "is_initialized", "is_available",
     "get_rank", "get_world_size", "get_local_rank", "get_backend", "barrier", "all_reduce",
     "broadcast", "all_gather", "ReduceOp", "Work", "DistributedTimeoutError",
+    "DistributedPeerExitedError",
 ]
 
 _group = None  # the default process group, once init_process_group has run
@@ -148,7 +148,9 @@ def get_backend() -> str:
 
 def barrier() -> None:
     """Wait until every rank has reached this call (raises after the timeout)."""
-    _require_group("barrier").barrier().wait()
+    group = _require_group("barrier")
+    group.agree("barrier()", "barrier")
+    group.barrier().wait()
 
 
 def all_reduce(tensor: Tensor, op: str = ReduceOp.SUM, async_op: bool = False) -> Work | None:
@@ -168,6 +170,8 @@ def all_reduce(tensor: Tensor, op: str = ReduceOp.SUM, async_op: bool = False) -
     if op in ("max", "min") and dtype.is_complex:
         raise TypeError(f"all_reduce: op {op!r} is not defined for complex tensors "
                         f"({dtype.name}, shape {tuple(tensor.shape)})")
+    group.agree(_call(f"all_reduce(op={op!r})", tensor), "all_reduce",
+                _describe("all_reduce", tensor._data, op))
     return _finish(group.all_reduce(tensor._data, op), tensor, async_op)
 
 
@@ -176,6 +180,8 @@ def broadcast(tensor: Tensor, src: int = 0, async_op: bool = False) -> Work | No
     group = _require_group("broadcast")
     _check_tensor(tensor, "broadcast")
     _check_rank(src, group, "broadcast", "src")
+    group.agree(_call(f"broadcast(src={src})", tensor), "broadcast",
+                _describe(f"broadcast from rank {src}", tensor._data))
     return _finish(group.broadcast(tensor._data, src), tensor, async_op)
 
 
@@ -197,6 +203,8 @@ def all_gather(tensor_list: list[Tensor], tensor: Tensor, async_op: bool = False
         if t.device != tensor.device:
             raise ValueError(f"all_gather: tensor_list[{r}] is on {t.device} but the input "
                              f"tensor is on {tensor.device}")
+    group.agree(_call("all_gather", tensor), "all_gather",
+                _describe("all_gather", tensor._data))
     xp = tensor._backend.xp
     gathered = xp.empty((group.size, *tensor.shape), dtype=tensor._data.dtype)
     work = group.all_gather(gathered, tensor._data)
@@ -258,14 +266,14 @@ def _all_gather_object(obj) -> list:
     import json
 
     group = _require_group("all_gather_object")
-    payload = np.frombuffer(json.dumps(obj).encode(), dtype=np.uint8)
-    lengths = np.empty((group.size, 1), dtype=np.int64)
-    group.all_gather(lengths, np.array([payload.size], dtype=np.int64)).wait()
-    padded = np.zeros(int(lengths.max()), dtype=np.uint8)
-    padded[:payload.size] = payload
-    gathered = np.empty((group.size, padded.size), dtype=np.uint8)
-    group.all_gather(gathered, padded).wait()
-    return [json.loads(gathered[r, :int(lengths[r, 0])].tobytes()) for r in range(group.size)]
+    group.agree("all_gather_object()", "all_gather_object")
+    return [json.loads(b) for b in group.all_gather_bytes(json.dumps(obj).encode())]
+
+
+def _call(name: str, tensor: Tensor) -> str:
+    """This rank's call as the cross-rank check compares it."""
+    return (f"{name} of a {tensor.dtype.name} tensor of shape {tuple(tensor.shape)} on "
+            f"{tensor.device.type}")
 
 
 def _use_local_gpu(index: int) -> None:

@@ -7,11 +7,30 @@ the host, reduced there, copied back (a CUDA-aware MPI is not assumed).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 
 import numpy as np
 
+from . import _monitor
 from ._work import CompletedWork, Work, poll_until
+
+DEBUG_VARIABLE = "GPUGRAD_DISTRIBUTED_DEBUG"
+DEBUG_LEVELS = ("OFF", "INFO", "DETAIL")
+
+
+def debug_level() -> str:
+    """GPUGRAD_DISTRIBUTED_DEBUG, as PyTorch's TORCH_DISTRIBUTED_DEBUG: "OFF" (no
+    cross-rank checks), "INFO" (the default here: every collective first checks that all
+    ranks make the same call with tensors of the same shape, dtype and device, one
+    16-byte all-reduce; DDP checks once per backward) or "DETAIL" (also a sequence number
+    per collective and every DDP bucket checked)."""
+    level = os.environ.get(DEBUG_VARIABLE, "INFO").strip().upper() or "INFO"
+    if level not in DEBUG_LEVELS:
+        raise ValueError(f"{DEBUG_VARIABLE}={os.environ[DEBUG_VARIABLE]!r}: expected one of "
+                         f"{', '.join(DEBUG_LEVELS)}")
+    return level
 
 # float16 and bfloat16 have no MPI datatype: they are reduced in float32 and cast back.
 _UPCAST_KINDS = {2: np.float32}
@@ -30,6 +49,8 @@ class MPIProcessGroup:
         self.MPI = MPI
         self.timeout = float(timeout)
         self.broken = False
+        self.debug = debug_level()
+        self._sequence = 0  # collectives checked so far (DETAIL puts it in the check)
         world = MPI.COMM_WORLD
         self.rank, self.size = world.Get_rank(), world.Get_size()
         # Idup, not Dup: a rank that never started must time out here, not hang.
@@ -61,6 +82,46 @@ class MPIProcessGroup:
         finalize would otherwise wait forever for the ranks that died or hang."""
         if self.broken:
             self.MPI.COMM_WORLD.Abort(1)
+
+    def peer_gone(self) -> str | None:
+        """A sentence about a rank of this job that has already exited, or None (see
+        `_monitor`; always None outside `gpugrad run`)."""
+        return _monitor.exited_peer(self.rank)
+
+    # -- the cross-rank check of what each rank calls --------------------------------------
+    def agree(self, call: str, what: str, describe: str | None = None) -> None:
+        """Check that every rank is making the same call: `call` describes this rank's
+        (collective, shape, dtype, device, arguments). One all-reduce of a 62-bit hash of
+        it (its max and the max of its negation give the max and the min: equal on every
+        rank when all agree). On a mismatch every rank sees it, so all of them gather the
+        descriptions and raise RuntimeError naming the collective, each rank's call and
+        what differs; nothing has been sent yet, and the group stays usable. `describe`
+        (default `what`) names the call in a timeout."""
+        if self.size == 1 or self.debug == "OFF":
+            return
+        self._sequence += 1
+        if self.debug == "DETAIL":
+            call = f"{call} [collective #{self._sequence}]"
+        digest = int.from_bytes(hashlib.blake2b(call.encode(), digest_size=8).digest(),
+                                "little") >> 2
+        hashes = np.array([digest, -digest], dtype=np.int64)
+        request = self.comm.Iallreduce(self.MPI.IN_PLACE, hashes, self.MPI.MAX)
+        Work(request.Test, None, lambda: describe or what, self).wait()
+        if hashes[0] == -hashes[1]:
+            return
+        calls = [b.decode() for b in self.all_gather_bytes(call.encode())]
+        raise RuntimeError(_mismatch_message(what, calls))
+
+    def all_gather_bytes(self, payload: bytes) -> list[bytes]:
+        """Every rank's `payload` (of any length), in rank order."""
+        data = np.frombuffer(payload, dtype=np.uint8)
+        lengths = np.empty((self.size, 1), dtype=np.int64)
+        self.all_gather(lengths, np.array([data.size], dtype=np.int64)).wait()
+        padded = np.zeros(int(lengths.max()), dtype=np.uint8)
+        padded[:data.size] = data
+        gathered = np.empty((self.size, padded.size), dtype=np.uint8)
+        self.all_gather(gathered, padded).wait()
+        return [gathered[r, :int(lengths[r, 0])].tobytes() for r in range(self.size)]
 
     # -- collectives on arrays -----------------------------------------------------------
     def all_reduce(self, array, op: str, stream=None) -> Work:
@@ -102,6 +163,22 @@ class MPIProcessGroup:
         """Start a barrier: it completes once every rank has entered it."""
         request = self.comm.Ibarrier()
         return Work(request.Test, None, lambda: "barrier", self)
+
+
+def _mismatch_message(what: str, calls: list[str]) -> str:
+    groups: dict[str, list[int]] = {}
+    for rank, call in enumerate(calls):
+        groups.setdefault(call, []).append(rank)
+    lines = "; ".join(f"rank{'s' if len(r) > 1 else ''} {', '.join(map(str, r))}: {call}"
+                      for call, r in groups.items())
+    hint = ""
+    if any(call.startswith("DistributedDataParallel") for call in calls):
+        hint = (" Ranks that run different numbers of DDP steps (uneven batches per rank) "
+                "do this: give every rank the same number of batches (e.g. "
+                "DistributedSampler(..., drop_last=True)).")
+    return (f"{what}: the ranks are not making the same collective call ({lines}). Every "
+            "rank must call the same collectives in the same order, with tensors of the "
+            f"same shape, dtype and device.{hint}")
 
 
 def _describe(what: str, array, op: str | None = None) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..creation import arange, empty
 from ..errors import ShapeError
 from ..ops.elementwise import where
@@ -58,12 +60,26 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if is_causal:
         attn_mask = _causal_mask(L, S, scores)
     if attn_mask is not None:
+        _check_mask_shape(attn_mask, tuple(scores.shape))
         scores = where(attn_mask, scores, _NEG_INF) if _is_bool(attn_mask) else (
             scores + attn_mask)
     weights = F.softmax(scores, dim=-1)
     if dropout_p > 0.0:
         weights = F.dropout(weights, dropout_p, True)
     return weights @ value
+
+
+def _check_mask_shape(mask, scores_shape: tuple) -> None:
+    """attn_mask must broadcast to the scores (…, L, S) without growing them."""
+    shape = tuple(getattr(mask, "shape", ()))
+    try:
+        fits = np.broadcast_shapes(shape, scores_shape) == scores_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ShapeError(f"scaled_dot_product_attention: attn_mask of shape {shape} does not "
+                         f"broadcast to the attention scores' shape {scores_shape} (…, L, S), "
+                         f"L = {scores_shape[-2]} query and S = {scores_shape[-1]} key positions")
 
 
 def _causal_mask(L: int, S: int, like: Tensor) -> Tensor:

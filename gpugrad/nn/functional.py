@@ -12,7 +12,7 @@ from ..errors import ShapeError
 from ..ops import activation as _act
 from ..ops.conv import conv1d, conv2d
 from ..ops.elementwise import cast, relu, sigmoid, tanh, where
-from ..ops.index import index_select
+from ..ops.index import index_out_of_range, index_select
 from ..ops.linalg import linear as _linear
 from ..ops.normalization import layer_norm_rows, standardize
 from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
@@ -190,6 +190,12 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
     Positions equal to `padding_idx` give zeros and send no gradient to that row."""
     if input.dtype.category != 1:
         raise TypeError(f"embedding: indices must be an integer tensor, got dtype {input.dtype}")
+    bad = index_out_of_range(input, weight.shape[0])
+    if bad is not None:
+        raise IndexError(f"embedding: index {bad} is out of range for an embedding table of "
+                         f"{weight.shape[0]} rows (indices must be in [0, {weight.shape[0]}); "
+                         f"weight shape {tuple(weight.shape)}, input shape "
+                         f"{tuple(input.shape)})")
     out = index_select(weight, 0, input.reshape(-1)).reshape(*input.shape, weight.shape[-1])
     if padding_idx is not None:
         if padding_idx < 0:

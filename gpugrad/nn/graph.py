@@ -18,7 +18,7 @@ from ..autograd.grad_mode import no_grad
 from ..creation import empty, ones
 from ..errors import ShapeError
 from ..ops.elementwise import clamp
-from ..ops.index import index_select, segment_sum
+from ..ops.index import index_out_of_range, index_select, segment_sum
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -28,7 +28,7 @@ from .parameter import Parameter
 __all__ = ["GraphConv", "aggregate"]
 
 
-def _check_edges(edge_index: Tensor, x: Tensor, op: str) -> None:
+def _check_edges(edge_index: Tensor, x: Tensor, op: str, num_nodes: int | None = None) -> None:
     if not isinstance(edge_index, Tensor):
         raise TypeError(f"{op}: edge_index must be an integer Tensor of shape (2, E), got "
                         f"{type(edge_index).__name__}")
@@ -40,6 +40,13 @@ def _check_edges(edge_index: Tensor, x: Tensor, op: str) -> None:
     if x.ndim != 2:
         raise ShapeError(f"{op}: node features must be 2-D (num_nodes, features), got "
                          f"{tuple(x.shape)}")
+    n_src, n_dst = x.shape[0], x.shape[0] if num_nodes is None else num_nodes
+    for row, what, n in ((0, "source", n_src), (1, "target", n_dst)):
+        bad = index_out_of_range(edge_index[row], n)
+        if bad is not None:
+            raise IndexError(f"{op}: edge_index row {row} ({what} nodes) holds node {bad}, "
+                             f"but there are {n} nodes (node indices must be in [0, {n}); "
+                             f"x has shape {tuple(x.shape)})")
 
 
 def aggregate(x: Tensor, edge_index: Tensor, aggr: str = "sum",
@@ -48,7 +55,7 @@ def aggregate(x: Tensor, edge_index: Tensor, aggr: str = "sum",
     edges (j, i) in `edge_index` (2, E). Nodes without in-edges get zeros."""
     if aggr not in ("sum", "mean"):
         raise ValueError(f"aggregate: aggr must be 'sum' or 'mean', got {aggr!r}")
-    _check_edges(edge_index, x, "aggregate")
+    _check_edges(edge_index, x, "aggregate", num_nodes)
     n = x.shape[0] if num_nodes is None else num_nodes
     src, dst = edge_index[0], edge_index[1]
     out = segment_sum(index_select(x, 0, src), dst, n)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 from ..autograd.grad_mode import no_grad
 from ..creation import rand, randn
@@ -83,6 +84,15 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
+def _zero_element(tensor: Tensor) -> bool:
+    """PyTorch's kaiming initialisers skip a tensor with a zero-size dimension (its fan
+    may be 0) with a warning instead of dividing by zero."""
+    if 0 in tuple(tensor.shape):
+        warnings.warn("Initializing zero-element tensors is a no-op", UserWarning, stacklevel=3)
+        return True
+    return False
+
+
 def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> float:
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"kaiming init: mode must be 'fan_in' or 'fan_out', got {mode!r}")
@@ -93,12 +103,18 @@ def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> floa
 
 def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                      nonlinearity: str = "leaky_relu") -> Tensor:
-    """U(−b, b) with b = gain·√(3 / fan) (He et al., 2015); `a` is the leaky_relu slope."""
+    """U(−b, b) with b = gain·√(3 / fan) (He et al., 2015); `a` is the leaky_relu slope.
+    A zero-element tensor is left as it is (with PyTorch's warning)."""
+    if _zero_element(tensor):
+        return tensor
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound)
 
 
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu") -> Tensor:
-    """N(0, std²) with std = gain / √fan (He et al., 2015)."""
+    """N(0, std²) with std = gain / √fan (He et al., 2015). A zero-element tensor is left
+    as it is (with PyTorch's warning)."""
+    if _zero_element(tensor):
+        return tensor
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))

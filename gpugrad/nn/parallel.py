@@ -137,9 +137,22 @@ class DistributedDataParallel(Module):
             bucket = self._buckets[self._next_bucket]
             if bucket.pending:
                 return
+            self._agree(self._next_bucket, bucket)
             bucket.work = self._group.all_reduce(bucket.flat, "mean",
                                                  getattr(self._group, "side_stream", None))
             self._next_bucket += 1
+
+    def _agree(self, index: int, bucket) -> None:
+        """The cross-rank check that every rank is in this DDP backward (see
+        `gg.distributed`'s GPUGRAD_DISTRIBUTED_DEBUG): before the first bucket, or before
+        every bucket in DETAIL mode. A rank with fewer batches than the others would
+        otherwise meet them in a different collective."""
+        detail = getattr(self._group, "debug", "OFF") == "DETAIL"
+        if index == 0 or detail:
+            call = f"DistributedDataParallel backward ({len(self._buckets)} gradient buckets)"
+            if detail:
+                call += f", bucket {index}: {bucket.flat.size} {bucket.flat.dtype} values"
+            self._group.agree(call, "DistributedDataParallel gradient all_reduce")
 
     def _finish_reduction(self) -> None:
         """After backward: start the buckets that still wait for gradients that never

@@ -21,6 +21,7 @@ derivatives. The forward's column matrix is reused by the weight gradient.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from .._autocast import LOWER, autocast_inputs
@@ -152,7 +153,7 @@ def column_view(xp, x, ksize: tuple, geom: ConvGeom):
 
 def _image_bytes(view) -> int:
     """Bytes of one image's column matrix (the working set of a per-image GEMM)."""
-    return view[0].size * view.itemsize
+    return math.prod(view.shape[1:]) * view.itemsize  # (view[0] fails on an empty batch)
 
 
 def weight_matrix(xp, w, groups: int):
@@ -233,9 +234,9 @@ class ConvInputGrad(Op):
             gcols = xp.matmul(wt, g4[lo:hi]).reshape(hi - lo, grp, kh, kw, cg, ho, wo)
             taps.scatter(out[lo:hi], gcols)
 
-        cols_size = n * wt.shape[0] * wt.shape[1] * ho * wo
-        ctx.backend.over_rows(step, n, cols_size + out.size,
-                              row_bytes=cols_size // n * g.itemsize, blas=True)
+        image_cols = wt.shape[0] * wt.shape[1] * ho * wo  # one image's column gradient
+        ctx.backend.over_rows(step, n, n * image_cols + out.size,
+                              row_bytes=image_cols * g.itemsize, blas=True)
         ctx.save_inputs(0, 1)
         ctx.geom, ctx.in_hw = geom, in_hw
         return out.reshape(n, grp * cg, *in_hw)

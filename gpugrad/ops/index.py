@@ -196,14 +196,25 @@ def _check_bounds(op: str, x: Tensor, dim: int, index: Tensor) -> None:
 
     Checked on the CPU only: on a GPU it would read the index range back to the host,
     a synchronisation per call inside the training step (PyTorch asserts on the device)."""
-    arr = index._data
-    if not arr.size or x._backend.name != "cpu":
-        return
     n = x.shape[dim] if x.ndim else 1
-    lo, hi = int(arr.min()), int(arr.max())
-    if lo < 0 or hi >= n:
-        raise IndexError(f"{op}: index {lo if lo < 0 else hi} is out of bounds for dimension "
+    bad = index_out_of_range(index, n)
+    if bad is not None:
+        raise IndexError(f"{op}: index {bad} is out of bounds for dimension "
                          f"{dim} with size {n} (input shape {tuple(x.shape)})")
+
+
+def index_out_of_range(index: Tensor, n: int) -> int | None:
+    """An entry of the integer tensor `index` outside [0, n) (the smallest if one is
+    negative, else the largest), or None. Checked on the CPU only: on a GPU it would read
+    the index range back to the host, a synchronisation per call (PyTorch asserts on the
+    device); callers use it to name their own op and argument in the error."""
+    arr = index._data
+    if not arr.size or index._backend.name != "cpu":
+        return None
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0:
+        return lo
+    return hi if hi >= n else None
 
 
 def _full_index(xp, index, dim: int) -> tuple:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..creation import zeros_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, group_by_backend
+from .optimizer import Optimizer, check_hyper, group_by_backend
 
 __all__ = ["Adam", "AdamW"]
 
@@ -30,15 +30,12 @@ class Adam(Optimizer):
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
         betas = group["betas"]
-        if len(betas) != 2:
-            raise ValueError(f"Invalid betas: {betas} (expected two numbers)")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Invalid betas: {betas!r} (expected two numbers)")
         for i, b in enumerate(betas):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {b}")
-        if group["eps"] < 0:
-            raise ValueError(f"Invalid epsilon value: {group['eps']}")
-        if group["weight_decay"] < 0:
-            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+            check_hyper(b, f"beta parameter at index {i}", 0.0, 1.0, high_open=True)
+        check_hyper(group["eps"], "epsilon value")
+        check_hyper(group["weight_decay"], "weight_decay value")
 
     def _init_state(self, group: dict, p: Tensor) -> None:
         state = self.state.setdefault(p, {})

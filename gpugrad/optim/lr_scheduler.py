@@ -104,6 +104,10 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,  # noqa: N803
                  last_epoch: int = -1) -> None:
+        if isinstance(T_max, bool) or not isinstance(T_max, (int, float)) \
+                or not (0 < T_max < math.inf):
+            raise ValueError(f"CosineAnnealingLR: T_max (the number of epochs of the half "
+                             f"cosine) must be a positive number, got {T_max!r}")
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)

@@ -18,7 +18,7 @@ from ..backend import cpu_backend
 from ..errors import DeviceError, ShapeError
 from ..tensor import Tensor, _wrap_array
 
-__all__ = ["Optimizer", "required"]
+__all__ = ["Optimizer", "required", "check_hyper"]
 
 
 class _Required:
@@ -103,10 +103,11 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _check_group(self, group: dict) -> None:
-        """Raise ValueError for invalid hyperparameters (subclasses extend this)."""
-        lr = group.get("lr")
-        if not isinstance(lr, (int, float)) or lr < 0:
-            raise ValueError(f"Invalid learning rate: {lr}")
+        """Raise ValueError for invalid hyperparameters (subclasses extend this, with
+        `check_hyper`). Runs when a group is added or loaded and again before every step,
+        so values set later through `param_groups` (by a scheduler or a user) are checked
+        before anything is updated."""
+        check_hyper(group.get("lr"), "learning rate")
 
     # -- gradients ------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -140,6 +141,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        self._check_groups_before_step()
         work = [self._collect(gi, group) for gi, group in enumerate(self.param_groups)]
         flags: dict = {}  # backend -> found_inf array on that backend's device
         for group, (params, grads) in zip(self.param_groups, work):
@@ -152,6 +154,14 @@ class Optimizer:
                 p._bump_version()
         return loss
 
+    def _check_groups_before_step(self) -> None:
+        """Every group's hyperparameters, checked before any group is updated."""
+        for gi, group in enumerate(self.param_groups):
+            try:
+                self._check_group(group)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"{type(self).__name__}.step: param_groups[{gi}]: {e}") from None
+
     def _collect(self, gi: int, group: dict) -> tuple[list, list]:
         """The parameters of a group that have gradients, and those gradients, after
         checking that they and the existing state fit the parameters."""
@@ -163,10 +173,12 @@ class Optimizer:
                 continue
             where = f"{name}.step: parameter {i} of group {gi}"
             _check_like(g, p, f"{where}: gradient")
+            _check_writable(p, where)
             for key in self._param_state_keys:
                 value = self.state.get(p, {}).get(key)
                 if value is not None:
                     _check_like(value, p, f"{where}: state {key!r}")
+                    _check_writable(value, f"{where}: state {key!r}")
             params.append(p)
             grads.append(g)
         return params, grads
@@ -359,6 +371,30 @@ def _check_like(t, p: Tensor, what: str) -> None:
         raise TypeError(f"{what} has dtype {t.dtype}, but the parameter has dtype {p.dtype}")
     if t._backend is not p._backend:
         raise DeviceError(f"{what} is on {t.device}, but the parameter is on {p.device}")
+
+
+def check_hyper(value, what: str, low: float = 0.0, high: float | None = None,
+                high_open: bool = False) -> None:
+    """Raise ValueError("Invalid <what>: <value>") unless `value` is a real number with
+    low <= value (and value <= high, or < high when `high_open`). NaN fails every
+    comparison, so it is invalid too (as in PyTorch); a non-number says what it got
+    instead of failing later inside an update kernel."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"Invalid {what}: {value!r} (expected a number, got "
+                         f"{type(value).__name__})")
+    above = value < high if high_open else value <= high if high is not None else True
+    if not (value >= low and above):
+        raise ValueError(f"Invalid {what}: {value}")
+
+
+def _check_writable(t: Tensor, where: str) -> None:
+    """A read-only parameter or state (e.g. from gg.from_numpy of a non-writeable array)
+    cannot take an in-place update: refuse it before any tensor has been touched."""
+    flags = getattr(t._data, "flags", None)
+    if flags is not None and not getattr(flags, "writeable", True):
+        raise RuntimeError(f"{where} is read-only (its memory is a read-only array, e.g. "
+                           "from gg.from_numpy of a non-writeable NumPy array); the optimizer "
+                           "updates it in place: optimize a writable copy (tensor.clone())")
 
 
 def group_by_backend(params: Iterable[Tensor]) -> dict:

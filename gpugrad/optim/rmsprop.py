@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..creation import zeros_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, group_by_backend
+from .optimizer import Optimizer, check_hyper, group_by_backend
 
 __all__ = ["RMSprop"]
 
@@ -29,8 +29,7 @@ class RMSprop(Optimizer):
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
         for key in ("alpha", "eps", "weight_decay", "momentum"):
-            if group[key] < 0:
-                raise ValueError(f"Invalid {key} value: {group[key]}")
+            check_hyper(group[key], f"{key} value")
 
     def _init_state(self, group: dict, p: Tensor) -> None:
         state = self.state.setdefault(p, {})

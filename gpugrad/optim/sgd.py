@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 from ..tensor import Tensor, _wrap_array
-from .optimizer import Optimizer, group_by_backend
+from .optimizer import Optimizer, check_hyper, group_by_backend
 
 __all__ = ["SGD"]
 
@@ -24,10 +26,9 @@ class SGD(Optimizer):
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
-        if group["momentum"] < 0:
-            raise ValueError(f"Invalid momentum value: {group['momentum']}")
-        if group["weight_decay"] < 0:
-            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+        check_hyper(group["momentum"], "momentum value")
+        check_hyper(group["dampening"], "dampening value", low=-math.inf)
+        check_hyper(group["weight_decay"], "weight_decay value")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 

@@ -81,21 +81,42 @@ def test_a_hanging_rank_makes_the_others_time_out(mpirun):
     assert done.returncode != 0
     assert ("CAUGHT DistributedTimeoutError: all_reduce (op 'sum') of a float32 array of "
             "shape (3,) timed out after 1 s on rank 0 of 2") in done.stdout
+    assert ("gpugrad run: rank 0 of 2 failed with exit status 1: DistributedTimeoutError: "
+            "all_reduce") in done.stderr
 
 
-def test_a_dead_rank_makes_backward_time_out(mpirun):
-    done = mpirun(2, "failures.py", "die", check=False, timeout=60)
+# The group timeout is 120 s in these: the 30 s limit is met only if the launcher (or the
+# exited-peer check) ends the job.
+@pytest.mark.parametrize("n, mode, named", [
+    (2, "raise", "rank 1 of 2 failed with exit status 1: ValueError: rank 1 gives up"),
+    (2, "exit1", "rank 1 of 2 failed with exit status 1: SystemExit: 1"),
+    (2, "kill", "rank 1 of 2 (pid "),
+    (2, "die", "rank 1 of 2 (pid "),
+    (4, "kill", "rank 3 of 4 (pid "),
+    (4, "exit1", "rank 3 of 4 failed with exit status 1: SystemExit: 1"),
+])
+def test_a_failing_rank_ends_the_job_within_seconds_and_is_named(mpirun, n, mode, named):
+    done = mpirun(n, "failures.py", mode, check=False, timeout=30)
     assert done.returncode != 0
-    assert "CAUGHT DistributedTimeoutError: all_reduce (op 'mean')" in done.stdout
-    assert "timed out after 1 s on rank 0 of 2" in done.stdout
+    assert f"gpugrad run: {named}" in done.stderr, done.stderr
+    if mode in ("kill", "die"):
+        assert "died without reporting an exit status (killed by a signal, or ended by " \
+               "os._exit)" in done.stderr
+    if mode == "raise":
+        assert "ValueError: rank 1 gives up" in done.stderr  # the traceback is printed
+        assert "CAUGHT" not in done.stdout
 
 
-def test_an_exception_on_one_rank_ends_the_job(mpirun):
-    # Rank 0 waits in a barrier with a 120 s timeout: only the abort can end it in time.
-    done = mpirun(2, "failures.py", "raise", check=False, timeout=60)
+def test_a_rank_that_leaves_early_ends_the_others_wait(mpirun):
+    # Rank 1 returns normally while rank 0 waits for it in a DDP backward (as with
+    # uneven batches per rank): rank 0 raises at once and the launcher names it.
+    done = mpirun(2, "failures.py", "early", check=False, timeout=30)
     assert done.returncode != 0
-    assert "ValueError: rank 1 gives up" in done.stderr
-    assert "CAUGHT" not in done.stdout
+    assert ("CAUGHT DistributedPeerExitedError: DistributedDataParallel gradient all_reduce on "
+            "rank 0 of 2 cannot finish: rank 1 has exited (status 0)") in done.stdout
+    assert "uneven batches per rank" in done.stdout
+    assert "gpugrad run: rank 0 of 2 failed with exit status 1: " \
+           "DistributedPeerExitedError" in done.stderr
 
 
 def test_the_nccl_backend_imports_without_cupy():
@@ -109,3 +130,57 @@ def test_the_nccl_backend_imports_without_cupy():
         with pytest.raises(RuntimeError, match=r"needs CuPy with NCCL: pip install "
                                                r"gpugrad\[cuda12\]"):
             module._nccl_module()
+
+
+def _mismatch_run(mpirun, tmp_path, env=None):
+    mpirun(2, "mismatch.py", tmp_path, env=env)
+    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+@pytest.fixture(scope="module")
+def mismatches(mpirun, tmp_path_factory):
+    return _mismatch_run(mpirun, tmp_path_factory.mktemp("mismatch"))
+
+
+@pytest.mark.parametrize("case, pieces", [
+    ("shape", ["all_reduce: the ranks are not making the same collective call",
+               "rank 0: all_reduce(op='sum') of a float32 tensor of shape (3,) on cpu",
+               "rank 1: all_reduce(op='sum') of a float32 tensor of shape (4,) on cpu"]),
+    ("dtype", ["rank 0: all_reduce(op='sum') of a float32 tensor",
+               "rank 1: all_reduce(op='sum') of a float64 tensor"]),
+    ("op", ["rank 0: all_reduce(op='sum')", "rank 1: all_reduce(op='max')"]),
+    ("broadcast_shape", ["broadcast: the ranks", "shape (2, 3)", "shape (3, 2)"]),
+    ("all_gather_dtype", ["all_gather: the ranks", "int32", "int64"]),
+    ("different_collectives", ["rank 0: barrier()", "rank 1: all_reduce(op='sum')"]),
+    ("ddp_uneven", ["rank 0: DistributedDataParallel backward (1 gradient buckets)",
+                    "rank 1: all_reduce(op='sum') of a float32 tensor of shape () on cpu",
+                    "uneven batches per rank"]),
+])
+def test_collectives_that_differ_across_ranks_raise_on_every_rank(mismatches, case, pieces):
+    for rank, caught in enumerate(mismatches):
+        assert caught[case] is not None, f"{case} raised nothing on rank {rank}"
+        kind, message = caught[case]
+        assert kind == "RuntimeError", message
+        for piece in pieces:
+            assert piece in message, message
+        assert caught[f"{case}_after"] == [3.0, 3.0]  # the group still works
+
+
+def test_detail_mode_adds_the_sequence_number(mpirun, tmp_path):
+    caught = _mismatch_run(mpirun, tmp_path, env={"GPUGRAD_DISTRIBUTED_DEBUG": "DETAIL"})
+    message = caught[0]["shape"][1]
+    assert "rank 0: all_reduce(op='sum') of a float32 tensor of shape (3,) on cpu " \
+           "[collective #1]" in message
+    assert "[collective #" in caught[1]["ddp_uneven"][1]
+    assert caught[1]["ddp_uneven_after"] == [3.0, 3.0]
+
+
+def test_bad_debug_level_is_refused(monkeypatch):
+    from gpugrad.distributed._mpi import debug_level
+
+    monkeypatch.setenv("GPUGRAD_DISTRIBUTED_DEBUG", "verbose")
+    with pytest.raises(ValueError, match="GPUGRAD_DISTRIBUTED_DEBUG='verbose': expected one "
+                                         "of OFF, INFO, DETAIL"):
+        debug_level()
+    monkeypatch.setenv("GPUGRAD_DISTRIBUTED_DEBUG", "detail")
+    assert debug_level() == "DETAIL"

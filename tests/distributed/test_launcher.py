@@ -18,9 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_python_programs_run_with_this_interpreter():
     command = launch.mpiexec_command(3, ["train.py", "--lr", "1"], mpiexec="/x/mpiexec")
     assert command[0] == "/x/mpiexec"
-    assert command[-6:] == ["-n", "3", sys.executable, "train.py", "--lr", "1"]
+    assert command[-8:] == ["-n", "3", sys.executable, "-m", "gpugrad.distributed._rank",
+                            "train.py", "--lr", "1"]
     command = launch.mpiexec_command(2, ["-m", "benchmarks.distributed"], "/x/mpiexec")
-    assert command[-3:] == [sys.executable, "-m", "benchmarks.distributed"]
+    assert command[-5:] == [sys.executable, "-m", "gpugrad.distributed._rank", "-m",
+                            "benchmarks.distributed"]
     command = launch.mpiexec_command(2, ["/bin/echo", "hi"], "/x/mpiexec")
     assert command[-2:] == ["/bin/echo", "hi"]
 
