@@ -34,6 +34,9 @@ long = int64
 int = int32  # noqa: A001
 from . import amp, distributed, distributions, nn, optim  # distributed: no mpi4py until init
 from ._autocast import autocast
+from ._generator import Generator
+from .creation import logspace, randint_like
 from .io import load, save
+from .random import bernoulli, multinomial, normal, randperm
 
 __all__ = [n for n in dir() if not n.startswith("_")]
