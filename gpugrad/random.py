@@ -65,11 +65,8 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
         out = xp.stack([xp.searchsorted(cdf[r], u[r], side="right") for r in range(rows)])
         out = xp.minimum(out, n_cat - 1)
     else:
-        if bool(((p > 0).sum(axis=1) < num_samples).any()):
-            raise RuntimeError("multinomial: invalid multinomial distribution (with "
-                               "replacement=False, not enough non-negative category to sample)")
         e = sample(backend, generator, "multinomial", "exponential", (rows, n_cat), np.float64)
-        keys = p / e
+        keys = p / e  # zero-weight categories come last, in index order, as on torch's CPU
         out = xp.argsort(-keys, axis=1, kind="stable")[:, :num_samples]
     out = out.astype(np.int64)
     return _wrap_array(out.reshape(num_samples) if input.ndim == 1 else out, backend)
