@@ -38,5 +38,6 @@ from ._generator import Generator
 from .creation import logspace, randint_like
 from .io import load, save
 from .random import bernoulli, multinomial, normal, randperm
+from .tensor_methods import type_name  # binds Tensor.type, new_zeros, view(dtype), ...
 
 __all__ = [n for n in dir() if not n.startswith("_")]
