@@ -35,6 +35,7 @@ int = int32  # noqa: A001
 from . import amp, distributed, distributions, nn, optim  # distributed: no mpi4py until init
 from ._autocast import autocast
 from ._generator import Generator
+from .accelerator import is_available as _accelerator_available  # noqa: F401 - gg.accelerator
 from .creation import logspace, randint_like
 from .io import load, save
 from .random import bernoulli, multinomial, normal, randperm

@@ -99,6 +99,7 @@ def _bind() -> None:
     Tensor.new_empty.__doc__ = "Uninitialised, with this tensor's dtype and device by default."
     Tensor.new_full = new_full
     Tensor.new_tensor = new_tensor
+    Tensor.get_device = lambda self: -1 if self.device.type == "cpu" else self.device.index
     Tensor.is_cpu = property(lambda self: self.device.type == "cpu",
                              doc="Whether the tensor lives in host memory.")
     for fn in (t, narrow, tril, triu, diagonal, diag, diag_embed):
