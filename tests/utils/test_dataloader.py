@@ -303,7 +303,7 @@ class _Dies(gdata.Dataset):
 
 
 def test_killed_worker_raises_a_clear_error_quickly():
-    loader = gdata.DataLoader(_Dies(), batch_size=2, num_workers=2, timeout=60)
+    loader = gdata.DataLoader(_Dies(), batch_size=2, num_workers=2, timeout=30)
     with pytest.raises(RuntimeError, match=r"DataLoader worker 0 \(pid \d+\) exited "
                                            r"unexpectedly \(killed by signal SIGKILL\)"):
         list(loader)
@@ -342,3 +342,48 @@ def test_distributed_sampler_in_a_dataloader():
     sampler = gdata.DistributedSampler(ds, num_replicas=2, rank=1, shuffle=False)
     assert [b[0].tolist() for b in gdata.DataLoader(ds, batch_size=2, sampler=sampler)] == \
         [[1, 3], [5, 7], [9]]
+
+
+class _BigOps(gdata.Dataset):
+    """Each sample runs an elementwise op large enough for gpugrad's CPU thread pool."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        x = gg.ones(1 << 21) * float(i)
+        return (x + x).sum()
+
+
+def test_forked_workers_get_a_fresh_thread_pool():
+    (gg.ones(1 << 21) * 2.0).sum()  # the parent's pool threads exist before the fork
+    loader = gdata.DataLoader(_BigOps(), batch_size=2, num_workers=2, timeout=30)
+    got = [b.tolist() for b in loader]
+    assert got == [[0.0, 2.0 * (1 << 21)], [4.0 * (1 << 21), 6.0 * (1 << 21)]]
+
+
+class _Noise(gdata.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return gg.rand(1)[0]
+
+
+def test_workers_draw_different_reproducible_random_streams():
+    def run(seed):
+        loader = gdata.DataLoader(_Noise(), batch_size=2, num_workers=2,
+                                  generator=gg.Generator().manual_seed(seed))
+        return [v for b in loader for v in b.tolist()]
+
+    a, b, c = run(1), run(1), run(2)
+    assert a == b and a != c
+    assert a[0] != a[2]  # worker 0 and worker 1 do not repeat each other's numbers
+
+
+def test_abandoned_iterator_shuts_its_workers_down():
+    it = iter(gdata.DataLoader(list(range(100)), batch_size=1, num_workers=2))
+    assert next(it).tolist() == [0]
+    workers = list(it._workers)
+    it._shutdown()
+    assert all(not w.is_alive() for w in workers)

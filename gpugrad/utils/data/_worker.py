@@ -119,9 +119,9 @@ def dumps(obj) -> bytes:
 loads = pickle.loads
 
 
-def worker_loop(dataset, is_iterable: bool, index_queue, result_queue, auto_collation: bool,
-                collate_fn, drop_last: bool, seed: int, init_fn, worker_id: int,
-                num_workers: int, parent_pid: int) -> None:
+def worker_loop(dataset, is_iterable: bool, index_queue, result_queue, done_event,
+                auto_collation: bool, collate_fn, drop_last: bool, seed: int, init_fn,
+                worker_id: int, num_workers: int, parent_pid: int) -> None:
     """The body of worker process `worker_id` (see the module docstring)."""
     global _worker_info
     # A forked child inherits the parent's thread pool object but not its threads: start
@@ -147,7 +147,7 @@ def worker_loop(dataset, is_iterable: bool, index_queue, result_queue, auto_coll
             if os.getppid() != parent_pid:  # the parent died: nobody will read our results
                 return
             continue
-        if task is None:
+        if task is None or done_event.is_set():  # shutting down: skip queued tasks
             return
         task_id, index = task
         if init_error is not None:

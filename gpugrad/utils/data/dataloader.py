@@ -185,13 +185,15 @@ class _MultiProcessIter:
         seed_source = empty((), dtype="int64", device="cpu")
         base_seed = int(seed_source.random_(generator=loader.generator).item())
         self._result_queue = ctx.Queue()
+        self._done = ctx.Event()
         self._index_queues, self._workers = [], []
         for i in range(n):
             iq = ctx.Queue()
             w = ctx.Process(target=_worker.worker_loop, daemon=True, name=f"gpugrad-loader-{i}",
                             args=(loader.dataset, loader.is_iterable, iq, self._result_queue,
-                                  loader._auto_collation, loader.collate_fn, loader.drop_last,
-                                  base_seed + i, loader.worker_init_fn, i, n, os.getpid()))
+                                  self._done, loader._auto_collation, loader.collate_fn,
+                                  loader.drop_last, base_seed + i, loader.worker_init_fn, i,
+                                  n, os.getpid()))
             w.start()
             self._index_queues.append(iq)
             self._workers.append(w)
@@ -293,6 +295,7 @@ class _MultiProcessIter:
         if self._shut:
             return
         self._shut = True
+        self._done.set()
         for iq, w in zip(self._index_queues, self._workers):
             if w.is_alive():
                 try:
