@@ -61,9 +61,12 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
         cdf[:, -1] = 1.0  # rounding must not leave a gap above the last category
         u = _uniform_like(backend, generator, "multinomial", (rows, num_samples))
         # First k with cdf[k] > u; zero-weight categories have cdf equal to their
-        # predecessor's, so they are never chosen.
-        out = xp.stack([xp.searchsorted(cdf[r], u[r], side="right") for r in range(rows)])
-        out = xp.minimum(out, n_cat - 1)
+        # predecessor's, so they are never chosen. Row r is shifted to [r, r + 1] so that
+        # one search over the flattened rows serves them all.
+        shift = xp.arange(rows, dtype=np.float64)[:, None]
+        flat = xp.searchsorted((cdf + shift).ravel(), (u + shift).ravel(), side="right")
+        out = flat.reshape(rows, num_samples) - (shift * n_cat).astype(np.int64)
+        out = xp.clip(out, 0, n_cat - 1)
     else:
         e = sample(backend, generator, "multinomial", "exponential", (rows, n_cat), np.float64)
         keys = p / e  # zero-weight categories come last, in index order, as on torch's CPU

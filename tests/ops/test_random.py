@@ -94,6 +94,15 @@ def test_multinomial_2d_rows_are_separate_distributions():
     np.testing.assert_allclose(_freq(s[1], 3), [0, 0.25, 0.75], atol=0.04)
 
 
+def test_multinomial_many_rows_keep_their_own_categories():
+    hot = np.random.default_rng(0).permutation(60)
+    p = np.eye(60)[hot] * 3 + np.eye(60)[np.roll(hot, 1)]
+    s = gg.multinomial(gg.tensor(p), 200, True, generator=_gen(5)).numpy()
+    for r in range(60):
+        assert set(s[r]) == {hot[r], np.roll(hot, 1)[r]}
+        assert 0.6 < (s[r] == hot[r]).mean() < 0.9
+
+
 def test_multinomial_without_replacement():
     p = np.array([0.5, 0.3, 0.2, 0.0])
     s = gg.multinomial(gg.tensor(p), 3, generator=_gen(3))
