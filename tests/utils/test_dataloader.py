@@ -76,6 +76,22 @@ def test_default_convert_matches_torch():
     _same(gdata.default_convert(sample), tdata.default_convert(sample))
 
 
+def test_classes_take_type_parameters_as_torch():
+    class Ints(gdata.Dataset[int]):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return i
+
+    class Every(gdata.Sampler[int]):
+        def __iter__(self):
+            return iter([2, 0])
+
+    assert [b.tolist() for b in gdata.DataLoader(Ints(), sampler=Every())] == [[2], [0]]
+    assert issubclass(gdata.IterableDataset[int], gdata.Dataset)
+
+
 def test_tensor_dataset_subset_concat():
     x, y = np.arange(12.0).reshape(6, 2), np.arange(6)
     ours = gdata.TensorDataset(gg.tensor(x), gg.tensor(y))
@@ -387,3 +403,31 @@ def test_abandoned_iterator_shuts_its_workers_down():
     workers = list(it._workers)
     it._shutdown()
     assert all(not w.is_alive() for w in workers)
+
+
+class _Pid(gdata.Dataset):
+    def __len__(self):
+        return 9
+
+    def __getitem__(self, i):
+        return {"i": i, "pid": os.getpid()}
+
+
+def test_persistent_workers_serve_every_epoch():
+    loader = gdata.DataLoader(_Pid(), batch_size=2, shuffle=True, num_workers=2,
+                              persistent_workers=True, generator=gg.Generator().manual_seed(0))
+    first = iter(loader)
+    next(first)  # an epoch abandoned half way: its stale batches must not leak into the next
+    epochs, pids = [], set()
+    for _ in range(3):
+        batches = list(loader)
+        epochs.append([i for b in batches for i in b["i"].tolist()])
+        pids |= {p for b in batches for p in b["pid"].tolist()}
+    assert all(sorted(e) == list(range(9)) for e in epochs)
+    assert len({tuple(e) for e in epochs}) > 1
+    assert len(pids) == 2  # the same two processes throughout
+    stream = gdata.DataLoader(_Stream(7), batch_size=2, num_workers=2, persistent_workers=True)
+    want = [b.tolist() for b in gdata.DataLoader(_Stream(7), batch_size=2, num_workers=2)]
+    assert [b.tolist() for b in stream] == want and [b.tolist() for b in stream] == want
+    loader._workers_iter._shutdown()
+    stream._workers_iter._shutdown()

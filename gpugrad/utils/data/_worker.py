@@ -26,6 +26,7 @@ from ...tensor import Tensor
 __all__ = ["WorkerInfo", "get_worker_info", "ExceptionWrapper", "fetch", "dumps", "loads"]
 
 POLL_S = 0.1  # how often an idle worker checks that its parent is alive
+RESUME = "resume"  # a new epoch on persistent workers: restart the iterable data set
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,13 @@ def worker_loop(dataset, is_iterable: bool, index_queue, result_queue, done_even
             continue
         if task is None or done_event.is_set():  # shutting down: skip queued tasks
             return
+        if task == RESUME:
+            if init_error is None and is_iterable:
+                try:
+                    iterator, ended = iter(dataset), False
+                except Exception:
+                    init_error = ExceptionWrapper(where)
+            continue
         task_id, index = task
         if init_error is not None:
             data, init_error = init_error, None

@@ -44,8 +44,8 @@ class DataLoader:
     batch; `collate_fn` merges samples (default `default_collate`). `num_workers`
     processes load batches ahead (`prefetch_factor` each, default 2), each seeded with
     base_seed + worker id and calling `worker_init_fn(worker_id)` first; `timeout` > 0
-    bounds the wait for a batch. `pin_memory` and `persistent_workers` are accepted (CPU
-    arrays need no pinning here; workers are started afresh each epoch).
+    bounds the wait for a batch. With `persistent_workers` the same worker processes
+    serve every epoch. `pin_memory` is accepted (batches are host arrays already).
     """
 
     def __init__(self, dataset: Dataset, batch_size: int | None = 1,
@@ -130,7 +130,14 @@ class DataLoader:
     def __iter__(self):
         if self.num_workers == 0:
             return _SingleProcessIter(self)
-        return _MultiProcessIter(self)
+        if not self.persistent_workers:
+            return _MultiProcessIter(self)
+        it = self.__dict__.get("_workers_iter")
+        if it is None or it._shut:
+            it = self._workers_iter = _MultiProcessIter(self)
+        else:
+            it.reset()
+        return it
 
     def __len__(self) -> int:
         if self.is_iterable:
@@ -197,14 +204,27 @@ class _MultiProcessIter:
             w.start()
             self._index_queues.append(iq)
             self._workers.append(w)
-        self._active = [True] * n
-        self._sampler_iter = iter(loader._index_sampler)
-        self._next_worker = itertools.cycle(range(n))
-        self._tasks: dict = {}  # task id -> [worker id] or [worker id, payload]
-        self._send_idx = self._rcvd_idx = 0
+        self._send_idx = 0
         self._shut = False
-        for _ in range(loader.prefetch_factor * n):
+        self._start_epoch()
+
+    def _start_epoch(self) -> None:
+        n = len(self._workers)
+        self._active = [True] * n
+        self._sampler_iter = iter(self._loader._index_sampler)
+        self._next_worker = itertools.cycle(range(n))
+        # Task ids keep counting across epochs, so a late answer from an earlier epoch of
+        # persistent workers is recognised as stale.
+        self._tasks: dict = {}  # task id -> [worker id] or [worker id, payload]
+        self._rcvd_idx = self._send_idx
+        for _ in range(self._loader.prefetch_factor * n):
             self._put_task()
+
+    def reset(self) -> None:
+        """Start a new epoch on the same (persistent) workers."""
+        for iq in self._index_queues:
+            iq.put(_worker.RESUME)
+        self._start_epoch()
 
     def __iter__(self):
         return self
@@ -237,7 +257,8 @@ class _MultiProcessIter:
                 self._tasks.pop(self._rcvd_idx, None)
                 self._rcvd_idx += 1
             else:
-                self._shutdown()
+                if not self._loader.persistent_workers:
+                    self._shutdown()
                 raise StopIteration
             task = self._tasks[self._rcvd_idx]
             if len(task) == 2:

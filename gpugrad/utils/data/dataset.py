@@ -20,6 +20,9 @@ class Dataset:
     """A map-style data set: subclasses define `__getitem__(index)` and usually `__len__`.
     `a + b` concatenates two data sets."""
 
+    def __class_getitem__(cls, item):  # `class D(Dataset[int])`, as torch's Generic
+        return cls
+
     def __getitem__(self, index):
         raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
 

@@ -20,6 +20,9 @@ class Sampler:
     def __init__(self, data_source: Sized | None = None) -> None:
         pass
 
+    def __class_getitem__(cls, item):  # `Sampler[int]`, as torch's Generic
+        return cls
+
     def __iter__(self) -> Iterator:
         raise NotImplementedError
 
