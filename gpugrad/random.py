@@ -6,15 +6,19 @@ from the device's global stream that `gg.manual_seed` seeds. Results never requi
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from . import _dtype
 from ._dtype import to_dtype
 from ._generator import Generator, rng_for, sample
-from .creation import _backend_for, _np_dtype
+from .backend import cpu_backend
+from .creation import _backend_for, _np_dtype, from_numpy, manual_seed
 from .tensor import Tensor, _check_same_device, _wrap_array
 
-__all__ = ["Generator", "multinomial", "bernoulli", "normal", "randperm"]
+__all__ = ["Generator", "multinomial", "bernoulli", "normal", "randperm", "seed",
+           "get_rng_state", "set_rng_state"]
 
 
 def _uniform_like(backend, generator, op: str, shape: tuple, np_dt=np.float64):
@@ -150,6 +154,39 @@ def randperm(n: int, *, generator: Generator | None = None, dtype=None, device=N
         arr = backend.xp.argsort(_uniform_like(backend, generator, "randperm", (n,)))
     t = _wrap_array(arr.astype(_np_dtype(backend, dt)), backend)
     return t.requires_grad_(True) if requires_grad else t
+
+
+# --- the global CPU stream ------------------------------------------------------------------
+def seed() -> int:
+    """Seed every backend from the operating system's entropy; returns the seed used."""
+    s = int(np.random.SeedSequence().entropy) % 2 ** 63
+    manual_seed(s)
+    return s
+
+
+def get_rng_state() -> Tensor:
+    """The CPU backend's random state (its NumPy stream and its dropout Philox counter) as
+    a uint8 tensor, for `set_rng_state`."""
+    state = {"numpy": cpu_backend.rng.bit_generator.state,
+             "philox": [cpu_backend._philox_seed, cpu_backend._philox_offset]}
+    return from_numpy(np.frombuffer(json.dumps(state).encode(), dtype=np.uint8).copy())
+
+
+def set_rng_state(new_state: Tensor) -> None:
+    """Restore a state returned by `get_rng_state`."""
+    if not isinstance(new_state, Tensor) or new_state.dtype is not _dtype.uint8:
+        raise TypeError(f"set_rng_state: expected a uint8 tensor from get_rng_state(), got "
+                        f"{type(new_state).__name__} of dtype {getattr(new_state, 'dtype', None)}")
+    try:
+        state = json.loads(np.asarray(new_state.numpy()).tobytes().decode())
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["numpy"]
+        philox_seed, philox_offset = state["philox"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise RuntimeError("set_rng_state: the tensor is not a state saved by "
+                           "get_rng_state()") from None
+    cpu_backend.rng = rng
+    cpu_backend._philox_seed, cpu_backend._philox_offset = philox_seed, int(philox_offset)
 
 
 # --- in-place initialisers -------------------------------------------------------------------

@@ -262,3 +262,24 @@ def test_in_place_initialisers_respect_autograd():
         gg.zeros(3, dtype=gg.int64).normal_()
     with pytest.raises(RuntimeError, match="lambda"):
         gg.zeros(3).exponential_(0.0)
+
+
+def test_global_rng_state_round_trip_and_seed():
+    gg.manual_seed(11)
+    state = gg.get_rng_state()
+    assert state.dtype == gg.uint8
+    a = gg.rand(4).numpy()
+    d = gg.nn.functional.dropout(gg.ones(64), 0.5, training=True).numpy()
+    gg.set_rng_state(state)
+    np.testing.assert_array_equal(gg.rand(4).numpy(), a)
+    np.testing.assert_array_equal(gg.nn.functional.dropout(gg.ones(64), 0.5,
+                                                           training=True).numpy(), d)
+    s = gg.seed()
+    assert isinstance(s, int)
+    b = gg.rand(3).numpy()
+    gg.manual_seed(s)
+    np.testing.assert_array_equal(gg.rand(3).numpy(), b)
+    with pytest.raises(TypeError, match="uint8"):
+        gg.set_rng_state(gg.zeros(2))
+    with pytest.raises(RuntimeError, match="get_rng_state"):
+        gg.set_rng_state(gg.zeros(2, dtype=gg.uint8))
