@@ -431,3 +431,18 @@ def test_persistent_workers_serve_every_epoch():
     assert [b.tolist() for b in stream] == want and [b.tolist() for b in stream] == want
     loader._workers_iter._shutdown()
     stream._workers_iter._shutdown()
+
+
+def test_dropped_persistent_loader_workers_exit_cleanly():
+    import gc
+
+    loader = gdata.DataLoader(gdata.TensorDataset(gg.arange(6)), batch_size=4, num_workers=2,
+                              persistent_workers=True)
+    assert [b[0].tolist() for b in loader] == [[0, 1, 2, 3], [4, 5]]
+    workers = list(loader._workers_iter._workers)
+    del loader
+    gc.collect()  # the loader and its iterator refer to each other
+    for w in workers:
+        w.join(timeout=30)
+    # Exit code 0: they stopped on the shutdown signal, not by being terminated (-15).
+    assert [w.exitcode for w in workers] == [0, 0]

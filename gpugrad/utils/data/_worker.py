@@ -145,7 +145,10 @@ def worker_loop(dataset, is_iterable: bool, index_queue, result_queue, done_even
         try:
             task = index_queue.get(timeout=POLL_S)
         except queue.Empty:
-            if os.getppid() != parent_pid:  # the parent died: nobody will read our results
+            # The parent died (nobody will read our results) or is shutting us down (its
+            # index queue may already be finalized when that happens during garbage
+            # collection, so the event is the signal that always arrives).
+            if os.getppid() != parent_pid or done_event.is_set():
                 return
             continue
         if task is None or done_event.is_set():  # shutting down: skip queued tasks
