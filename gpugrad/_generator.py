@@ -13,8 +13,9 @@ import json
 
 import numpy as np
 
-from .backend import get_backend
+from .backend import cpu_backend, get_backend
 from .device import device as Device
+from .tensor import _wrap_array
 
 __all__ = ["Generator", "rng_for", "sample"]
 
@@ -62,14 +63,12 @@ class Generator:
 
     def get_state(self):
         """The stream's state as a uint8 CPU tensor (restore it with `set_state`)."""
-        from .creation import from_numpy
-
         if self.device.type != "cpu":
             raise NotImplementedError("Generator.get_state: only CPU generators can save "
                                       "their state; reseed a CUDA generator with manual_seed")
         blob = json.dumps({"seed": self._initial_seed,
                            "bit_generator": self._rng.bit_generator.state}).encode()
-        return from_numpy(np.frombuffer(blob, dtype=np.uint8).copy())
+        return _wrap_array(np.frombuffer(blob, dtype=np.uint8).copy(), cpu_backend)
 
     def set_state(self, new_state) -> Generator:
         """Restore a state returned by `get_state` (a uint8 tensor)."""

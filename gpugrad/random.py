@@ -191,14 +191,11 @@ def set_rng_state(new_state: Tensor) -> None:
 
 # --- in-place initialisers -------------------------------------------------------------------
 def _fill_from(t: Tensor, values, op: str) -> Tensor:
-    """Write `values` (an array of t's shape) into t, as `fill_` does: a leaf that requires
-    grad refuses under grad mode; the version bumps; a non-leaf leaves its graph."""
+    """Write `values` (an array of t's shape) into t with `fill_`'s autograd rules (a leaf
+    that requires grad refuses under grad mode; the version bumps; a non-leaf leaves its
+    graph), naming `op` in the error."""
     t._check_inplace(op)
-    t._data[...] = values
-    t._bump_version()
-    if t.grad_fn is not None:
-        t.detach_()
-    return t
+    return t.fill_(values)
 
 
 def _draw_for(t: Tensor, generator, op: str, kind: str, *params):
