@@ -446,3 +446,13 @@ def test_dropped_persistent_loader_workers_exit_cleanly():
         w.join(timeout=30)
     # Exit code 0: they stopped on the shutdown signal, not by being terminated (-15).
     assert [w.exitcode for w in workers] == [0, 0]
+
+
+def test_spawned_workers_work_too():
+    # The default start method where fork is missing (macOS, Windows): the data set and
+    # the batches cross the process boundary by pickling.
+    ds = gdata.TensorDataset(gg.arange(5), gg.arange(5.0) * 2)
+    loader = gdata.DataLoader(ds, batch_size=2, num_workers=1, multiprocessing_context="spawn",
+                              timeout=120)
+    got = [(a.tolist(), b.tolist()) for a, b in loader]
+    assert got == [([0, 1], [0.0, 2.0]), ([2, 3], [4.0, 6.0]), ([4], [8.0])]
