@@ -285,3 +285,25 @@ def test_new_constructors_match_torch(src):
     _same(x.new_zeros(2, dtype=gg.int64), tx.new_zeros(2, dtype=torch.int64))
     assert gg.zeros(1).new_ones(2, requires_grad=True).requires_grad
     assert x.new_zeros(1).device == x.device
+
+
+def test_meshgrid_gradcheck():
+    gradcheck(lambda a, b: gg.meshgrid(a, b, indexing="xy")[0] * gg.meshgrid(a, b)[1].T,
+              rand(3), rand(4))
+
+
+@pytest.mark.parametrize("fn", [
+    lambda m, x: m.diagonal(x, 1, 0, 2), lambda m, x: m.diag_embed(x[0], -1),
+    lambda m, x: m.tril(x, 0), lambda m, x: m.narrow(x, 2, 1, 2),
+])
+def test_double_backward_against_torch(fn):
+    # The VJPs are ops themselves (diagonal and diag_embed transpose each other), so the
+    # gradient of a gradient is compared too: d/dx Σ x·fn(x)·fn(x).
+    def first_grad(m):
+        def grad(x):
+            (g,) = m.autograd.grad((x.sum() * fn(m, x) * fn(m, x)).sum(), [x],
+                                   create_graph=True)
+            return g
+        return grad
+
+    check(first_grad(gg), [rand(3, 3, 3)], torch_fn=first_grad(torch))
