@@ -283,3 +283,12 @@ def test_global_rng_state_round_trip_and_seed():
         gg.set_rng_state(gg.zeros(2))
     with pytest.raises(RuntimeError, match="get_rng_state"):
         gg.set_rng_state(gg.zeros(2, dtype=gg.uint8))
+
+
+@pytest.mark.parametrize("name", ["uniform_", "normal_", "xavier_uniform_", "xavier_normal_",
+                                  "kaiming_uniform_", "kaiming_normal_"])
+def test_nn_init_takes_a_generator_as_torch(name):
+    fn = getattr(gg.nn.init, name)
+    a, b = fn(gg.empty(4, 3), generator=_gen(6)), fn(gg.empty(4, 3), generator=_gen(6))
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    getattr(torch.nn.init, name)(torch.empty(4, 3), generator=torch.Generator())
