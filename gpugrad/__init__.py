@@ -34,6 +34,19 @@ long = int64
 int = int32  # noqa: A001
 from . import amp, distributed, distributions, nn, optim  # distributed: no mpi4py until init
 from ._autocast import autocast
+from ._generator import Generator
+from .accelerator import is_available as _accelerator_available  # noqa: F401 - gg.accelerator
+from .creation import logspace, randint_like
 from .io import load, save
+from .random import (
+    bernoulli,
+    get_rng_state,
+    multinomial,
+    normal,
+    randperm,
+    seed,
+    set_rng_state,
+)
+from .tensor_methods import type_name  # binds Tensor.type, new_zeros, view(dtype), ...
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -6,13 +6,15 @@ import numpy as np
 
 from . import _dtype
 from ._dtype import DType, from_numpy_dtype, to_dtype
+from ._generator import sample
 from .backend import all_backends, cpu_backend, get_backend
 from .device import default_device
 from .tensor import Tensor, _size_tuple, _wrap_array
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "from_dlpack", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "eye",
-           "rand", "randn", "randint", "rand_like", "randn_like", "manual_seed"]
+           "rand", "randn", "randint", "rand_like", "randn_like", "manual_seed", "logspace",
+           "randint_like"]
 
 _PY_DEFAULTS = {np.dtype(np.float64): _dtype.float32, np.dtype(np.complex128): _dtype.complex64,
                 np.dtype(np.int32): _dtype.int64, np.dtype(np.int64): _dtype.int64}
@@ -203,19 +205,51 @@ def arange(start, end=None, step=1, dtype=None, device=None,
     return t.requires_grad_(True) if requires_grad else t
 
 
-def linspace(start, end, steps: int, dtype=None, device=None,
-             requires_grad: bool = False) -> Tensor:
-    """`steps` evenly spaced values from start to end inclusive."""
+def _spaced(op: str, start, end, steps: int, dtype, device, requires_grad, base=None):
+    """linspace/logspace: `steps` points computed in float64 and cast to `dtype`. With an
+    integer dtype the endpoints are first truncated to integers, as in PyTorch."""
+    start, end = (float(v.item()) if isinstance(v, Tensor) else v for v in (start, end))
+    if isinstance(steps, Tensor):
+        steps = int(steps.item())
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool):
+        raise TypeError(f"{op}: steps must be an int, got {type(steps).__name__}")
+    if steps < 0:
+        raise RuntimeError(f"{op}: number of steps must be non-negative, got {steps}")
     backend = _backend_for(device)
     dt = to_dtype(dtype) if dtype is not None else _dtype.float32
-    arr = backend.xp.linspace(start, end, steps).astype(_np_dtype(backend, dt))
+    if dt.category == _dtype.int64.category:
+        start, end = int(start), int(end)
+    points = np.linspace(start, end, steps, dtype=np.complex128 if dt.is_complex else
+                         np.float64)
+    if base is not None:
+        points = np.power(float(base), points)
+    host = points.astype(_np_dtype(cpu_backend, dt)) if dt.np is not None else points
+    arr = host if backend is cpu_backend else backend.asarray(host, _np_dtype(backend, dt))
     t = _wrap_array(arr, backend)
     return t.requires_grad_(True) if requires_grad else t
 
 
+def linspace(start, end, steps: int, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    """`steps` evenly spaced values from start to end inclusive: start + i·(end − start) /
+    (steps − 1). float32 by default; an integer dtype truncates the endpoints first and then
+    each value, as in PyTorch."""
+    return _spaced("linspace", start, end, steps, dtype, device, requires_grad)
+
+
+def logspace(start, end, steps: int, base: float = 10.0, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    """base ** linspace(start, end, steps): `steps` values spaced evenly on a log scale,
+    with linspace's dtype rules."""
+    return _spaced("logspace", start, end, steps, dtype, device, requires_grad, base)
+
+
 def eye(n: int, m: int | None = None, dtype=None, device=None,
         requires_grad: bool = False) -> Tensor:
-    """The n×m identity matrix."""
+    """The n×m identity matrix (ones on the main diagonal, zeros elsewhere)."""
+    for name, v in (("n", n), ("m", m)):
+        if v is not None and v < 0:
+            raise RuntimeError(f"eye: {name} must be greater or equal to 0, got {v}")
     backend = _backend_for(device)
     dt = to_dtype(dtype) if dtype is not None else _dtype.float32
     t = _wrap_array(backend.xp.eye(n, m, dtype=_np_dtype(backend, dt)), backend)
@@ -225,12 +259,16 @@ def eye(n: int, m: int | None = None, dtype=None, device=None,
 def _random(kind: str, shape, dtype, device, requires_grad, generator=None) -> Tensor:
     backend = _backend_for(device)
     dt = to_dtype(dtype) if dtype is not None else _dtype.float32
-    sample = backend.uniform if kind == "rand" else backend.normal
+
+    def draw(shape, np_dt):
+        return sample(backend, generator, kind, "uniform" if kind == "rand" else "normal",
+                      shape, np_dt)
+
     if dt.is_complex:
         # As torch: independent real and imaginary parts; randn scales each by 1/√2 so
         # that E|z|² = 1.
         part = _dtype.float64 if dt is _dtype.complex128 else _dtype.float32
-        re, im = (sample(shape, _np_dtype(backend, part)) for _ in range(2))
+        re, im = (draw(shape, _np_dtype(backend, part)) for _ in range(2))
         arr = backend.xp.empty(shape, dtype=_np_dtype(backend, dt))
         scale = 1.0 if kind == "rand" else 0.5 ** 0.5
         arr.real, arr.imag = re * scale, im * scale
@@ -238,33 +276,47 @@ def _random(kind: str, shape, dtype, device, requires_grad, generator=None) -> T
         return t.requires_grad_(True) if requires_grad else t
     if not dt.is_floating_point:
         raise TypeError(f"{kind}: expected a floating point or complex dtype, got {dt}")
-    t = _wrap_array(sample(shape, _np_dtype(backend, dt)), backend)
+    t = _wrap_array(draw(shape, _np_dtype(backend, dt)), backend)
     return t.requires_grad_(True) if requires_grad else t
 
 
-def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Uniform samples in [0, 1)."""
-    return _random("rand", _shape(size, "rand"), dtype, device, requires_grad)
+def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) (from `generator` when given)."""
+    return _random("rand", _shape(size, "rand"), dtype, device, requires_grad, generator)
 
 
-def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples."""
-    return _random("randn", _shape(size, "randn"), dtype, device, requires_grad)
+def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples (from `generator` when given)."""
+    return _random("randn", _shape(size, "randn"), dtype, device, requires_grad, generator)
 
 
-def rand_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Uniform samples shaped like `input`."""
+def rand_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False,
+              generator=None) -> Tensor:
+    """Uniform samples shaped like `input` (and by default of its dtype and device)."""
     dt, dev = _like(input, dtype, device)
-    return _random("rand", input.shape, dt, dev, requires_grad)
+    return _random("rand", input.shape, dt, dev, requires_grad, generator)
 
 
-def randn_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples shaped like `input`."""
+def randn_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False,
+               generator=None) -> Tensor:
+    """Standard normal samples shaped like `input` (and by default of its dtype and device)."""
     dt, dev = _like(input, dtype, device)
-    return _random("randn", input.shape, dt, dev, requires_grad)
+    return _random("randn", input.shape, dt, dev, requires_grad, generator)
 
 
-def randint(low, high=None, size=None, dtype=None, device=None) -> Tensor:
+def randint_like(input: Tensor, low: int = 0, high: int | None = None, dtype=None, device=None,
+                 requires_grad: bool = False, generator=None) -> Tensor:
+    """Integers uniform in [low, high) shaped like `input`; `randint_like(x, high)` also
+    works. The dtype defaults to `input`'s (a float tensor gets whole-number floats)."""
+    if high is None:
+        low, high = 0, low
+    dt, dev = _like(input, dtype, device)
+    t = randint(low, high, input.shape, dtype=dt, device=dev, generator=generator)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def randint(low, high=None, size=None, generator=None, dtype=None, device=None,
+            requires_grad: bool = False) -> Tensor:
     """Integers uniform in [low, high); `randint(high, size)` also works."""
     if size is None:
         if high is None or not isinstance(high, (tuple, list)):
@@ -277,8 +329,10 @@ def randint(low, high=None, size=None, dtype=None, device=None) -> Tensor:
     backend = _backend_for(device)
     dt = to_dtype(dtype) if dtype is not None else _dtype.int64
     size = _shape((size,) if isinstance(size, int) else tuple(size), "randint")
-    arr = backend.randint(low, high, size, np.int64).astype(_np_dtype(backend, dt))
-    return _wrap_array(arr, backend)
+    arr = sample(backend, generator, "randint", "integers", size, _np_dtype(backend, dt),
+                 low, high)
+    t = _wrap_array(arr, backend)
+    return t.requires_grad_(True) if requires_grad else t
 
 
 def manual_seed(seed: int) -> None:

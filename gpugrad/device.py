@@ -13,10 +13,17 @@ class device:  # noqa: N801 - mirrors torch.device
 
     __slots__ = ("type", "index")
 
-    def __init__(self, spec: str | device, index: int | None = None) -> None:
+    def __init__(self, spec: str | device | int | None = None, index: int | None = None, *,
+                 type: str | None = None) -> None:  # noqa: A002 - torch.device(type=...)
+        if type is not None:
+            if spec is not None:
+                raise TypeError("device: pass the type positionally or as type=, not both")
+            spec = type
         if isinstance(spec, device):
             self.type, self.index = spec.type, spec.index
             return
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            spec = f"cuda:{spec}"  # torch.device(1) is cuda:1
         if not isinstance(spec, str):
             raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {spec!r}")
         kind, _, num = spec.strip().lower().partition(":")
@@ -53,12 +60,29 @@ class device:  # noqa: N801 - mirrors torch.device
     def __hash__(self) -> int:
         return hash(str(self))
 
+    def __enter__(self) -> device:
+        """`with gg.device("cuda"):` makes this the calling thread's default device."""
+        _entered.stack.append(_default.value)
+        _default.value = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _default.value = _entered.stack.pop()
+
 
 class _DefaultDevice(threading.local):
     value: device | None = None
 
 
 _default = _DefaultDevice()
+
+
+class _Entered(threading.local):
+    def __init__(self) -> None:
+        self.stack: list = []
+
+
+_entered = _Entered()
 _process_default: device | None = None
 
 

@@ -255,7 +255,8 @@ class Tensor:
         dev = kwargs.pop("device", None)
         dtype = kwargs.pop("dtype", None)
         kwargs.pop("non_blocking", None)
-        kwargs.pop("copy", None)
+        kwargs.pop("memory_format", None)
+        copy = kwargs.pop("copy", False)
         if kwargs:
             raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
         for a in args:
@@ -263,6 +264,8 @@ class Tensor:
                 dev, dtype = a.device, a.dtype
             elif isinstance(a, (str, Device)):
                 dev = a
+            elif isinstance(a, int) and not isinstance(a, bool):
+                dev = Device(a)  # t.to(0) is t.to("cuda:0"), as in PyTorch
             elif a is not None:
                 dtype = a
         out = self
@@ -278,6 +281,10 @@ class Tensor:
                 from .ops.elementwise import cast
 
                 out = cast(out, dtype)
+        if copy and out is self:
+            from .ops.shape import clone
+
+            out = clone(out)
         return out
 
     def cpu(self) -> Tensor:

@@ -39,20 +39,21 @@ def _fans(tensor: Tensor) -> tuple:
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
-def _fill_random(tensor: Tensor, sampler, scale: float, shift: float) -> Tensor:
+def _fill_random(tensor: Tensor, sampler, scale: float, shift: float, generator=None) -> Tensor:
     with no_grad():
-        sample = sampler(*tensor.shape, dtype=tensor.dtype, device=tensor.device)
+        sample = sampler(*tensor.shape, dtype=tensor.dtype, device=tensor.device,
+                         generator=generator)
         return tensor.copy_(sample * scale + shift)
 
 
-def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    """Fill with samples from U(a, b)."""
-    return _fill_random(tensor, rand, b - a, a)
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
+    """Fill with samples from U(a, b) (drawn from `generator`, a gg.Generator, if given)."""
+    return _fill_random(tensor, rand, b - a, a, generator)
 
 
-def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    """Fill with samples from N(mean, std²)."""
-    return _fill_random(tensor, randn, std, mean)
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
+    """Fill with samples from N(mean, std²) (drawn from `generator` if given)."""
+    return _fill_random(tensor, randn, std, mean, generator)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
@@ -71,17 +72,17 @@ def ones_(tensor: Tensor) -> Tensor:
     return constant_(tensor, 1.0)
 
 
-def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """U(−a, a) with a = gain·√(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     fan_in, fan_out = _fans(tensor)
     a = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(tensor, -a, a)
+    return uniform_(tensor, -a, a, generator)
 
 
-def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """N(0, std²) with std = gain·√(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(tensor)
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
 def _zero_element(tensor: Tensor) -> bool:
@@ -102,19 +103,19 @@ def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> floa
 
 
 def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu") -> Tensor:
+                     nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
     """U(−b, b) with b = gain·√(3 / fan) (He et al., 2015); `a` is the leaky_relu slope.
     A zero-element tensor is left as it is (with PyTorch's warning)."""
     if _zero_element(tensor):
         return tensor
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu") -> Tensor:
+                    nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
     """N(0, std²) with std = gain / √fan (He et al., 2015). A zero-element tensor is left
     as it is (with PyTorch's warning)."""
     if _zero_element(tensor):
         return tensor
-    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))
+    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)

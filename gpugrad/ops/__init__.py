@@ -21,6 +21,7 @@ from .complex import (
     view_as_complex,
     view_as_real,
 )
+from .diag import diag, diag_embed, diagonal, tril, triu
 from .elementwise import (
     abs,
     add,
@@ -77,6 +78,7 @@ from .elementwise import (
 )
 from .index import gather, getitem, index_add, index_select, scatter_add, segment_sum
 from .linalg import bmm, dot, matmul, mm, outer
+from .narrow import meshgrid, narrow, t
 from .reduce import (
     all,
     amax,

@@ -1,3 +1,3 @@
-"""`gg.utils`: helpers around training; `gg.utils.data` shards data sets across ranks."""
+"""`gg.utils`: helpers around training; `gg.utils.data` loads data sets in batches."""
 
 from . import data

@@ -31,7 +31,7 @@ class DistributedSampler:
                  rank: int | None = None, shuffle: bool = True, seed: int = 0,
                  drop_last: bool = False) -> None:
         if num_replicas is None or rank is None:
-            from .. import distributed
+            from ... import distributed
 
             if not distributed.is_initialized():
                 raise RuntimeError("DistributedSampler: pass num_replicas and rank, or call "
