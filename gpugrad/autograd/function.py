@@ -135,6 +135,8 @@ class Function:
         need = need and _state.enabled
         ctx._backend = backend
         if raw:
+            if kwargs:
+                kwargs = _scalar_kwargs(cls, kwargs)
             out = cls.forward(ctx, *arrays, **kwargs)
             multi = type(out) is tuple
             backend = ctx._backend  # forward may move the result (ToDevice)
@@ -242,6 +244,23 @@ class Op(Function):
         if self._freed:
             raise RuntimeError(_FREED_MSG)
         return self._unpack_entry(self._saved[-1])
+
+
+def _scalar_kwargs(cls, kwargs: dict) -> dict:
+    """A built-in op's keyword scalars (alpha=...) as Python numbers: a one-element Tensor
+    is accepted wherever PyTorch takes a Scalar and read as one (a device sync on the GPU,
+    as in PyTorch; no gradient flows through a Scalar)."""
+    if not any(isinstance(v, Tensor) for v in kwargs.values()):
+        return kwargs
+    out = {}
+    for k, v in kwargs.items():
+        if isinstance(v, Tensor):
+            if v._data.size != 1:
+                raise TypeError(f"{cls.__name__.lower()}: {k} must be a number or a "
+                                f"one-element tensor, got a tensor of shape {tuple(v.shape)}")
+            v = v.item()
+        out[k] = v
+    return out
 
 
 def _record(ctx, args, results) -> None:

@@ -56,6 +56,16 @@ class CupyBackend(Backend):
             self.rng = cupy.random.default_rng()
         self._meta_cache: dict = {}  # multi-tensor launch metadata, by content
 
+    def set_matmul_tf32(self, flag: bool) -> None:
+        """cuBLAS compute type of CuPy's float32/complex64 products: TF32 tensor cores when
+        `flag` (CuPy falls back to full float32, with a warning, below compute
+        capability 8.0), else full float32. The setting is CuPy's, process-wide."""
+        from cupy._core import _routines_linalg as linalg
+
+        kind = linalg.COMPUTE_TYPE_TF32 if flag else linalg.COMPUTE_TYPE_DEFAULT
+        for dt in (np.float32, np.complex64):
+            linalg.set_compute_type(dt, kind)
+
     def asarray(self, data, dtype=None):
         with self.cuda_device:
             return self.xp.array(data, dtype=dtype)

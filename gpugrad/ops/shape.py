@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from .._dtype import promote_types
+from .._memory_format import check_memory_format
 from ..autograd.function import Op, version_counter
 from ..errors import ShapeError
 from ..tensor import Tensor, _check_same_device
@@ -384,15 +385,18 @@ class Clone(Op):
         return g
 
 
-def contiguous(input: Tensor) -> Tensor:
-    """`input` itself if C-contiguous, else a contiguous copy."""
+def contiguous(input: Tensor, memory_format=None) -> Tensor:
+    """`input` itself if C-contiguous, else a contiguous copy (`memory_format` is checked as
+    PyTorch does; the layout stays row-major, see gpugrad/_memory_format.py)."""
+    check_memory_format(input, memory_format, "contiguous")
     if input._data.flags.c_contiguous:
         return input
     return Contiguous.apply(input)
 
 
-def clone(input: Tensor) -> Tensor:
-    """A copy with its own storage (differentiable)."""
+def clone(input: Tensor, *, memory_format=None) -> Tensor:
+    """A copy with its own storage (differentiable; `memory_format` as in `contiguous`)."""
+    check_memory_format(input, memory_format, "clone")
     return Clone.apply(input)
 
 
