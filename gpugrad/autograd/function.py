@@ -135,8 +135,10 @@ class Function:
         need = need and _state.enabled
         ctx._backend = backend
         if raw:
-            if kwargs:
-                kwargs = _scalar_kwargs(cls, kwargs)
+            for v in kwargs.values():  # inline: add/sub pass alpha= on every call
+                if isinstance(v, Tensor):
+                    kwargs = _scalar_kwargs(cls, kwargs)
+                    break
             out = cls.forward(ctx, *arrays, **kwargs)
             multi = type(out) is tuple
             backend = ctx._backend  # forward may move the result (ToDevice)
@@ -250,8 +252,6 @@ def _scalar_kwargs(cls, kwargs: dict) -> dict:
     """A built-in op's keyword scalars (alpha=...) as Python numbers: a one-element Tensor
     is accepted wherever PyTorch takes a Scalar and read as one (a device sync on the GPU,
     as in PyTorch; no gradient flows through a Scalar)."""
-    if not any(isinstance(v, Tensor) for v in kwargs.values()):
-        return kwargs
     out = {}
     for k, v in kwargs.items():
         if isinstance(v, Tensor):

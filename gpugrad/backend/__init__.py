@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..device import device as Device
 from ..errors import DeviceError
+from . import fp_warnings  # noqa: F401 - PyTorch's silence on IEEE results (see there)
 from .base import Backend
 from .numpy_backend import NumpyBackend
 

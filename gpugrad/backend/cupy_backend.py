@@ -15,6 +15,8 @@ _TILE = (32, 8)  # block of the column-sum kernels (bias and layer-norm paramete
 _CHUNK = 1 << 16  # elements per block-sized chunk of the multi-tensor kernels
 _META_CACHE_SIZE = 64
 _NULL = np.uint64(0)  # a null pointer argument
+# CuPy's cuBLAS compute types (the cpdef enum in cupy/_core/_routines_linalg.pxd)
+_COMPUTE_TYPE_DEFAULT, _COMPUTE_TYPE_TF32 = 1, 7
 
 
 def multi_tensor_meta(columns: list, sizes: list, chunk: int) -> tuple[np.ndarray, int]:
@@ -62,7 +64,7 @@ class CupyBackend(Backend):
         capability 8.0), else full float32. The setting is CuPy's, process-wide."""
         from cupy._core import _routines_linalg as linalg
 
-        kind = linalg.COMPUTE_TYPE_TF32 if flag else linalg.COMPUTE_TYPE_DEFAULT
+        kind = _COMPUTE_TYPE_TF32 if flag else _COMPUTE_TYPE_DEFAULT
         for dt in (np.float32, np.complex64):
             linalg.set_compute_type(dt, kind)
 

@@ -7,14 +7,20 @@ at backward), and when a gradient is needed the op is recorded on the old value 
 which then takes over the result's place in the graph. A result dtype that cannot be cast
 back to `t`'s (`int_tensor.sqrt_()`) raises TypeError, as PyTorch refuses it.
 
-`INPLACE_OPS` lists the Tensor methods that get a `*_` form; one factory makes them all.
-Extend the list as elementwise ops are added (each name must be a Tensor method).
+`INPLACE_OPS` lists the ops that get a `*_` form; one factory makes them all. Extend the
+list as elementwise ops are added (each name must be a Tensor method or a `gg.NAME(input,
+...)` function). An op whose result is not differentiable (floor, comparisons) detaches
+the tensor from the graph, as `fill_` does; PyTorch keeps it with a zero gradient.
 `addcmul`, `addcdiv` and `lerp` are composed here from existing ops (as methods, where the
 Tensor does not have them yet) so that their in-place forms exist too.
 """
 
 from __future__ import annotations
 
+import warnings
+
+from .. import ops as _ops
+from ..autograd.grad_mode import _state as _grad_state
 from ..tensor import Tensor
 from .elementwise import where
 
@@ -64,6 +70,9 @@ def _value_first(value, t1, t2, args: tuple, op: str):
     if len(args) != 1:
         raise TypeError(f"{op}() takes input, tensor1, tensor2 and value=, got "
                         f"{3 + len(args)} positional arguments")
+    warnings.warn(f"This overload of {op} is deprecated: {op}(Number value, Tensor tensor1, "
+                  f"Tensor tensor2); use {op}(Tensor tensor1, Tensor tensor2, *, Number "
+                  "value) instead", UserWarning, stacklevel=3)
     return t1, t2, args[0]  # the deprecated (value, tensor1, tensor2) order
 
 
@@ -77,7 +86,7 @@ def inplace_method(name: str):
     op = name + "_"
 
     def method(self: Tensor, *args, **kwargs) -> Tensor:
-        fn = getattr(Tensor, name)
+        fn = getattr(Tensor, name, None) or getattr(_ops, name)
         # The tensor operand that decides whether a graph is recorded (and whose dtype is
         # checked against ours): the first that requires grad, else the first tensor.
         other = None
@@ -85,7 +94,25 @@ def inplace_method(name: str):
             if isinstance(a, Tensor) and (other is None or
                                           (a._requires_grad and not other._requires_grad)):
                 other = a
-        return self._inplace_binary(lambda t, _: fn(t, *args, **kwargs), other, op)
+        def compute(t: Tensor, _) -> Tensor:
+            # When a graph is recorded, `t` stands for self's old value but shares its
+            # storage and version counter; an op that saves its input (sqrt_, pow_) must
+            # save a copy, which the write into self leaves intact (PyTorch keeps an
+            # "original self" likewise).
+            if t is not self and _grad_state.enabled:
+                t = t.clone()
+            out = fn(t, *args, **kwargs)
+            cut[0] = out.grad_fn is None
+            return out
+
+        cut = [False]
+        had_graph = self.grad_fn is not None
+        self._inplace_binary(compute, other, op)
+        if cut[0] and had_graph and _grad_state.enabled:
+            # A non-differentiable result (floor_, eq_): the value no longer depends on the
+            # graph, so it leaves it, as after fill_ (PyTorch keeps a zero gradient instead).
+            self.detach_()
+        return self
 
     method.__name__ = method.__qualname__ = op
     method.__doc__ = f"In-place `{name}`: `t.{op}(...)` writes `t.{name}(...)` into `t`."
