@@ -235,7 +235,10 @@ class Module:
 
         def convert(t: Tensor) -> Tensor:
             if t.is_floating_point():
-                return t.detach().to(*args, **kwargs)
+                kw = dict(kwargs)
+                if t.ndim not in (4, 5):  # as PyTorch: a memory format is for images only
+                    kw.pop("memory_format", None)
+                return t.detach().to(*args, **kw)
             keep = [a for a in args if isinstance(a, str) or _is_device(a)]
             kw = {k: v for k, v in kwargs.items() if k == "device"}
             return t.detach().to(*keep, **kw)
