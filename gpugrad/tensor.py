@@ -479,8 +479,9 @@ def deprecated_scalar_first(op: str, other, args: tuple, alpha):
     scalar-first overload `op(alpha, other)` (old optimizers write `p.add_(-lr, d_p)`)."""
     if not args:
         return other, alpha
-    if len(args) > 1:
-        raise TypeError(f"{op}() takes 1 positional argument (other) and alpha=, got "
+    if len(args) > 1 or isinstance(other, Tensor) or not isinstance(args[0], Tensor):
+        raise TypeError(f"{op}() takes 1 positional argument (other) and alpha= (or the "
+                        f"deprecated {op}(Number alpha, Tensor other)), got "
                         f"{1 + len(args)} positional arguments")
     warnings.warn(f"This overload of {op} is deprecated: {op}(Number alpha, Tensor other); "
                   f"use {op}(Tensor other, *, Number alpha) instead", UserWarning,
