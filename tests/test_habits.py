@@ -87,6 +87,21 @@ def test_zero_d_tensors_are_accepted_as_keyword_scalars():
         np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-6, err_msg=name)
 
 
+def test_integer_zero_d_tensors_are_accepted_as_sizes_and_dims():
+    """Sizes and dims read through __index__, as PyTorch's int arguments."""
+    for lib in (gg, torch):
+        two = lib.tensor(2)
+        x = lib.ones(4, 6)
+        shapes = [x.reshape(two, -1).shape, x.sum(dim=two - 1).shape, x.mean(two - 1).shape,
+                  lib.zeros(two, two).shape, x[:two].shape, x.unsqueeze(two).shape,
+                  lib.arange(two).shape, lib.ones(1).expand(two).shape]
+        counts = [len(lib.ones(4).split(two)), len(lib.ones(4).chunk(two))]
+        if lib is gg:
+            ours = ([tuple(s) for s in shapes], counts)
+        else:
+            assert ours == ([tuple(s) for s in shapes], counts)
+
+
 def test_a_tensor_with_several_elements_as_alpha_names_the_op_and_shape():
     with pytest.raises(TypeError, match=r"add: alpha must be a number or a one-element "
                                         r"tensor, got a tensor of shape \(2,\)"):

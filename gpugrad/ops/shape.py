@@ -7,6 +7,7 @@ input's in-place version counter, so writing through a view is seen by autograd.
 from __future__ import annotations
 
 import math
+import operator
 
 from .._dtype import promote_types
 from .._memory_format import check_memory_format
@@ -296,6 +297,8 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     """Pieces of `split_size_or_sections` each (last may be smaller), or of the given sizes."""
     d = norm_dim(dim, tensor.ndim, "split")
     n = tensor.shape[d]
+    if isinstance(split_size_or_sections, Tensor) and split_size_or_sections.ndim == 0:
+        split_size_or_sections = int(split_size_or_sections)  # a 0-d tensor is a number
     if isinstance(split_size_or_sections, int):
         size = split_size_or_sections
         if size <= 0 and n:
@@ -316,6 +319,7 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
 
 def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
     """Split into `chunks` pieces of ceil(n / chunks) (fewer if n is small)."""
+    chunks = operator.index(chunks)  # an int, or an integer 0-d tensor as in PyTorch
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     d = norm_dim(dim, input.ndim, "chunk")
