@@ -69,7 +69,7 @@ class MaxPool2d(Op):
             index[lo:hi] = (ho + (ks // kw) * dilation[0]) * w + wo + (ks % kw) * dilation[1]
 
         ctx.backend.over_rows(rows, n, x.size + 2 * best.size,
-                              row_bytes=x[0].nbytes + best[0].nbytes + index[0].nbytes)
+                              row_bytes=(x.nbytes + best.nbytes + index.nbytes) // max(n, 1))
         ctx.geom, ctx.tap, ctx.in_hw = geom, tap, (h, w)
         ctx.index = index
         return best, index
@@ -98,7 +98,7 @@ class MaxPool2dBackward(Op):
                                                   gs[:, :, orow, ocol], zero)
 
         ctx.backend.over_rows(rows, n, out.size + g.size,
-                              row_bytes=out[0].nbytes + g[0].nbytes + tap[0].nbytes)
+                              row_bytes=(out.nbytes + g.nbytes + tap.nbytes) // max(n, 1))
         ctx.index, ctx.out_shape = index, g.shape
         return out
 
