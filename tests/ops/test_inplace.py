@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from oracle import positive, rand
+from oracle import check, gradcheck, positive, rand
 
 import gpugrad as gg
 from gpugrad.ops.inplace import INPLACE_OPS
@@ -159,3 +159,19 @@ def test_div_rounding_mode_clamp_tensor_bounds_and_copy_non_blocking():
     z = gg.zeros(2, 3)
     z.copy_(gg.tensor([1, 2, 3]), non_blocking=True)
     np.testing.assert_array_equal(z.numpy(), [[1, 2, 3], [1, 2, 3]])
+
+
+def test_composites_gradcheck_and_match_torch_with_broadcasting():
+    """addcmul, addcdiv and lerp (composed of existing ops): float64 finite differences, and
+    PyTorch's values and gradients with broadcasting and a tensor lerp weight on both sides
+    of 0.5."""
+    a, t1, t2 = rand(3, 4), rand(1, 4), positive(3, 1)
+    w = rand(3, 4, low=0.0, high=1.0)
+    gradcheck(lambda x, y, z: x.addcmul(y, z, value=-0.7), a, t1, t2)
+    gradcheck(lambda x, y, z: x.addcdiv(y, z, value=1.3), a, t1, t2)
+    gradcheck(lambda x, y, z: x.lerp(y, z), a, rand(3, 4), w)
+    gradcheck(lambda x, y: x.lerp(y, 0.8), a, t1)
+    check(lambda x, y, z: x.addcmul(y, z, value=0.5), [a, t1, t2])
+    check(lambda x, y, z: x.addcdiv(y, z, value=-2.0), [a, t1, t2])
+    check(lambda x, y, z: x.lerp(y, z), [a, rand(3, 4), w])
+    check(lambda x, y: x.lerp(y, 0.25), [a, t1])
