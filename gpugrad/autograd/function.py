@@ -135,11 +135,15 @@ class Function:
         need = need and _state.enabled
         ctx._backend = backend
         if raw:
-            for v in kwargs.values():  # inline: add/sub pass alpha= on every call
-                if isinstance(v, Tensor):
-                    kwargs = _scalar_kwargs(cls, kwargs)
-                    break
-            out = cls.forward(ctx, *arrays, **kwargs)
+            try:
+                out = cls.forward(ctx, *arrays, **kwargs)
+            except (TypeError, RuntimeError):
+                # A 0-d Tensor where PyTorch takes a Scalar (alpha=...) fails on the arrays;
+                # read it as a number and run again. Checking kwargs up front would cost
+                # every add/sub call; a try block costs nothing until it raises.
+                if not any(isinstance(v, Tensor) for v in kwargs.values()):
+                    raise
+                out = cls.forward(ctx, *arrays, **_scalar_kwargs(cls, kwargs))
             multi = type(out) is tuple
             backend = ctx._backend  # forward may move the result (ToDevice)
             if multi:
