@@ -26,6 +26,16 @@ from .creation import (
     zeros, zeros_like,
 )
 from . import func
+# PyTorch habits (issue 19): every public subpackage after a plain import, and the aliases
+# and switches training scripts use.
+from . import backends, utils
+from ._dtype import uint16, uint32, uint64
+from ._memory_format import (
+    channels_last, channels_last_3d, contiguous_format, memory_format, preserve_format,
+)
+from ._compile import compile  # noqa: A004 - gg.compile as torch.compile
+from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision
+from . import _cuda_amp  # registers gg.cuda.amp (importable as gpugrad.cuda.amp)
 
 float = float32  # noqa: A001
 double = float64
@@ -50,3 +60,4 @@ from .random import (
 from .tensor_methods import type_name  # binds Tensor.type, new_zeros, view(dtype), ...
 
 __all__ = [n for n in dir() if not n.startswith("_")]
+

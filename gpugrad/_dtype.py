@@ -7,6 +7,7 @@ import numpy as np
 __all__ = [
     "DType", "float16", "bfloat16", "float32", "float64", "int32", "int64", "bool_",
     "complex64", "complex128", "to_dtype", "from_numpy_dtype", "promote_types",
+    "uint16", "uint32", "uint64",
 ]
 
 # Category ranks for promotion: a higher category always wins (PyTorch's rule).
@@ -56,9 +57,15 @@ int64 = DType("int64", np.int64, _INT, 8)
 bool_ = DType("bool", np.bool_, _BOOL, 1)
 complex64 = DType("complex64", np.complex64, _COMPLEX, 8)
 complex128 = DType("complex128", np.complex128, _COMPLEX, 16)
+# As in PyTorch, the wide unsigned types exist for data (from_numpy) and casts; they do not
+# promote with other integer types (promote_types raises).
+uint16 = DType("uint16", np.uint16, _INT, 2)
+uint32 = DType("uint32", np.uint32, _INT, 4)
+uint64 = DType("uint64", np.uint64, _INT, 8)
+_WIDE_UNSIGNED = (uint16, uint32, uint64)
 
 _ALL = (float16, bfloat16, float32, float64, int8, uint8, int16, int32, int64, bool_,
-        complex64, complex128)
+        complex64, complex128, uint16, uint32, uint64)
 _BY_NAME = {d.name: d for d in _ALL}
 _BY_NAME.update({"float": float32, "double": float64, "half": float16, "long": int64,
                  "int": int32})
@@ -116,6 +123,10 @@ def promote_types(a: DType, b: DType) -> DType:
         return float32
     if a.category == _INT and {a.name, b.name} == {"uint8", "int8"}:
         return int16
+    if a.category == _INT and (a in _WIDE_UNSIGNED or b in _WIDE_UNSIGNED):
+        raise TypeError(f"promotion of {a} with {b} is not supported (uint16, uint32 and "
+                        "uint64 promote only with themselves, bool and floating types, as in "
+                        "PyTorch); cast one operand first")
     return a if a.itemsize >= b.itemsize else b
 
 

@@ -9,7 +9,7 @@ import functools
 from .errors import DeviceError, ShapeError
 
 __all__ = ["is_available", "device_count", "synchronize", "is_current_stream_capturing",
-           "CUDAGraph", "graph", "graphed"]
+           "CUDAGraph", "graph", "graphed", "manual_seed", "manual_seed_all"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,6 +38,22 @@ def synchronize() -> None:
         from .backend import get_backend
 
         get_backend("cuda").synchronize()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the random numbers of the current GPU (does nothing without CUDA, as PyTorch)."""
+    if is_available():
+        from .backend import get_backend
+
+        get_backend("cuda").manual_seed(int(seed))
+
+
+def manual_seed_all(seed: int) -> None:
+    """Seed the random numbers of every GPU (does nothing without CUDA, as PyTorch)."""
+    from .backend import get_backend
+
+    for i in range(device_count()):
+        get_backend(f"cuda:{i}").manual_seed(int(seed))
 
 
 def is_current_stream_capturing() -> bool:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import operator
+import warnings
 
 import numpy as np
 
 from . import _dtype
 from ._dtype import DType, from_numpy_dtype, to_dtype
+from ._memory_format import check_memory_format, is_contiguous_as
 from .backend import cpu_backend, get_backend
 from .device import device as Device
 from .errors import DeviceError
@@ -135,6 +137,26 @@ class Tensor:
     def element_size(self) -> int:
         return self._data.itemsize
 
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element (the same as `element_size()`)."""
+        return self._data.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the elements (numel · itemsize), as PyTorch's `Tensor.nbytes`."""
+        return int(self._data.nbytes)
+
+    @property
+    def is_sparse(self) -> bool:
+        """Always False: gpugrad tensors are dense (strided)."""
+        return False
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        """Whether the elements lie in memory in the order of `memory_format`
+        (row-major for `gg.contiguous_format`, NHWC for `gg.channels_last`)."""
+        return is_contiguous_as(self._data, memory_format)
+
     def __len__(self) -> int:
         if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
@@ -255,8 +277,8 @@ class Tensor:
         dev = kwargs.pop("device", None)
         dtype = kwargs.pop("dtype", None)
         kwargs.pop("non_blocking", None)
-        kwargs.pop("memory_format", None)
         copy = kwargs.pop("copy", False)
+        check_memory_format(self, kwargs.pop("memory_format", None), "to")
         if kwargs:
             raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
         for a in args:
@@ -345,6 +367,13 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self)
 
+    def __format__(self, spec: str) -> str:
+        """`f"{loss:.4f}"`: a 0-d tensor formats as its value, as in PyTorch; other tensors
+        take only the empty spec (their str)."""
+        if self._data.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
     def __iter__(self):
         if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
@@ -415,8 +444,9 @@ class Tensor:
             self.detach_()  # the value no longer depends on the graph
         return self
 
-    def copy_(self, src) -> Tensor:
-        """Copy `src` (broadcast to our shape, cast to our dtype) into this tensor."""
+    def copy_(self, src, non_blocking: bool = False) -> Tensor:
+        """Copy `src` (broadcast to our shape, cast to our dtype) into this tensor
+        (`non_blocking` is accepted: copies are ordered on the device's stream anyway)."""
         from .ops.elementwise import copy_from
 
         self._check_inplace("copy_")
@@ -437,15 +467,19 @@ class Tensor:
             return self._assign_result(result, op)
         return self._assign_result(fn(_graph_alias(self, saves_self), other), op)
 
-    def add_(self, other, alpha=1) -> Tensor:
+    def add_(self, other, *args, alpha=1) -> Tensor:
+        """self += alpha · other (also PyTorch's deprecated `add_(alpha, other)`)."""
         from .ops.elementwise import add
 
+        other, alpha = deprecated_scalar_first("add_", other, args, alpha)
         return self._inplace_binary(lambda a, b: add(a, b, alpha=alpha), other, "add_",
                                     saves_self=False)
 
-    def sub_(self, other, alpha=1) -> Tensor:
+    def sub_(self, other, *args, alpha=1) -> Tensor:
+        """self −= alpha · other (also PyTorch's deprecated `sub_(alpha, other)`)."""
         from .ops.elementwise import sub
 
+        other, alpha = deprecated_scalar_first("sub_", other, args, alpha)
         return self._inplace_binary(lambda a, b: sub(a, b, alpha=alpha), other, "sub_",
                                     saves_self=False)
 
@@ -454,15 +488,11 @@ class Tensor:
 
         return self._inplace_binary(mul, other, "mul_")
 
-    def div_(self, other) -> Tensor:
+    def div_(self, other, *, rounding_mode=None) -> Tensor:
         from .ops.elementwise import div
 
-        return self._inplace_binary(div, other, "div_")
-
-    def clamp_(self, min=None, max=None) -> Tensor:
-        from .ops.elementwise import clamp
-
-        return self._inplace_binary(lambda a, _: clamp(a, min, max), None, "clamp_")
+        return self._inplace_binary(lambda a, b: div(a, b, rounding_mode=rounding_mode),
+                                    other, "div_")
 
     __iadd__ = add_
     __isub__ = sub_
@@ -475,6 +505,21 @@ class Tensor:
         self._check_inplace("__setitem__")
         src = self if self.grad_fn is None else _graph_alias(self, False)
         self._assign_result(index_put(src, index, value), "__setitem__")
+
+
+def deprecated_scalar_first(op: str, other, args: tuple, alpha):
+    """(other, alpha) of `op(other, *args, alpha=alpha)`, accepting PyTorch's deprecated
+    scalar-first overload `op(alpha, other)` (old optimizers write `p.add_(-lr, d_p)`)."""
+    if not args:
+        return other, alpha
+    if len(args) > 1 or isinstance(other, Tensor) or not isinstance(args[0], Tensor):
+        raise TypeError(f"{op}() takes 1 positional argument (other) and alpha= (or the "
+                        f"deprecated {op}(Number alpha, Tensor other)), got "
+                        f"{1 + len(args)} positional arguments")
+    warnings.warn(f"This overload of {op} is deprecated: {op}(Number alpha, Tensor other); "
+                  f"use {op}(Tensor other, *, Number alpha) instead", UserWarning,
+                  stacklevel=3)
+    return args[0], other
 
 
 def _graph_alias(t: Tensor, copy: bool = False) -> Tensor:

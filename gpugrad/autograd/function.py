@@ -135,7 +135,15 @@ class Function:
         need = need and _state.enabled
         ctx._backend = backend
         if raw:
-            out = cls.forward(ctx, *arrays, **kwargs)
+            try:
+                out = cls.forward(ctx, *arrays, **kwargs)
+            except (TypeError, RuntimeError):
+                # A 0-d Tensor where PyTorch takes a Scalar (alpha=...) fails on the arrays;
+                # read it as a number and run again. Checking kwargs up front would cost
+                # every add/sub call; a try block costs nothing until it raises.
+                if not any(isinstance(v, Tensor) for v in kwargs.values()):
+                    raise
+                out = cls.forward(ctx, *arrays, **_scalar_kwargs(cls, kwargs))
             multi = type(out) is tuple
             backend = ctx._backend  # forward may move the result (ToDevice)
             if multi:
@@ -242,6 +250,21 @@ class Op(Function):
         if self._freed:
             raise RuntimeError(_FREED_MSG)
         return self._unpack_entry(self._saved[-1])
+
+
+def _scalar_kwargs(cls, kwargs: dict) -> dict:
+    """A built-in op's keyword scalars (alpha=...) as Python numbers: a one-element Tensor
+    is accepted wherever PyTorch takes a Scalar and read as one (a device sync on the GPU,
+    as in PyTorch; no gradient flows through a Scalar)."""
+    out = {}
+    for k, v in kwargs.items():
+        if isinstance(v, Tensor):
+            if v._data.size != 1:
+                raise TypeError(f"{cls.__name__.lower()}: {k} must be a number or a "
+                                f"one-element tensor, got a tensor of shape {tuple(v.shape)}")
+            v = v.item()
+        out[k] = v
+    return out
 
 
 def _record(ctx, args, results) -> None:

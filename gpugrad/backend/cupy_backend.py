@@ -15,6 +15,8 @@ _TILE = (32, 8)  # block of the column-sum kernels (bias and layer-norm paramete
 _CHUNK = 1 << 16  # elements per block-sized chunk of the multi-tensor kernels
 _META_CACHE_SIZE = 64
 _NULL = np.uint64(0)  # a null pointer argument
+# CuPy's cuBLAS compute types (the cpdef enum in cupy/_core/_routines_linalg.pxd)
+_COMPUTE_TYPE_DEFAULT, _COMPUTE_TYPE_TF32 = 1, 7
 
 
 def multi_tensor_meta(columns: list, sizes: list, chunk: int) -> tuple[np.ndarray, int]:
@@ -55,6 +57,16 @@ class CupyBackend(Backend):
         with self.cuda_device:
             self.rng = cupy.random.default_rng()
         self._meta_cache: dict = {}  # multi-tensor launch metadata, by content
+
+    def set_matmul_tf32(self, flag: bool) -> None:
+        """cuBLAS compute type of CuPy's float32/complex64 products: TF32 tensor cores when
+        `flag` (CuPy falls back to full float32, with a warning, below compute
+        capability 8.0), else full float32. The setting is CuPy's, process-wide."""
+        from cupy._core import _routines_linalg as linalg
+
+        kind = _COMPUTE_TYPE_TF32 if flag else _COMPUTE_TYPE_DEFAULT
+        for dt in (np.float32, np.complex64):
+            linalg.set_compute_type(dt, kind)
 
     def asarray(self, data, dtype=None):
         with self.cuda_device:

@@ -48,11 +48,11 @@ class Module:
         d = self.__dict__
         if isinstance(value, Parameter):
             self._registry(name)
-            self._forget(name)
+            self._forget(name, keep="_parameters")
             d["_parameters"][name] = value
         elif isinstance(value, Module):
             self._registry(name)
-            self._forget(name)
+            self._forget(name, keep="_modules")
             d["_modules"][name] = value
         elif "_parameters" in d and name in d["_parameters"]:
             if value is not None:
@@ -72,11 +72,15 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, keep: str = "") -> None:
+        """Drop `name` from every registry but `keep`, whose entry the caller overwrites in
+        place: re-assigning keeps its position, so parameters() and state_dict() keep
+        PyTorch's order (optimizer state and zipped models pair parameters by position)."""
         d = self.__dict__
         d.pop(name, None)
         for reg in ("_parameters", "_buffers", "_modules"):
-            d[reg].pop(name, None)
+            if reg != keep:
+                d[reg].pop(name, None)
         d["_non_persistent"].discard(name)
 
     def __getattr__(self, name: str):
@@ -100,7 +104,7 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign {type(param).__name__} as parameter {name!r}")
         self._registry(name)
-        self._forget(name)
+        self._forget(name, keep="_parameters")
         self.__dict__["_parameters"][name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
@@ -111,7 +115,7 @@ class Module:
         if "." in name or not name:
             raise KeyError(f"buffer name must be a non-empty string without '.', got {name!r}")
         self._registry(name)
-        self._forget(name)
+        self._forget(name, keep="_buffers")
         self.__dict__["_buffers"][name] = tensor
         if not persistent:
             self.__dict__["_non_persistent"].add(name)
@@ -121,7 +125,7 @@ class Module:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module")
         self._registry(name)
-        self._forget(name)
+        self._forget(name, keep="_modules")
         self.__dict__["_modules"][name] = module
 
     register_module = add_module
@@ -231,7 +235,10 @@ class Module:
 
         def convert(t: Tensor) -> Tensor:
             if t.is_floating_point():
-                return t.detach().to(*args, **kwargs)
+                kw = dict(kwargs)
+                if t.ndim not in (4, 5):  # as PyTorch: a memory format is for images only
+                    kw.pop("memory_format", None)
+                return t.detach().to(*args, **kw)
             keep = [a for a in args if isinstance(a, str) or _is_device(a)]
             kw = {k: v for k, v in kwargs.items() if k == "device"}
             return t.detach().to(*keep, **kw)

@@ -182,3 +182,5 @@ def _bind_methods() -> None:
 
 
 _bind_methods()
+
+from . import inplace  # noqa: E402, F401 - binds the in-place `*_` methods (after the methods above)

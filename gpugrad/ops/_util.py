@@ -102,6 +102,8 @@ def binary_operands(a, b, op: str):
 def norm_dims(dim, ndim: int, op: str) -> tuple:
     """Normalise `dim` (None, int or sequence) to a sorted tuple of non-negative axes;
     None and, as in PyTorch, an empty sequence mean every axis."""
+    if isinstance(dim, Tensor):  # as PyTorch reads int[]: a 0-d tensor is an int
+        dim = dim.tolist()
     if dim is None or (not isinstance(dim, (int, np.integer)) and len(dim) == 0):
         return tuple(range(ndim))
     if isinstance(dim, (int, np.integer)):

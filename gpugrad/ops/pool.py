@@ -49,21 +49,40 @@ class MaxPool2d(Op):
         n, c, h, w = x.shape
         best = xp.empty((n, c) + out_hw, dtype=x.dtype)
         tap = xp.full((n, c) + out_hw, -1, dtype=xp.int16)
-        for t, orow, ocol, irow, icol in _taps((h, w), out_hw, geom):
-            v = x[:, :, irow, icol]
-            b, k = best[:, :, orow, ocol], tap[:, :, orow, ocol]
-            upd = (v > b) | (k < 0)  # the first tap that reads an input always sets
-            if x.dtype.kind in "fc":
-                upd |= xp.isnan(v)
-            xp.copyto(b, v, where=upd)
-            xp.copyto(k, t, where=upd)
+        index = xp.empty((n, c) + out_hw, dtype=xp.int64)
+        taps = _taps((h, w), out_hw, geom)
         (kh, kw), stride, padding, dilation = geom
         ho = xp.arange(out_hw[0]).reshape(-1, 1) * stride[0] - padding[0]
         wo = xp.arange(out_hw[1]) * stride[1] - padding[1]
-        index = (ho + (tap // kw) * dilation[0]) * w + wo + (tap % kw) * dilation[1]
+        nan_wins = x.dtype.kind in "fc"
+        # Without padding the first tap reads every window: it sets them all, and no later
+        # tap meets an unset window (two passes fewer per tap).
+        first_sets_all = bool(taps) and taps[0][1:3] == (slice(0, out_hw[0]),
+                                                         slice(0, out_hw[1]))
+
+        def rows(lo: int, hi: int) -> None:  # images lo:hi, all taps while they are in cache
+            xs, bs, ks = x[lo:hi], best[lo:hi], tap[lo:hi]
+            for i, (t, orow, ocol, irow, icol) in enumerate(taps):
+                v = xs[:, :, irow, icol]
+                b, k = bs[:, :, orow, ocol], ks[:, :, orow, ocol]
+                if i == 0 and first_sets_all:
+                    b[...] = v
+                    k[...] = t
+                    continue
+                upd = v > b
+                if not first_sets_all:
+                    upd |= k < 0  # the first tap that reads an input always sets
+                if nan_wins:
+                    upd |= xp.isnan(v)
+                xp.copyto(b, v, where=upd)
+                xp.copyto(k, t, where=upd)
+            index[lo:hi] = (ho + (ks // kw) * dilation[0]) * w + wo + (ks % kw) * dilation[1]
+
+        ctx.backend.over_rows(rows, n, x.size + 2 * best.size,
+                              row_bytes=(x.nbytes + best.nbytes + index.nbytes) // max(n, 1))
         ctx.geom, ctx.tap, ctx.in_hw = geom, tap, (h, w)
-        ctx.index = index.astype(xp.int64)
-        return best, ctx.index
+        ctx.index = index
+        return best, index
 
     @staticmethod
     def backward(ctx, g, _gi):
@@ -80,9 +99,23 @@ class MaxPool2dBackward(Op):
         n, c = g.shape[:2]
         out = xp.zeros((n, c) + tuple(in_hw), dtype=g.dtype)
         zero = xp.zeros((), dtype=g.dtype)
-        for t, orow, ocol, irow, icol in _taps(in_hw, g.shape[2:], geom):
-            out[:, :, irow, icol] += xp.where(tap[:, :, orow, ocol] == t, g[:, :, orow, ocol],
-                                              zero)
+        taps = _taps(in_hw, g.shape[2:], geom)
+        (kh, kw), stride, _, dilation = geom
+        # Windows that cannot overlap (stride ≥ window extent on both axes) send each input
+        # at most one gradient: a masked copy then replaces the accumulation.
+        disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(stride, dilation, (kh, kw)))
+
+        def rows(lo: int, hi: int) -> None:  # images lo:hi
+            gs, ks, os_ = g[lo:hi], tap[lo:hi], out[lo:hi]
+            for t, orow, ocol, irow, icol in taps:
+                hit = ks[:, :, orow, ocol] == t
+                if disjoint:
+                    xp.copyto(os_[:, :, irow, icol], gs[:, :, orow, ocol], where=hit)
+                else:
+                    os_[:, :, irow, icol] += xp.where(hit, gs[:, :, orow, ocol], zero)
+
+        ctx.backend.over_rows(rows, n, out.size + g.size,
+                              row_bytes=(out.nbytes + g.nbytes + tap.nbytes) // max(n, 1))
         ctx.index, ctx.out_shape = index, g.shape
         return out
 

@@ -8,8 +8,10 @@ op on one is differentiated through the base's graph.
 from __future__ import annotations
 
 import math
+import operator
 
 from .._dtype import promote_types
+from .._memory_format import check_memory_format
 from ..autograd.function import Op
 from ..autograd.views import is_view_of, make_view
 from ..errors import ShapeError
@@ -293,6 +295,8 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     """Pieces of `split_size_or_sections` each (last may be smaller), or of the given sizes."""
     d = norm_dim(dim, tensor.ndim, "split")
     n = tensor.shape[d]
+    if isinstance(split_size_or_sections, Tensor) and split_size_or_sections.ndim == 0:
+        split_size_or_sections = int(split_size_or_sections)  # a 0-d tensor is a number
     if isinstance(split_size_or_sections, int):
         size = split_size_or_sections
         if size <= 0 and n:
@@ -316,6 +320,7 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
 
 def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
     """Split into `chunks` pieces of ceil(n / chunks) (fewer if n is small)."""
+    chunks = operator.index(chunks)  # an int, or an integer 0-d tensor as in PyTorch
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     d = norm_dim(dim, input.ndim, "chunk")
@@ -385,15 +390,18 @@ class Clone(Op):
         return g
 
 
-def contiguous(input: Tensor) -> Tensor:
-    """`input` itself if C-contiguous, else a contiguous copy."""
+def contiguous(input: Tensor, memory_format=None) -> Tensor:
+    """`input` itself if C-contiguous, else a contiguous copy (`memory_format` is checked as
+    PyTorch does; the layout stays row-major, see gpugrad/_memory_format.py)."""
+    check_memory_format(input, memory_format, "contiguous")
     if input._data.flags.c_contiguous:
         return input
     return Contiguous.apply(input)
 
 
-def clone(input: Tensor) -> Tensor:
-    """A copy with its own storage (differentiable)."""
+def clone(input: Tensor, *, memory_format=None) -> Tensor:
+    """A copy with its own storage (differentiable; `memory_format` as in `contiguous`)."""
+    check_memory_format(input, memory_format, "clone")
     return Clone.apply(input)
 
 

@@ -9,6 +9,7 @@ leaves all parameters and all state as they were.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -44,7 +45,8 @@ class Optimizer:
 
     def __init__(self, params, defaults: dict) -> None:
         self.defaults = dict(defaults)
-        self.state: dict = {}
+        # defaultdict as in PyTorch: custom optimizers write `self.state[p]["buf"] = ...`
+        self.state: defaultdict = defaultdict(dict)
         self.param_groups: list[dict] = []
         self._host_steps: dict = {}  # param -> Python int mirror of state["step"]
         if isinstance(params, Tensor):
@@ -288,7 +290,7 @@ class Optimizer:
             ng["params"] = group["params"]
             self._check_group({**self.defaults, **ng})
             new_groups.append(ng)
-        self.state = new_state
+        self.state = defaultdict(dict, new_state)
         self._host_steps = new_steps
         self.param_groups[:] = new_groups
 
