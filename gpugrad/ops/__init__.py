@@ -7,6 +7,7 @@ from . import (
     index,
     linalg,
     reduce,  # noqa: I001 - reduce first: the other families import sum_to from it
+    return_types,
     shape,
 )
 from .complex import (
@@ -77,6 +78,24 @@ from .elementwise import (
 )
 from .index import gather, getitem, index_add, index_select, scatter_add, segment_sum
 from .linalg import bmm, dot, matmul, mm, outer
+from .rearrange import (
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
+    dsplit,
+    flip,
+    fliplr,
+    flipud,
+    hsplit,
+    moveaxis,
+    movedim,
+    repeat_interleave,
+    roll,
+    rot90,
+    swapdims,
+    tensor_split,
+    vsplit,
+)
 from .reduce import (
     all,
     amax,
@@ -94,6 +113,7 @@ from .reduce import (
     sum_to,
     var,
 )
+from .scan import cummax, cummin, cumprod, cumsum, logcumsumexp, prod
 from .shape import (
     broadcast_to,
     cat,
@@ -117,6 +137,17 @@ from .shape import (
     unflatten,
     unsqueeze,
     view,
+)
+from .sort import argsort, kthvalue, median, mode, msort, nanmedian, sort, topk, unique
+from .stats import (
+    allclose,
+    aminmax,
+    bincount,
+    count_nonzero,
+    histc,
+    isclose,
+    std_mean,
+    var_mean,
 )
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in
@@ -180,3 +211,19 @@ def _bind_methods() -> None:
 
 
 _bind_methods()
+
+
+def _bind_api15_methods() -> None:
+    from ..tensor import Tensor
+    from . import rearrange as _re
+
+    for fn in (flip, fliplr, flipud, roll, rot90, moveaxis, movedim, swapdims, tensor_split,
+               hsplit, vsplit, dsplit, repeat_interleave, cummax, cummin, cumprod, cumsum,
+               logcumsumexp, prod, argsort, kthvalue, median, mode, msort, nanmedian, sort,
+               topk, unique, allclose, aminmax, bincount, count_nonzero, histc, isclose):
+        setattr(Tensor, fn.__name__, fn)
+    Tensor.repeat = _re.repeat
+    Tensor.unfold = _re.unfold
+
+
+_bind_api15_methods()
