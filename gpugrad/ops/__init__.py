@@ -114,6 +114,18 @@ from .reduce import (
     var,
 )
 from .scan import cummax, cummin, cumprod, cumsum, logcumsumexp, prod
+from .scatter import (
+    argwhere,
+    index_copy,
+    index_fill,
+    masked_scatter,
+    masked_select,
+    nonzero,
+    scatter,
+    scatter_reduce,
+    take,
+    take_along_dim,
+)
 from .shape import (
     broadcast_to,
     cat,
@@ -220,10 +232,15 @@ def _bind_api15_methods() -> None:
     for fn in (flip, fliplr, flipud, roll, rot90, moveaxis, movedim, swapdims, tensor_split,
                hsplit, vsplit, dsplit, repeat_interleave, cummax, cummin, cumprod, cumsum,
                logcumsumexp, prod, argsort, kthvalue, median, mode, msort, nanmedian, sort,
-               topk, unique, allclose, aminmax, bincount, count_nonzero, histc, isclose):
+               topk, unique, allclose, aminmax, bincount, count_nonzero, histc, isclose,
+               argwhere, index_copy, index_fill, masked_scatter, masked_select, nonzero,
+               scatter, scatter_reduce, take, take_along_dim):
         setattr(Tensor, fn.__name__, fn)
     Tensor.repeat = _re.repeat
     Tensor.unfold = _re.unfold
+    Tensor.moveaxis = moveaxis
+    Tensor.swapdims = swapdims
+    Tensor.swapaxes = swapaxes
 
 
 _bind_api15_methods()
