@@ -32,7 +32,14 @@ double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001
-from . import amp, distributed, distributions, nn, optim  # distributed: no mpi4py until init
+from . import (  # distributed: no mpi4py until init
+    amp,
+    distributed,
+    distributions,
+    linalg,
+    nn,
+    optim,
+)
 from ._autocast import autocast
 from .io import load, save
 

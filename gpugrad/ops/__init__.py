@@ -22,6 +22,7 @@ from .complex import (
     view_as_complex,
     view_as_real,
 )
+from .einsum import addbmm, addmm, addmv, baddbmm, cross, einsum, kron, tensordot
 from .elementwise import (
     abs,
     add,
@@ -234,7 +235,8 @@ def _bind_api15_methods() -> None:
                logcumsumexp, prod, argsort, kthvalue, median, mode, msort, nanmedian, sort,
                topk, unique, allclose, aminmax, bincount, count_nonzero, histc, isclose,
                argwhere, index_copy, index_fill, masked_scatter, masked_select, nonzero,
-               scatter, scatter_reduce, take, take_along_dim):
+               scatter, scatter_reduce, take, take_along_dim, addbmm, addmm, addmv, baddbmm,
+               cross, kron):
         setattr(Tensor, fn.__name__, fn)
     Tensor.repeat = _re.repeat
     Tensor.unfold = _re.unfold
