@@ -266,7 +266,7 @@ def _record(ctx, args, results) -> None:
         r = results[0]
         data = r._data
         ctx._output_meta = ((data.shape, data.dtype),)
-        if data.dtype.kind in "fc":
+        if data.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes), the only void dtype used
             r._requires_grad = True
             r.grad_fn = ctx
     else:
@@ -274,7 +274,7 @@ def _record(ctx, args, results) -> None:
         for i, r in enumerate(results):
             data = r._data
             out_meta.append((data.shape, data.dtype))
-            if data.dtype.kind in "fc" and (non_diff is None or id(r) not in non_diff):
+            if data.dtype.kind in "fcV" and (non_diff is None or id(r) not in non_diff):
                 r._requires_grad = True
                 r.grad_fn = ctx
                 if i:

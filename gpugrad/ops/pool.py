@@ -53,7 +53,7 @@ class MaxPool2d(Op):
             v = x[:, :, irow, icol]
             b, k = best[:, :, orow, ocol], tap[:, :, orow, ocol]
             upd = (v > b) | (k < 0)  # the first tap that reads an input always sets
-            if x.dtype.kind in "fc":
+            if x.dtype.kind in "fcV":
                 upd |= xp.isnan(v)
             xp.copyto(b, v, where=upd)
             xp.copyto(k, t, where=upd)

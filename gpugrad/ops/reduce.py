@@ -55,7 +55,7 @@ class Sum(Op):
     def forward(ctx, x, dims, keepdim):
         ctx.shape, ctx.dims = x.shape, dims
         out = ctx.backend.sum(x, dims, keepdim)
-        return out if x.dtype.kind in "fc" else out.astype("int64")
+        return out if x.dtype.kind in "fcV" else out.astype("int64")
 
     @staticmethod
     def backward(ctx, g):

@@ -113,11 +113,11 @@ def _cum_extremum(input: Tensor, dim, largest: bool, name: str):
     shape = [1] * x.ndim
     shape[d] = n
     pos = xp.broadcast_to(xp.arange(n).reshape(shape), x.shape)
-    acc = (xp.fmax if largest else xp.fmin).accumulate(x, axis=d) if x.dtype.kind == "f" \
+    acc = (xp.fmax if largest else xp.fmin).accumulate(x, axis=d) if x.dtype.kind in "fV" \
         else (xp.maximum if largest else xp.minimum).accumulate(x, axis=d)
     # An element becomes the running extremum when it ties or beats it (torch takes the
     # latest tie); a NaN sticks from its first position on.
-    if x.dtype.kind == "f":
+    if x.dtype.kind in "fV":
         nan = xp.isnan(x)
         hit = (x == acc) | nan
         first_nan = xp.maximum.accumulate(xp.where(nan, pos, -1), axis=d)

@@ -113,7 +113,7 @@ class ScatterExtremum(Op):
         ctx.key, ctx.include_self = key, include_self
         out = x.copy()
         if not include_self:
-            if x.dtype.kind == "f":
+            if x.dtype.kind in "fV":
                 fill = -np.inf if largest else np.inf
             else:
                 info = np.iinfo(x.dtype)

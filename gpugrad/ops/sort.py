@@ -115,7 +115,7 @@ def _median(input: Tensor, dim, keepdim: bool, ignore_nan: bool, name: str):
         raise IndexError(f"{name}: cannot compute the median of an empty dimension {d} "
                          f"(shape {tuple(input.shape)})")
     x = input._data
-    if x.dtype.kind == "f":
+    if x.dtype.kind in "fV":
         nans = xp.isnan(x).sum(axis=d, keepdims=True)
     else:
         nans = xp.zeros(x.shape[:d] + (1,) + x.shape[d + 1:], dtype=np.int64)
