@@ -65,8 +65,8 @@ class autocast:  # noqa: N801 - mirrors torch.autocast
     `device_type` is "cpu" or "cuda" (default: the default device's type); `dtype` is
     gg.float16 (the default) or gg.bfloat16 (on the CPU through the ml_dtypes package,
     without which it raises TypeError naming dtype, device and package). `enabled=False`
-    switches autocast off inside an enclosing one. Run backward() outside the context, as PyTorch recommends: the
-    backward ops follow the dtypes the forward chose. A CUDA autocast without CUDA warns and
+    switches autocast off inside an enclosing one. Run backward() outside the context, as
+    PyTorch recommends: the backward ops follow the dtypes the forward chose. A CUDA autocast without CUDA warns and
     does nothing, as PyTorch does.
     """
 
