@@ -66,8 +66,8 @@ class autocast:  # noqa: N801 - mirrors torch.autocast
     gg.float16 (the default) or gg.bfloat16 (on the CPU through the ml_dtypes package,
     without which it raises TypeError naming dtype, device and package). `enabled=False`
     switches autocast off inside an enclosing one. Run backward() outside the context, as
-    PyTorch recommends: the backward ops follow the dtypes the forward chose. A CUDA autocast without CUDA warns and
-    does nothing, as PyTorch does.
+    PyTorch recommends: the backward ops follow the dtypes the forward chose. A CUDA
+    autocast without CUDA warns and does nothing, as PyTorch does.
     """
 
     def __init__(self, device_type: str | None = None, dtype=None, enabled: bool = True,
