@@ -39,7 +39,10 @@ class Einsum(Op):
         ctx.save_inputs(*range(1, len(xs) + 1))
         ins, out = spec
         expr = ",".join(ins) + "->" + out
-        return ctx.xp.einsum(expr, *xs, optimize=len(xs) > 2)
+        dt = xs[0].dtype
+        if dt.kind == "V":  # bfloat16 (ml_dtypes): NumPy's einsum takes float32, as the GPU
+            xs = [x.astype("float32") for x in xs]  # accumulates; rounded back once
+        return ctx.xp.einsum(expr, *xs, optimize=len(xs) > 2).astype(dt, copy=False)
 
     @staticmethod
     def backward(ctx, g):

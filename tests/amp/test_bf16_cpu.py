@@ -52,7 +52,8 @@ def test_creation_and_dtype_rules():
 
 
 @pytest.mark.parametrize("name", ["add", "mul", "div", "exp", "tanh", "sigmoid", "sum",
-                                  "mean", "softmax", "matmul", "relu"])
+                                  "mean", "softmax", "matmul", "relu", "einsum", "cumsum",
+                                  "sort"])
 def test_ops_forward_backward_match_torch(name):
     a = RNG.standard_normal((4, 8)).astype(np.float32)
     b = RNG.standard_normal((8, 4) if name == "matmul" else (4, 8)).astype(np.float32)
@@ -62,6 +63,12 @@ def test_ops_forward_backward_match_torch(name):
             return {"add": x + y, "mul": x * y, "div": x / (y.abs() + 1)}[name]
         if name == "matmul":
             return x @ y
+        if name == "einsum":
+            return lib.einsum("ij,kj->ik", x, y)
+        if name == "cumsum":
+            return x.cumsum(1)
+        if name == "sort":
+            return x.sort(1).values
         if name in ("sum", "mean"):
             return getattr(x, name)(1)
         if name == "softmax":
