@@ -77,6 +77,30 @@ from .elementwise import (
     trunc,
     where,
 )
+from .extras import (
+    bucketize,
+    cdist,
+    chain_matmul,
+    cholesky,
+    det,
+    diff,
+    dist,
+    ger,
+    inner,
+    inverse,
+    logdet,
+    matrix_power,
+    nanmean,
+    nansum,
+    pinverse,
+    qr,
+    ravel,
+    searchsorted,
+    slogdet,
+    svd,
+    trace,
+    vdot,
+)
 from .index import gather, getitem, index_add, index_select, scatter_add, segment_sum
 from .linalg import bmm, dot, matmul, mm, outer
 from .rearrange import (
@@ -226,6 +250,24 @@ def _bind_methods() -> None:
 _bind_methods()
 
 
+def _inplace(fn):
+    """The in-place method form of `fn` (x.scatter_(...) for scatter): the result is
+    computed out of place from a copy of x, then written into x, which takes over its
+    graph position (as __setitem__ does)."""
+    name = fn.__name__ + "_"
+
+    def method(self, *args, **kwargs):
+        from ..tensor import _graph_alias
+
+        self._check_inplace(name)
+        src = self.detach() if self.grad_fn is None else _graph_alias(self)
+        return self._assign_result(fn(clone(src), *args, **kwargs), name)
+
+    method.__name__ = name
+    method.__doc__ = f"In-place {fn.__name__}: {fn.__doc__}"
+    return method
+
+
 def _bind_api15_methods() -> None:
     from ..tensor import Tensor
     from . import rearrange as _re
@@ -238,6 +280,12 @@ def _bind_api15_methods() -> None:
                scatter, scatter_reduce, take, take_along_dim, addbmm, addmm, addmv, baddbmm,
                cross, kron):
         setattr(Tensor, fn.__name__, fn)
+    for fn in (cholesky, det, diff, dist, ger, inner, inverse, logdet, matrix_power, nanmean,
+               nansum, pinverse, qr, ravel, slogdet, svd, trace, vdot):
+        setattr(Tensor, fn.__name__, fn)
+    for fn in (scatter, scatter_add, scatter_reduce, index_fill, index_copy, index_add,
+               masked_scatter, masked_fill, cumsum, cumprod, addmm):
+        setattr(Tensor, fn.__name__ + "_", _inplace(fn))
     Tensor.repeat = _re.repeat
     Tensor.unfold = _re.unfold
     Tensor.moveaxis = moveaxis

@@ -1,0 +1,224 @@
+"""PyTorch's smaller conveniences composed of other ops: trace, inner, vdot, ger, ravel,
+diff, matrix_power, chain_matmul, cdist, dist, nansum, nanmean, searchsorted, bucketize,
+the torch.* spellings of the gg.linalg functions (det, logdet, inverse, svd with V, ...),
+and the in-place forms of the scatter and index ops (`x.scatter_(...)`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..tensor import Tensor, _wrap_array
+from . import decomp
+from ._dimarg import dim_alias
+from ._util import norm_dim
+from .elementwise import isnan, where
+from .linalg import matmul
+from .reduce import sum
+from .shape import reshape, transpose
+
+__all__ = ["trace", "inner", "vdot", "ger", "ravel", "diff", "matrix_power", "chain_matmul",
+           "cdist", "dist", "nansum", "nanmean", "searchsorted", "bucketize", "det", "logdet",
+           "inverse", "cholesky", "qr", "svd", "slogdet", "pinverse"]
+
+
+def trace(input: Tensor) -> Tensor:
+    """Σ_i A[i, i] of a 2-d tensor."""
+    if input.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, got shape {tuple(input.shape)}")
+    n = min(input.shape)
+    idx = _wrap_array(input._backend.xp.arange(n), input._backend)
+    return sum(input[idx, idx])
+
+
+def inner(input: Tensor, other: Tensor) -> Tensor:
+    """Σ over the last dims of both (a scalar times a tensor when one is 0-d)."""
+    if input.ndim == 0 or other.ndim == 0:
+        return input * other
+    if input.shape[-1] != other.shape[-1]:
+        raise ShapeError(f"inner: last dims of {tuple(input.shape)} and {tuple(other.shape)} "
+                         "differ")
+    from .einsum import tensordot
+
+    return tensordot(input, other, ([input.ndim - 1], [other.ndim - 1]))
+
+
+def vdot(input: Tensor, other: Tensor) -> Tensor:
+    """Σ conj(a)·b of two 1-d tensors."""
+    from .elementwise import conj
+
+    if input.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"vdot: expected 1-d tensors, got {tuple(input.shape)} and "
+                           f"{tuple(other.shape)}")
+    return matmul(conj(input), other)
+
+
+def ger(input: Tensor, vec2: Tensor) -> Tensor:
+    """Outer product (the old name of outer)."""
+    from .linalg import outer
+
+    return outer(input, vec2)
+
+
+def ravel(input: Tensor) -> Tensor:
+    """The elements as a 1-d tensor (a view when possible)."""
+    return reshape(input, -1)
+
+
+@dim_alias
+def diff(input: Tensor, n: int = 1, dim: int = -1, prepend=None, append=None) -> Tensor:
+    """The n-th forward difference along `dim`: out[i] = x[i + 1] − x[i], n times, after
+    concatenating `prepend` and `append`."""
+    from .shape import cat
+
+    d = norm_dim(dim, input.ndim, "diff")
+    x = input
+    if prepend is not None or append is not None:
+        x = cat([t for t in (prepend, x, append) if t is not None], d)
+    for _ in range(n):
+        m = x.shape[d]
+        hi = x[(slice(None),) * d + (slice(1, m),)]
+        lo = x[(slice(None),) * d + (slice(0, max(m - 1, 0)),)]
+        x = hi != lo if x.dtype.name == "bool" else hi - lo
+    return x
+
+
+def matrix_power(input: Tensor, n: int) -> Tensor:
+    """A^n for an integer n (n < 0: the inverse's power; n = 0: the identity)."""
+    decomp._square("matrix_power", input)
+    if n < 0:
+        return matrix_power(decomp.inv(input), -n)
+    if n == 0:
+        xp = input._backend.xp
+        eye = _wrap_array(xp.eye(input.shape[-1], dtype=input._data.dtype), input._backend)
+        keep = _wrap_array(xp.ones(input.shape, dtype=bool), input._backend)
+        return where(keep, eye, input)  # the identity, with a zero gradient to A
+    out, base = None, input
+    while n:  # square and multiply
+        if n & 1:
+            out = base if out is None else matmul(out, base)
+        n >>= 1
+        if n:
+            base = matmul(base, base)
+    return out
+
+
+def chain_matmul(*matrices) -> Tensor:
+    """A₁ A₂ … Aₙ."""
+    if len(matrices) == 1 and isinstance(matrices[0], (list, tuple)):
+        matrices = tuple(matrices[0])
+    out = matrices[0]
+    for m in matrices[1:]:
+        out = matmul(out, m)
+    return out
+
+
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0) -> Tensor:
+    """Pairwise p-norm distances between the rows of x1 (…, P, M) and x2 (…, R, M)."""
+    if x1.shape[-1] != x2.shape[-1]:
+        raise ShapeError(f"cdist: x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)} must have the "
+                         "same last dimension")
+    d = x1.unsqueeze(-2) - x2.unsqueeze(-3)
+    return decomp.vector_norm(d, p, -1)
+
+
+def dist(input: Tensor, other: Tensor, p: float = 2) -> Tensor:
+    """‖input − other‖_p over all elements."""
+    return decomp.vector_norm(input - other, p)
+
+
+@dim_alias
+def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Sum treating NaN as zero."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if input.dtype.category >= 2:
+        input = where(isnan(input), 0.0, input)
+    return sum(input, dim, keepdim)
+
+
+@dim_alias
+def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Mean of the non-NaN elements."""
+    if dtype is not None:
+        input = input.to(dtype)
+    count = sum((~isnan(input)).to(input.dtype), dim, keepdim)
+    return nansum(input, dim, keepdim) / count
+
+
+def searchsorted(sorted_sequence: Tensor, values, *, out_int32: bool = False,
+                 right: bool = False, side: str | None = None, sorter=None) -> Tensor:
+    """Insertion indices of `values` into the last dim of `sorted_sequence` (1-d, or with
+    matching leading dims), left or right of equal elements."""
+    xp, be = sorted_sequence._backend.xp, sorted_sequence._backend
+    side = side or ("right" if right else "left")
+    seq = sorted_sequence._data
+    if sorter is not None:
+        seq = xp.take_along_axis(seq, sorter._data, axis=-1)
+    v = values._data if isinstance(values, Tensor) else xp.asarray(values)
+    if seq.ndim == 1:
+        out = xp.searchsorted(seq, v, side=side)
+    else:
+        if seq.shape[:-1] != v.shape[:-1]:
+            raise RuntimeError(f"searchsorted: leading dims of sorted_sequence "
+                               f"{tuple(seq.shape)} and values {tuple(v.shape)} differ")
+        rows_s, rows_v = seq.reshape(-1, seq.shape[-1]), v.reshape(-1, v.shape[-1])
+        out = xp.stack([xp.searchsorted(s, r, side=side) for s, r in zip(rows_s, rows_v)])
+        out = out.reshape(v.shape)
+    return _wrap_array(xp.asarray(out).astype(np.int32 if out_int32 else np.int64), be)
+
+
+def bucketize(input, boundaries: Tensor, *, out_int32: bool = False,
+              right: bool = False) -> Tensor:
+    """The bucket of each element given sorted 1-d `boundaries` (searchsorted flipped)."""
+    return searchsorted(boundaries, input, out_int32=out_int32, right=right)
+
+
+# --- torch.* spellings of the linalg functions ---------------------------------------------
+def det(input: Tensor) -> Tensor:
+    """torch.det: linalg.det."""
+    return decomp.det(input)
+
+
+def logdet(input: Tensor) -> Tensor:
+    """log det A (NaN for a negative determinant, −inf for zero)."""
+    s, logabs = decomp.slogdet(input)
+    return where(s < 0, float("nan"), logabs)
+
+
+def inverse(input: Tensor) -> Tensor:
+    """torch.inverse: linalg.inv."""
+    return decomp.inv(input)
+
+
+def cholesky(input: Tensor, upper: bool = False) -> Tensor:
+    """torch.cholesky: linalg.cholesky."""
+    return decomp.cholesky(input, upper=upper)
+
+
+def qr(input: Tensor, some: bool = True):
+    """torch.qr: linalg.qr, reduced unless some=False."""
+    return decomp.qr(input, "reduced" if some else "complete")
+
+
+def svd(input: Tensor, some: bool = True, compute_uv: bool = True):
+    """torch.svd: (U, S, V) with V, not Vh; reduced unless some=False."""
+    u, s, vh = decomp.svd(input, full_matrices=not some)
+    from . import return_types
+
+    return return_types.svd(u, s, transpose(vh, -1, -2))
+
+
+def slogdet(input: Tensor):
+    """torch.slogdet: linalg.slogdet."""
+    return decomp.slogdet(input)
+
+
+def pinverse(input: Tensor, rcond: float = 1e-15) -> Tensor:
+    """Moore–Penrose pseudo-inverse through the SVD: V diag(1/S) Uᴴ (S ≤ rcond·max S
+    dropped)."""
+    u, s, vh = decomp.svd(input, full_matrices=False)
+    cut = rcond * s.amax(-1, keepdim=True)
+    s_inv = where(s > cut, 1.0 / where(s > cut, s, 1.0), 0.0)
+    return matmul(transpose(vh, -1, -2) * s_inv.unsqueeze(-2), transpose(u, -1, -2))
+

@@ -1,0 +1,94 @@
+"""Smaller PyTorch conveniences and the in-place forms of scatter/index ops (issue 15)."""
+
+import numpy as np
+import pytest
+import torch
+
+import gpugrad as gg
+from tests.oracle import check, gradcheck, rand
+
+
+def lib(t):
+    return gg if isinstance(t, gg.Tensor) else torch
+
+
+def test_compositions():
+    a = rand(4, 4)
+    check(lambda x: x.trace(), [a])
+    check(lambda x: x.trace(), [rand(3, 5)])
+    check(lambda x, y: lib(x).inner(x, y), [rand(2, 3), rand(4, 3)])
+    check(lambda x, y: lib(x).vdot(x, y), [rand(3), rand(3)])
+    check(lambda x, y: lib(x).ger(x, y), [rand(3), rand(2)])
+    check(lambda x: x.ravel(), [rand(2, 3)])
+    check(lambda x: x.diff(), [rand(3, 5)])
+    check(lambda x: x.diff(n=2, dim=0), [rand(4, 3)])
+    check(lambda x, p: lib(x).diff(x, dim=1, prepend=p), [rand(2, 3), rand(2, 1)])
+    check(lambda x: lib(x).matrix_power(x, 3), [a])
+    check(lambda x: lib(x).matrix_power(x, 0), [a])
+    check(lambda x: lib(x).matrix_power(x, -2), [a + 4 * np.eye(4)])
+    check(lambda x, y, z: lib(x).linalg.multi_dot([x, y, z]) if lib(x) is torch
+          else gg.chain_matmul(x, y, z), [rand(2, 3), rand(3, 4), rand(4, 2)])
+    for p in (1.0, 2.0, 3.0):
+        check(lambda x, y, p=p: lib(x).cdist(x, y, p), [rand(2, 4, 3), rand(2, 5, 3)])
+    check(lambda x, y: lib(x).dist(x, y), [rand(3, 2), rand(3, 2)])
+    n = rand(3, 4)
+    n[0, 1] = n[2, 2] = np.nan
+    check(lambda x: x.nansum(1), [n])
+    check(lambda x: x.nanmean(), [n])
+    gradcheck(lambda x: gg.cdist(x, x[:2] * 2.0), rand(3, 2))
+
+
+def test_linalg_torch_spellings():
+    a = rand(3, 3) + 4 * np.eye(3)
+    check(lambda x: x.det(), [a])
+    check(lambda x: x.logdet(), [a])
+    check(lambda x: x.inverse(), [a])
+    check(lambda x: tuple(x.slogdet()), [a])
+    s = a @ a.T
+    check(lambda x: x.cholesky(), [s])
+    check(lambda x: tuple(lib(x).qr(x)), [rand(4, 3)])
+    m = rand(4, 3)
+    check(lambda x: tuple(t * t if i != 1 else t for i, t in enumerate(lib(x).svd(x))), [m])
+    check(lambda x: x.pinverse(), [m])
+    assert np.isnan(gg.logdet(gg.tensor(-np.eye(3))).item())
+
+
+def test_searchsorted_bucketize():
+    s = np.array([1, 3, 5, 7])
+    v = np.array([[0, 3], [6, 9]])
+    for right in (False, True):
+        check(lambda a, b, r=right: lib(a).searchsorted(a, b, right=r), [s, v], grad=False)
+        check(lambda a, b, r=right: lib(a).bucketize(a, b, right=r), [v, s], grad=False)
+    rows = np.array([[1, 2, 3], [2, 4, 6]])
+    check(lambda a, b: lib(a).searchsorted(a, b, side="right"), [rows, np.array([[2], [5]])],
+          grad=False)
+
+
+@pytest.mark.parametrize("op", ["scatter_", "scatter_add_", "scatter_reduce_", "index_fill_",
+                                "index_copy_", "index_add_", "masked_scatter_", "masked_fill_",
+                                "cumsum_", "cumprod_"])
+def test_inplace_forms(op):
+    idx = np.array([[0, 2, 1, 0]])
+    calls = {
+        "scatter_": lambda x, s: x.scatter_(0, lib(x).tensor(idx), s),
+        "scatter_add_": lambda x, s: x.scatter_add_(0, lib(x).tensor(idx), s),
+        "scatter_reduce_": lambda x, s: x.scatter_reduce_(0, lib(x).tensor(idx), s, "amax"),
+        "index_fill_": lambda x, s: x.index_fill_(1, lib(x).tensor([1, 3]), -2.0),
+        "index_copy_": lambda x, s: x.index_copy_(0, lib(x).tensor([2]), s),
+        "index_add_": lambda x, s: x.index_add_(0, lib(x).tensor([2]), s),
+        "masked_scatter_": lambda x, s: x.masked_scatter_(x > 1, s),
+        "masked_fill_": lambda x, s: x.masked_fill_(x > 0, 0.5),
+        "cumsum_": lambda x, s: x.cumsum_(1),
+        "cumprod_": lambda x, s: x.cumprod_(0),
+    }
+
+    def run(x, s):
+        y = x * 1  # a non-leaf, so the in-place op is recorded
+        out = calls[op](y, s)
+        assert out is y
+        return y
+
+    check(run, [rand(3, 4), rand(1, 4)])
+    leaf = gg.tensor(rand(3, 4), requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf"):
+        calls[op](leaf, gg.tensor(rand(1, 4)))
