@@ -113,20 +113,22 @@ def _cum_extremum(input: Tensor, dim, largest: bool, name: str):
     shape = [1] * x.ndim
     shape[d] = n
     pos = xp.broadcast_to(xp.arange(n).reshape(shape), x.shape)
-    acc = (xp.fmax if largest else xp.fmin).accumulate(x, axis=d) if x.dtype.kind in "fV" \
-        else (xp.maximum if largest else xp.minimum).accumulate(x, axis=d)
+    be = input._backend
+    op = ("fmax" if largest else "fmin") if x.dtype.kind in "fV" else \
+        ("maximum" if largest else "minimum")
+    acc = be.accumulate(op, x, d)
     # An element becomes the running extremum when it ties or beats it (torch takes the
     # latest tie); a NaN sticks from its first position on.
     if x.dtype.kind in "fV":
         nan = xp.isnan(x)
         hit = (x == acc) | nan
-        first_nan = xp.maximum.accumulate(xp.where(nan, pos, -1), axis=d)
-        idx = xp.maximum.accumulate(xp.where(hit, pos, 0), axis=d)
+        first_nan = be.accumulate("maximum", xp.where(nan, pos, -1), d)
+        idx = be.accumulate("maximum", xp.where(hit, pos, 0), d)
         first = xp.where(nan & (xp.cumsum(nan, axis=d) == 1), pos, n)
-        first = xp.minimum.accumulate(first, axis=d)
+        first = be.accumulate("minimum", first, d)
         idx = xp.where(first_nan >= 0, first, idx)
     else:
-        idx = xp.maximum.accumulate(xp.where(x == acc, pos, 0), axis=d)
+        idx = be.accumulate("maximum", xp.where(x == acc, pos, 0), d)
     idx_t = _wrap_array(xp.ascontiguousarray(idx).astype(np.int64), input._backend)
     return result(gather(input, d, idx_t), idx_t)
 
@@ -154,7 +156,7 @@ class LogCumSumExp(Op):
         ctx.save_inputs(0)
         ctx.save_output()
         ctx.dim = dim
-        return ctx.xp.logaddexp.accumulate(x, axis=dim)
+        return ctx.backend.accumulate("logaddexp", x, dim)
 
     @staticmethod
     def backward(ctx, g):

@@ -89,7 +89,7 @@ def _pick(input: Tensor, d: int, pos, keepdim: bool):
     xp = input._backend.xp
     order = _sort_indices(xp, input._data, d, False)
     if isinstance(pos, int):
-        idx = xp.take(order, [pos], axis=d)
+        idx = xp.take(order, xp.asarray([pos]), axis=d)
     else:
         idx = xp.take_along_axis(order, pos, axis=d)
     idx_t = _wrap_idx(input, idx)
@@ -162,7 +162,7 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     new = xp.ones(s.shape, dtype=bool)
     new[..., 1:] = s[..., 1:] != s[..., :-1]
     pos = xp.broadcast_to(xp.arange(n), s.shape)
-    start = xp.maximum.accumulate(xp.where(new, pos, 0), axis=-1)
+    start = input._backend.accumulate("maximum", xp.where(new, pos, 0), -1)
     length = pos - start + 1  # at each run's last element, the run's length
     best = xp.argmax(length, axis=-1)[..., None]  # first (smallest value) of the longest
     # The sort is stable, so the run's last element is the value's last occurrence.

@@ -196,3 +196,18 @@ def test_axis_alias_on_existing_reductions():
               torch_fn=lambda t, n=name: getattr(t, n)(dim=1))
     check(lambda t: tuple(t.max(axis=0)), [x], torch_fn=lambda t: tuple(t.max(dim=0)))
     check(lambda t: t.argmax(axis=1), [x], grad=False, torch_fn=lambda t: t.argmax(dim=1))
+
+
+@pytest.mark.parametrize("op", ["maximum", "minimum", "fmax", "fmin", "logaddexp"])
+def test_cupy_doubling_scan_matches_numpy_accumulate(op):
+    """The CUDA backend's accumulate (CuPy lacks ufunc.accumulate for these), run on NumPy."""
+    import types
+
+    from gpugrad.backend.cupy_backend import CupyBackend
+
+    x = rand(3, 13, 2)
+    x[1, 4, 0] = np.nan
+    fake = types.SimpleNamespace(xp=np)
+    for axis in (0, 1, 2):
+        np.testing.assert_allclose(CupyBackend.accumulate(fake, op, x, axis),
+                                   getattr(np, op).accumulate(x, axis=axis), rtol=1e-14)
