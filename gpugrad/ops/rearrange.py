@@ -140,8 +140,9 @@ def repeat_interleave(input, repeats=None, dim: int | None = None, *,
     if repeats is None:  # torch.repeat_interleave(repeats_tensor)
         counts = input
         xp = counts._backend.xp
-        return _wrap_array(xp.repeat(xp.arange(counts.shape[0]), counts._data).astype(np.int64),
-                           counts._backend)
+        c = counts._data
+        c = [int(v) for v in (c.get() if hasattr(c, "get") else c)]
+        return _wrap_array(xp.repeat(xp.arange(len(c)), c).astype(np.int64), counts._backend)
     if dim is None:
         input = reshape(input, -1)
         dim = 0
@@ -155,7 +156,10 @@ def repeat_interleave(input, repeats=None, dim: int | None = None, *,
                                f"must have one element or {n} (the size of dim {d})")
         if r.size and int(r.min()) < 0:
             raise RuntimeError("repeat_interleave: repeats can not be negative")
-        if r.shape[0] == 1:
+        # The output size depends on the counts: read them on the host (as PyTorch does
+        # without output_size); CuPy's repeat takes host counts only.
+        r = [int(v) for v in (r.get() if hasattr(r, "get") else r)]
+        if len(r) == 1:
             r = r[0]
     else:
         if int(repeats) < 0:

@@ -161,11 +161,13 @@ class LogCumSumExp(Op):
     @staticmethod
     def backward(ctx, g):
         x, y, dim = ctx.saved_input(0), ctx.saved_output, ctx.dim
+        empty = y == -math.inf  # every term so far is −inf: y_j contributes nothing
 
         def part(mask: Tensor, w: Tensor) -> Tensor:
-            # log w where the mask holds, −inf (no contribution) elsewhere
-            log_w = where(mask, log(where(mask, w, 1.0)), -math.inf)
-            rev = flip(logcumsumexp(flip(log_w - y, dim), dim), dim)
+            # log w − y where the mask holds, −inf (no contribution) elsewhere
+            keep = mask & ~empty
+            log_w = where(keep, log(where(keep, w, 1.0)) - where(keep, y, 0.0), -math.inf)
+            rev = flip(logcumsumexp(flip(log_w, dim), dim), dim)
             return exp(x + rev)
 
         return part(g > 0, g) - part(g < 0, -g), None

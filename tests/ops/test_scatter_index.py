@@ -226,3 +226,20 @@ def test_boolean_mask_assignment():
     g[[0, 2], [1, 3]] = -1.0
     t[[0, 2], [1, 3]] = -1.0
     np.testing.assert_array_equal(g.numpy(), t.numpy())
+
+
+def test_scatter_reduce_second_order():
+    index = gg.tensor([[0, 1], [0, 1], [2, 1]])
+
+    def grad_of(reduce):
+        def run(a):
+            with gg.enable_grad():  # gradcheck's finite differences run without grad
+                a = a if a.requires_grad else a.detach().requires_grad_()
+                y = a.scatter_reduce(0, index, a * 1.5, reduce)
+                w = gg.tensor(np.linspace(0.5, 1.5, y.numel()).reshape(y.shape))
+                (g,) = gg.autograd.grad((y * w).sum(), a, create_graph=True)
+            return g
+        return run
+
+    for reduce in ("prod", "mean", "sum"):
+        gradcheck(grad_of(reduce), rand(3, 2))
