@@ -202,15 +202,13 @@ class QR(Op):
     @staticmethod
     def forward(ctx, a, mode):
         q, r = ctx.xp.linalg.qr(a, mode=mode)
-        ctx.save_output(0)
-        ctx.r = r
+        ctx.save_outputs(0, 1)
         ctx.mode = mode
         return q, r
 
     @staticmethod
     def backward(ctx, gq, gr):
-        q = ctx.saved_output
-        r = _wrap_array(ctx.r, ctx.backend)
+        q, r = ctx.saved_outputs
         m, n = q.shape[-2], r.shape[-1]
         if m < n or (ctx.mode == "complete" and m > n):
             raise NotImplementedError(
@@ -246,16 +244,13 @@ class SVD(Op):
     @staticmethod
     def forward(ctx, a, full_matrices):
         u, s, vh = ctx.xp.linalg.svd(a, full_matrices=full_matrices)
-        ctx.save_output(0)
-        ctx.s, ctx.vh, ctx.full = s, vh, full_matrices
+        ctx.save_outputs(0, 1, 2)
+        ctx.full = full_matrices
         return u, s, vh
 
     @staticmethod
     def backward(ctx, gu, gs, gvh):
-        be = ctx.backend
-        u = ctx.saved_output
-        s = _wrap_array(ctx.s, be)
-        vh = _wrap_array(ctx.vh, be)
+        u, s, vh = ctx.saved_outputs
         k = s.shape[-1]
         if ctx.full:  # only the first k singular vectors enter A
             u, gu = u[..., :k], gu[..., :k]
@@ -303,14 +298,12 @@ class Eigh(Op):
     @staticmethod
     def forward(ctx, a, uplo):
         w, v = ctx.xp.linalg.eigh(a, UPLO=uplo)
-        ctx.save_output(1)
-        ctx.w = w
+        ctx.save_outputs(0, 1)
         return w, v
 
     @staticmethod
     def backward(ctx, gw, gv):
-        v = ctx.saved_output
-        w = _wrap_array(ctx.w, ctx.backend)
+        w, v = ctx.saved_outputs
         n = w.shape[-1]
         e = w.unsqueeze(-2) - w.unsqueeze(-1)
         eye = _eye_like(e, n)

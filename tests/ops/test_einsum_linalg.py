@@ -238,3 +238,7 @@ def test_linalg_second_order():
     gradcheck(second_order(lambda x: gg.linalg.det(x)), a)
     gradcheck(second_order(lambda x: gg.linalg.cholesky(x + x.mT)), spd(3, 3) / 2)
     gradcheck(second_order(lambda x: gg.einsum("ii,ij->j", x, x)), rand(3, 3))
+    gradcheck(second_order(lambda x: gg.linalg.svdvals(x)), rand(4, 3))
+    gradcheck(second_order(lambda x: gg.linalg.svd(x, full_matrices=False).U ** 2), rand(4, 3))
+    gradcheck(second_order(lambda x: gg.linalg.qr(x).R), rand(4, 3))
+    gradcheck(second_order(lambda x: gg.linalg.eigh(x + x.mT).eigenvalues), spd(3, 3) / 2)
