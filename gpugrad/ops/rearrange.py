@@ -39,8 +39,13 @@ class Flip(Op):
         return Flip.apply(g, ctx.dims), None
 
 
-def flip(input: Tensor, *dims) -> Tensor:
-    """Reverse the order of the elements along `dims` (a copy, as in PyTorch)."""
+def flip(input: Tensor, *dims, **kwargs) -> Tensor:
+    """Reverse the order of the elements along `dims` (given as varargs, one sequence, or
+    `dims=`; a copy, as in PyTorch)."""
+    if "dims" in kwargs:
+        dims = (kwargs.pop("dims"),)
+    if kwargs:
+        raise TypeError(f"flip: unexpected keyword arguments {sorted(kwargs)}")
     dims = _dims_arg(dims)
     nd = tuple(norm_dim(d, input.ndim, "flip") for d in dims)
     if len(set(nd)) != len(nd):

@@ -13,6 +13,10 @@ from tests.oracle import check, gradcheck, rand
 RNG = np.random.default_rng(7)
 
 
+def lib(t):
+    return gg if isinstance(t, gg.Tensor) else torch
+
+
 def idx(high, *shape):
     return RNG.integers(0, high, size=shape).astype(np.int64)
 
@@ -148,6 +152,7 @@ def test_flip_roll_rot90():
     x = rand(3, 4, 2)
     check(lambda a: a.flip(0, 2), [x])
     check(lambda a: a.flip((1,)), [x])
+    check(lambda a: lib(a).flip(a, dims=[0, 1]), [x])
     check(lambda a: a.fliplr(), [x])
     check(lambda a: a.flipud(), [x])
     check(lambda a: a.roll(2), [x])
