@@ -223,3 +223,15 @@ def test_save_load_bf16_roundtrip(tmp_path):
     back = gg.load(tmp_path / "w.safetensors")["w"]
     assert back.dtype is gg.bfloat16
     np.testing.assert_array_equal(back.numpy().view(np.int16), t.numpy().view(np.int16))
+
+
+def test_autocast_bfloat16_conv_on_cpu():
+    x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    conv = nn.Conv2d(3, 4, 3)
+    ref = conv(gg.tensor(x))
+    with gg.autocast("cpu", dtype=gg.bfloat16):
+        y = conv(gg.tensor(x))
+    assert y.dtype is gg.bfloat16
+    np.testing.assert_allclose(as_f32(y), ref.detach().numpy(), rtol=3e-2, atol=3e-2)
+    y.float().sum().backward()
+    assert conv.weight.grad.dtype is gg.float32
