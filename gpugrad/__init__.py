@@ -26,20 +26,14 @@ from .creation import (
     zeros, zeros_like,
 )
 from . import func
+from . import linalg  # gg.linalg, as torch.linalg
 
 float = float32  # noqa: A001
 double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001
-from . import (  # distributed: no mpi4py until init
-    amp,
-    distributed,
-    distributions,
-    linalg,
-    nn,
-    optim,
-)
+from . import amp, distributed, distributions, nn, optim  # distributed: no mpi4py until init
 from ._autocast import autocast
 from .io import load, save
 
