@@ -82,24 +82,35 @@ from .extras import (
     cdist,
     chain_matmul,
     cholesky,
+    column_stack,
+    corrcoef,
+    cov,
     det,
     diff,
     dist,
+    dstack,
     ger,
+    hstack,
+    index_put,
     inner,
     inverse,
     logdet,
     matrix_power,
     nanmean,
+    nanquantile,
     nansum,
     pinverse,
     qr,
+    quantile,
     ravel,
+    row_stack,
     searchsorted,
     slogdet,
     svd,
     trace,
+    unique_consecutive,
     vdot,
+    vstack,
 )
 from .index import gather, getitem, index_add, index_select, scatter_add, segment_sum
 from .linalg import bmm, dot, matmul, mm, outer
@@ -281,10 +292,11 @@ def _bind_api15_methods() -> None:
                cross, kron):
         setattr(Tensor, fn.__name__, fn)
     for fn in (cholesky, det, diff, dist, ger, inner, inverse, logdet, matrix_power, nanmean,
-               nansum, pinverse, qr, ravel, slogdet, svd, trace, vdot):
+               nansum, pinverse, qr, ravel, slogdet, svd, trace, vdot, quantile, nanquantile,
+               unique_consecutive, index_put, corrcoef, cov):
         setattr(Tensor, fn.__name__, fn)
     for fn in (scatter, scatter_add, scatter_reduce, index_fill, index_copy, index_add,
-               masked_scatter, masked_fill, cumsum, cumprod, addmm):
+               masked_scatter, masked_fill, cumsum, cumprod, addmm, baddbmm, index_put):
         setattr(Tensor, fn.__name__ + "_", _inplace(fn))
     Tensor.repeat = _re.repeat
     Tensor.unfold = _re.unfold

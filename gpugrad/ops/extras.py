@@ -222,3 +222,172 @@ def pinverse(input: Tensor, rcond: float = 1e-15) -> Tensor:
     s_inv = where(s > cut, 1.0 / where(s > cut, s, 1.0), 0.0)
     return matmul(transpose(vh, -1, -2) * s_inv.unsqueeze(-2), transpose(u, -1, -2))
 
+
+
+# --- stacking -------------------------------------------------------------------------------
+def hstack(tensors) -> Tensor:
+    """Concatenate along dim 1 (dim 0 for 1-d tensors)."""
+    from .rearrange import atleast_1d
+    from .shape import cat
+
+    ts = [atleast_1d(t) for t in tensors]
+    return cat(ts, 0 if ts[0].ndim == 1 else 1)
+
+
+def vstack(tensors) -> Tensor:
+    """Concatenate along dim 0 after making each at least 2-d."""
+    from .rearrange import atleast_2d
+    from .shape import cat
+
+    return cat([atleast_2d(t) for t in tensors], 0)
+
+
+row_stack = vstack
+
+
+def dstack(tensors) -> Tensor:
+    """Concatenate along dim 2 after making each at least 3-d."""
+    from .rearrange import atleast_3d
+    from .shape import cat
+
+    return cat([atleast_3d(t) for t in tensors], 2)
+
+
+def column_stack(tensors) -> Tensor:
+    """Stack 0-d/1-d tensors as columns (others concatenate along dim 1)."""
+    from .shape import cat
+
+    return cat([reshape(t, (-1, 1)) if t.ndim <= 1 else t for t in tensors], 1)
+
+
+# --- statistics -----------------------------------------------------------------------------
+def quantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
+             interpolation: str = "linear") -> Tensor:
+    """The q-quantiles along `dim` (all elements when None) by sorting: q a number or 1-d
+    tensor in [0, 1] (a leading dim of len(q) then), interpolation linear, lower, higher,
+    midpoint or nearest; NaN in a slice makes its quantiles NaN."""
+    return _quantile(input, q, dim, keepdim, interpolation, False)
+
+
+def nanquantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
+                interpolation: str = "linear") -> Tensor:
+    """quantile ignoring NaNs."""
+    return _quantile(input, q, dim, keepdim, interpolation, True)
+
+
+def _quantile(input, q, dim, keepdim, interpolation, ignore_nan) -> Tensor:
+    from .shape import stack
+    from .sort import sort
+
+    modes = ("linear", "lower", "higher", "midpoint", "nearest")
+    if interpolation not in modes:
+        raise ValueError(f"quantile: interpolation must be one of {modes}, got "
+                         f"{interpolation!r}")
+    scalar_q = not isinstance(q, (Tensor, list, tuple))
+    qs = [float(q)] if scalar_q else [float(v) for v in (q.tolist() if isinstance(q, Tensor)
+                                                         else q)]
+    if any(not 0 <= v <= 1 for v in qs):
+        raise ValueError(f"quantile: q must be in [0, 1], got {qs}")
+    x = input
+    if dim is None:
+        x, d = reshape(input, -1), 0
+    else:
+        d = norm_dim(dim, input.ndim, "quantile")
+    s = sort(x, d).values  # NaNs sort last
+    xp = x._backend.xp
+    n = x.shape[d]
+    nan = xp.isnan(x._data).sum(axis=d, keepdims=True)
+    count = (n - nan) if ignore_nan else xp.full(nan.shape, n)
+    outs = []
+    for v in qs:
+        pos = v * (count - 1).astype(np.float64)
+        lo = xp.floor(pos).astype(np.int64)
+        hi = xp.ceil(pos).astype(np.int64)
+        if interpolation == "lower":
+            hi = lo
+        elif interpolation == "higher":
+            lo = hi
+        elif interpolation == "nearest":
+            lo = hi = xp.round(pos).astype(np.int64)  # round half to even, as torch
+        frac = pos - lo if interpolation == "linear" else xp.where(
+            hi > lo, 0.5, 0.0) if interpolation == "midpoint" else xp.zeros_like(pos)
+        lo, hi = xp.clip(lo, 0, max(n - 1, 0)), xp.clip(hi, 0, max(n - 1, 0))
+        a = s.gather(d, _wrap_array(lo, x._backend))
+        b = s.gather(d, _wrap_array(hi, x._backend))
+        r = a + (b - a) * _wrap_array(frac.astype(x._data.dtype), x._backend)
+        bad = (count == 0) if ignore_nan else (nan > 0)
+        r = where(_wrap_array(bad, x._backend), float("nan"), r)
+        if not keepdim:
+            r = r.squeeze(d)
+        elif dim is None:
+            r = reshape(r, (1,) * input.ndim)
+        outs.append(r)
+    return outs[0] if scalar_q else stack(outs, 0)
+
+
+def cov(input: Tensor, *, correction: int = 1, fweights=None, aweights=None) -> Tensor:
+    """Covariance of the variables in the rows of `input` (observations in columns)."""
+    if fweights is not None or aweights is not None:
+        raise NotImplementedError("cov: fweights and aweights are not supported")
+    x = input if input.ndim == 2 else reshape(input, (1, -1))
+    n = x.shape[1]
+    xc = x - x.mean(1, keepdim=True)
+    out = matmul(xc, transpose(xc, 0, 1)) / max(n - correction, 0)
+    return out if input.ndim == 2 else reshape(out, ())
+
+
+def corrcoef(input: Tensor) -> Tensor:
+    """Pearson correlation coefficients of the rows of `input`."""
+    from .elementwise import clamp, sqrt
+
+    c = cov(input)
+    if c.ndim == 0:
+        return c / c
+    d = sqrt(sum(c * _wrap_array(c._backend.xp.eye(c.shape[0], dtype=c._data.dtype),
+                                 c._backend), 1))
+    return clamp(c / d.unsqueeze(1) / d.unsqueeze(0), -1, 1)
+
+
+def unique_consecutive(input: Tensor, return_inverse: bool = False,
+                       return_counts: bool = False, dim: int | None = None):
+    """Collapse runs of equal consecutive elements (flattened, or slices along `dim`)."""
+    xp, be = input._backend.xp, input._backend
+    if dim is None:
+        x = input._data.reshape(-1)
+        new = xp.ones(x.shape, dtype=bool)
+        if x.size:
+            new[1:] = x[1:] != x[:-1]
+    else:
+        d = norm_dim(dim, input.ndim, "unique_consecutive")
+        x = xp.moveaxis(input._data, d, 0)
+        new = xp.ones(x.shape[0], dtype=bool)
+        if x.shape[0]:
+            new[1:] = (x[1:] != x[:-1]).reshape(x.shape[0] - 1, -1).any(axis=1)
+    starts = xp.nonzero(new)[0]
+    vals = x[starts] if dim is None else xp.moveaxis(x[starts], 0, d)
+    out = [_wrap_array(xp.ascontiguousarray(vals), be)]
+    if return_inverse:
+        inv = xp.cumsum(new) - 1
+        out.append(_wrap_array(inv.reshape(input.shape if dim is None else -1)
+                               .astype(np.int64), be))
+    if return_counts:
+        ends = xp.concatenate([starts[1:], xp.asarray([len(new)])])
+        out.append(_wrap_array((ends - starts).astype(np.int64), be))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def index_put(input: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+    """input with input[indices] = values (or += with accumulate), indices a tuple of
+    index tensors; out of place."""
+    from .index import IndexBackward, _normalize_key
+    from .index import index_put as _put
+
+    key = tuple(indices)
+    if not accumulate:
+        return _put(input, key, values)
+    k, _ = _normalize_key(input, key)
+    vals = values if isinstance(values, Tensor) else _wrap_array(
+        input._backend.xp.asarray(values, dtype=input._data.dtype), input._backend)
+    target = input[key]
+    vals = vals.to(input.dtype).expand(*target.shape)
+    return input + IndexBackward.apply(vals, tuple(input.shape), k, False)

@@ -92,3 +92,58 @@ def test_inplace_forms(op):
     leaf = gg.tensor(rand(3, 4), requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf"):
         calls[op](leaf, gg.tensor(rand(1, 4)))
+
+
+def test_stacking():
+    a, b = rand(2, 3), rand(2, 3)
+    for name in ("hstack", "vstack", "dstack", "column_stack", "row_stack"):
+        check(lambda x, y, n=name: getattr(lib(x), n)([x, y]), [a, b])
+        check(lambda x, y, n=name: getattr(lib(x), n)((x, y)), [rand(3), rand(3)])
+    check(lambda x, y: lib(x).column_stack([x, y]), [rand(3), rand(3, 2)])
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "lower", "higher", "midpoint", "nearest"])
+def test_quantile(interpolation):
+    x = rand(4, 7)
+    kw = {"interpolation": interpolation}
+    check(lambda t: t.quantile(0.3, **kw), [x])
+    check(lambda t: t.quantile(0.5, dim=1, keepdim=True, **kw), [x])
+    check(lambda t, q: t.quantile(q, dim=0, **kw), [x, np.array([0.0, 0.25, 1.0])], grad=False)
+    n = x.copy()
+    n[1, 2] = np.nan
+    check(lambda t: t.quantile(0.4, dim=1, **kw), [n], grad=False)
+    check(lambda t: t.nanquantile(0.4, dim=1, **kw), [n], grad=False)
+    gradcheck(lambda t: gg.quantile(t, 0.3, dim=1), x)
+
+
+def test_cov_corrcoef_unique_consecutive_index_put():
+    x = rand(3, 6)
+    check(lambda t: t.cov(), [x])
+    check(lambda t: t.cov(correction=0), [x])
+    check(lambda t: t.corrcoef(), [x])
+    v = np.array([1, 1, 2, 2, 3, 1, 1, 2])
+    check(lambda t: tuple(t.unique_consecutive(return_inverse=True, return_counts=True)), [v],
+          grad=False)
+    rows = np.array([[1, 2], [1, 2], [3, 4], [1, 2]])
+    check(lambda t: tuple(t.unique_consecutive(return_counts=True, dim=0)), [rows], grad=False)
+    i = np.array([0, 2, 0])
+    check(lambda t, s: t.index_put((lib(t).tensor(i),), s, accumulate=True), [rand(3, 2),
+                                                                               rand(3, 2)])
+    check(lambda t, s: t.index_put((lib(t).tensor([1, 2]),), s), [rand(3, 2), rand(2, 2)])
+
+
+def test_linalg_extras():
+    a = rand(4, 3)
+    check(lambda x, y, z: lib(x).linalg.multi_dot([x, y, z]), [rand(3), rand(3, 4), rand(4)])
+    check(lambda x: lib(x).linalg.pinv(x), [a])
+    check(lambda x: lib(x).linalg.matrix_power(x, 2), [rand(3, 3)])
+    check(lambda x, y: lib(x).linalg.vecdot(x, y), [rand(2, 3), rand(3)])
+    check(lambda x: lib(x).linalg.matrix_rank(x), [a @ rand(3, 5)], grad=False)
+    check(lambda x: lib(x).linalg.matrix_rank(x), [rand(4, 1) @ rand(1, 5)], grad=False)
+    t = rand(3, 3) + 3 * np.eye(3)
+    for upper in (True, False):
+        for unit in (False, True):
+            check(lambda x, y, u=upper, un=unit: lib(x).linalg.solve_triangular(
+                x, y, upper=u, unitriangular=un), [t, rand(3, 2)])
+    check(lambda x, y: lib(x).linalg.solve_triangular(x, y, upper=True, left=False),
+          [t, rand(2, 3)])
