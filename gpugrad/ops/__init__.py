@@ -200,6 +200,7 @@ from .stats import (
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in
            ("annotations", "reduce", "elementwise", "index", "linalg", "shape")]
+__all__ = [n for n in __all__ if n not in ("decomp", "extras", "rearrange", "scan", "stats")]
 
 
 def masked_fill(input, mask, value):
