@@ -242,3 +242,17 @@ def test_linalg_second_order():
     gradcheck(second_order(lambda x: gg.linalg.svd(x, full_matrices=False).U ** 2), rand(4, 3))
     gradcheck(second_order(lambda x: gg.linalg.qr(x).R), rand(4, 3))
     gradcheck(second_order(lambda x: gg.linalg.eigh(x + x.mT).eigenvalues), spd(3, 3) / 2)
+
+
+def test_bad_inputs_name_shapes_and_dtypes():
+    a = gg.tensor(rand(3, 4))
+    with pytest.raises(TypeError, match="float64 and .*float32"):
+        gg.einsum("ij,jk->ik", a, gg.ones(4, 2))
+    with pytest.raises(ShapeError, match=r"\(3, 3\).*\(2, 1\)"):
+        gg.linalg.solve(gg.tensor(rand(3, 3)), gg.tensor(rand(2, 1)))
+    with pytest.raises(ShapeError, match=r"\(3, 4\).*\(3, 4\)"):
+        gg.tensordot(a, a, 2 - 1)
+    with pytest.raises(ShapeError, match=r"\(3,\)"):
+        gg.linalg.qr(gg.tensor(rand(3)))
+    with pytest.raises(ShapeError, match=r"addmm.*\(3,\)"):
+        gg.addmm(a, gg.tensor(rand(3)), a)

@@ -231,3 +231,21 @@ def test_scans_second_order():
     gradcheck(second_order(lambda t: t.cumprod(1)), x)
     gradcheck(second_order(lambda t: t.logcumsumexp(1)), rand(2, 4))
     gradcheck(second_order(lambda t: t.prod(0)), rand(3, 2))
+
+
+def test_bad_inputs_name_what_is_wrong():
+    x = gg.tensor(rand(2, 3))
+    with pytest.raises(IndexError, match="out of range"):
+        x.cumsum(2)
+    with pytest.raises(IndexError, match="out of range"):
+        x.sort(-3)
+    with pytest.raises(RuntimeError, match=r"1-d integer.*\(2, 2\)"):
+        gg.bincount(gg.tensor([[1, 2], [0, 1]]))
+    with pytest.raises(RuntimeError, match="int64"):
+        gg.histc(gg.tensor([1, 2]))
+    with pytest.raises(RuntimeError, match="floating"):
+        gg.logcumsumexp(gg.tensor([1, 2]), 0)
+    with pytest.raises(IndexError, match=r"empty dimension 1 \(shape \(2, 0\)\)"):
+        gg.median(gg.zeros(2, 0), 1)
+    with pytest.raises(TypeError, match="both dim= and its alias axis="):
+        gg.sum(x, dim=0, axis=1)
