@@ -16,7 +16,7 @@ from ..errors import ShapeError
 from ..tensor import Tensor, _wrap_array
 from . import return_types
 from ._util import norm_dims
-from .elementwise import abs  # noqa: A004
+from .elementwise import abs, where  # noqa: A004
 from .linalg import matmul
 from .reduce import amax, amin, sum
 from .shape import transpose
@@ -124,24 +124,39 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
 
 
 def det(A: Tensor) -> Tensor:
-    """det A;  Ā = ḡ · det A · A⁻ᴴ (through inv, so A must be invertible for the gradient)."""
+    """det A; its gradient is the cofactor matrix, defined for singular A too."""
     _square("det", A)
     return Det.apply(A)
 
 
 class Det(Op):
-    """y = det A;  Ā = ȳ · y · A⁻ᴴ."""
+    """y = det A;  Ā = ȳ · cof(A), the cofactor matrix (= det A · A⁻ᴴ when A is invertible),
+    formed from the SVD A = U S Vh so that it exists for singular A as well:
+    cof(A) = det(U) det(Vh) · U diag(Π_{j≠i} s_j) Vh."""
 
     @staticmethod
     def forward(ctx, a):
         ctx.save_inputs(0)
-        ctx.save_output()
         return ctx.xp.asarray(ctx.xp.linalg.det(a), dtype=a.dtype)
 
     @staticmethod
     def backward(ctx, g):
-        a, y = ctx.saved_input(0), ctx.saved_output
-        return (g * y).unsqueeze(-1).unsqueeze(-1) * _mT(inv(a))
+        return g.unsqueeze(-1).unsqueeze(-1) * _cofactor(ctx.saved_input(0))
+
+
+def _cofactor(a: Tensor) -> Tensor:
+    u, s, vh = svd(a, full_matrices=False)
+    xp, be = a._backend.xp, a._backend
+    n = s.shape[-1]
+    eye = xp.eye(n, dtype=bool)
+    others = _wrap_array(xp.broadcast_to(eye, s.shape[:-1] + (n, n)), be)
+    # row i: the singular values with s_i replaced by 1, whose product is Π_{j≠i} s_j
+    from .scan import prod
+
+    p = prod(where(others, 1.0, s.unsqueeze(-2)), -1)
+    sign = xp.linalg.det(u._data) * xp.linalg.det(vh._data)  # ±1: no gradient
+    sign = _wrap_array(xp.asarray(sign, dtype=a._data.dtype), be)
+    return sign.unsqueeze(-1).unsqueeze(-1) * matmul(u * p.unsqueeze(-2), vh)
 
 
 class SlogDet(Op):

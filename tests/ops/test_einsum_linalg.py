@@ -132,6 +132,10 @@ def test_inv_solve_det_slogdet():
     gradcheck(lambda x: gg.linalg.inv(x), a[0])
     gradcheck(lambda x, y: gg.linalg.solve(x, y), a[0], rand(4, 2))
     gradcheck(lambda x: gg.linalg.det(x), a[0])
+    # singular A: the gradient is still the cofactor matrix (rank n−1: nonzero)
+    gradcheck(lambda x: gg.linalg.det(x), np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0],
+                                                     [1.0, 0.0, 1.0]]))
+    gradcheck(lambda x: gg.linalg.det(x), np.diag([2.0, 0.0]))
     gradcheck(lambda x: gg.linalg.slogdet(x).logabsdet, a)
     with pytest.raises(RuntimeError, match="singular"):
         gg.linalg.inv(gg.zeros(3, 3))
