@@ -24,7 +24,7 @@ from .ops.linalg import matmul
 
 __all__ = ["cholesky", "cross", "det", "eigh", "eigvalsh", "inv", "matmul", "matrix_norm",
            "norm", "qr", "slogdet", "solve", "svd", "svdvals", "vector_norm", "multi_dot",
-           "pinv", "matrix_power", "vecdot", "matrix_rank", "solve_triangular"]
+           "pinv", "matrix_power", "vecdot", "matrix_rank", "solve_triangular", "cond"]
 
 
 def cross(input, other, *, dim: int = -1):
@@ -98,3 +98,13 @@ def solve_triangular(A, B, *, upper: bool, left: bool = True, unitriangular: boo
     if unitriangular:
         T = T + _wrap_array(A._backend.xp.eye(n, dtype=A.dtype.np), A._backend)
     return solve(T, B, left=left)
+
+
+def cond(A, p=None):
+    """The condition number ‖A‖_p·‖A⁻¹‖_p: for p None or 2 (and −2) the ratio of extreme
+    singular values, otherwise through inv."""
+    if p in (None, 2, -2):
+        s = svdvals(A)
+        hi, lo = s.amax(-1), s.amin(-1)
+        return hi / lo if p in (None, 2) else lo / hi
+    return matrix_norm(A, p) * matrix_norm(inv(A), p)

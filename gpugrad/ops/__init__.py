@@ -78,10 +78,15 @@ from .elementwise import (
     where,
 )
 from .extras import (
+    addr,
+    block_diag,
     bucketize,
+    cartesian_prod,
     cdist,
     chain_matmul,
     cholesky,
+    cholesky_inverse,
+    cholesky_solve,
     column_stack,
     corrcoef,
     cov,
@@ -294,7 +299,8 @@ def _bind_api15_methods() -> None:
         setattr(Tensor, fn.__name__, fn)
     for fn in (cholesky, det, diff, dist, ger, inner, inverse, logdet, matrix_power, nanmean,
                nansum, pinverse, qr, ravel, slogdet, svd, trace, vdot, quantile, nanquantile,
-               unique_consecutive, index_put, corrcoef, cov):
+               unique_consecutive, index_put, corrcoef, cov, addr, cholesky_solve,
+               cholesky_inverse):
         setattr(Tensor, fn.__name__, fn)
     for fn in (scatter, scatter_add, scatter_reduce, index_fill, index_copy, index_add,
                masked_scatter, masked_fill, cumsum, cumprod, addmm, baddbmm, index_put):

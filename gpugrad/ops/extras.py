@@ -5,6 +5,8 @@ and the in-place forms of the scatter and index ops (`x.scatter_(...)`)."""
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from ..errors import ShapeError
@@ -391,3 +393,55 @@ def index_put(input: Tensor, indices, values, accumulate: bool = False) -> Tenso
     target = input[key]
     vals = vals.to(input.dtype).expand(*target.shape)
     return input + IndexBackward.apply(vals, tuple(input.shape), k, False)
+
+
+def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """β·input + α·outer(vec1, vec2)."""
+    from .einsum import _scaled_add
+    from .linalg import outer
+
+    return _scaled_add(input, outer(vec1, vec2), beta, alpha)
+
+
+def block_diag(*tensors) -> Tensor:
+    """The tensors (0-d, 1-d as rows, or 2-d) placed along the diagonal of a zero matrix."""
+    from .shape import cat, pad
+
+    mats = [reshape(t, (1, -1)) if t.ndim < 2 else t for t in tensors]
+    if any(m.ndim != 2 for m in mats):
+        raise RuntimeError("block_diag: expected tensors of at most 2 dims")
+    width = builtins.sum(m.shape[1] for m in mats)
+    rows, left = [], 0
+    for m in mats:
+        rows.append(pad(m, (left, width - left - m.shape[1])))
+        left += m.shape[1]
+    return cat(rows, 0)
+
+
+def cartesian_prod(*tensors) -> Tensor:
+    """All tuples of one element of each 1-d tensor, as rows (1-d for one tensor)."""
+    from .shape import stack
+
+    if len(tensors) == 1:
+        return tensors[0]
+    n = len(tensors)
+    cols = []
+    for i, t in enumerate(tensors):
+        shape = [1] * n
+        shape[i] = t.shape[0]
+        full = [u.shape[0] for u in tensors]
+        cols.append(reshape(reshape(t, shape).expand(*full), -1))
+    return stack(cols, 1)
+
+
+def cholesky_solve(B: Tensor, L: Tensor, upper: bool = False) -> Tensor:
+    """X with (L Lᴴ) X = B, for a Cholesky factor L (Uᴴ U with upper=True)."""
+    A = matmul(transpose(L, -1, -2), L) if upper else matmul(L, transpose(L, -1, -2))
+    return decomp.solve(A, B)
+
+
+def cholesky_inverse(L: Tensor, upper: bool = False) -> Tensor:
+    """(L Lᴴ)⁻¹ for a Cholesky factor L (Uᴴ U with upper=True)."""
+    A = matmul(transpose(L, -1, -2), L) if upper else matmul(L, transpose(L, -1, -2))
+    return decomp.inv(A)
+

@@ -147,3 +147,25 @@ def test_linalg_extras():
                 x, y, upper=u, unitriangular=un), [t, rand(3, 2)])
     check(lambda x, y: lib(x).linalg.solve_triangular(x, y, upper=True, left=False),
           [t, rand(2, 3)])
+
+
+def test_more_linalg_names():
+    check(lambda i, a, b: lib(i).addr(i, a, b, beta=0.5, alpha=2.0), [rand(3, 2), rand(3),
+                                                                     rand(2)])
+    check(lambda a, b, c: lib(a).block_diag(a, b, c), [rand(2, 3), rand(1, 2), rand(3)])
+    check(lambda a, b, c: lib(a).cartesian_prod(a, b, c), [rand(2), rand(3), rand(2)])
+    s = rand(3, 3)
+    s = s @ s.T + 3 * np.eye(3)
+    L = np.linalg.cholesky(s)
+    for upper in (False, True):
+        f = L.T.copy() if upper else L
+        check(lambda b, m, u=upper: lib(b).cholesky_solve(b, m, upper=u), [rand(3, 2), f])
+        # (torch 2.13's cholesky_inverse backward fails on its own in-place write)
+        check(lambda m, u=upper: lib(m).cholesky_inverse(m, upper=u), [f], grad=False)
+        gradcheck(lambda m, u=upper: gg.cholesky_inverse(m, upper=u), f)
+    a = rand(3, 3) + 2 * np.eye(3)
+    for p in (None, 2, -2):
+        check(lambda x, p=p: lib(x).linalg.cond(x, p), [a])
+    for p in ("fro", 1, float("inf")):  # torch 2.13's backward fails here (in-place write)
+        check(lambda x, p=p: lib(x).linalg.cond(x, p), [a], grad=False)
+        gradcheck(lambda x, p=p: gg.linalg.cond(x, p), a)
