@@ -19,9 +19,10 @@ device type are (a CUDA autocast leaves CPU ops alone). The casts are recorded o
 gradient flows back through them in each input's own dtype: float32 master weights get
 float32 gradients. Nothing is cached: a weight used twice is cast twice.
 
-The CPU: NumPy has float16 but no bfloat16, so CPU autocast runs in float16, its default
-there; asking for bfloat16 on the CPU raises TypeError when the context is entered (PyTorch's
-CPU autocast defaults to bfloat16, which this backend cannot store).
+The CPU: NumPy has float16 but no bfloat16; the ml_dtypes package supplies it, so
+`autocast("cpu", dtype=gg.bfloat16)` runs (without ml_dtypes it raises TypeError naming
+the package). CPU autocast defaults to float16 here (PyTorch's CPU autocast defaults to
+bfloat16).
 """
 
 from __future__ import annotations
@@ -62,11 +63,11 @@ class autocast:  # noqa: N801 - mirrors torch.autocast
     softmax, normalisation and losses in float32, for tensors on `device_type`.
 
     `device_type` is "cpu" or "cuda" (default: the default device's type); `dtype` is
-    gg.float16 (the default) or gg.bfloat16 (CUDA only: NumPy has no bfloat16, so the CPU
-    raises TypeError naming dtype and device). `enabled=False` switches autocast off inside
-    an enclosing one. Run backward() outside the context, as PyTorch recommends: the
-    backward ops follow the dtypes the forward chose. A CUDA autocast without CUDA warns and
-    does nothing, as PyTorch does.
+    gg.float16 (the default) or gg.bfloat16 (on the CPU through the ml_dtypes package,
+    without which it raises TypeError naming dtype, device and package). `enabled=False`
+    switches autocast off inside an enclosing one. Run backward() outside the context, as
+    PyTorch recommends: the backward ops follow the dtypes the forward chose. A CUDA
+    autocast without CUDA warns and does nothing, as PyTorch does.
     """
 
     def __init__(self, device_type: str | None = None, dtype=None, enabled: bool = True,
@@ -98,8 +99,7 @@ class autocast:  # noqa: N801 - mirrors torch.autocast
         from .backend import get_backend
 
         if get_backend(device_type).np_dtype(dt) is None:
-            hint = ("NumPy has no bfloat16; use dtype=gg.float16 on the CPU or run on cuda"
-                    if device_type == "cpu" else "install ml_dtypes for CuPy's bfloat16")
+            hint = _dtype.BF16_HINT
             raise TypeError(f"autocast: dtype {dt} is not supported on device {device_type} "
                             f"({hint})")
 

@@ -44,9 +44,17 @@ class DType:
         return (to_dtype, (self.name,))
 
 
+try:  # NumPy has no bfloat16; the ml_dtypes package (as JAX uses) adds it
+    import ml_dtypes as _ml_dtypes
+
+    _BF16_NP = np.dtype(_ml_dtypes.bfloat16)
+except ImportError:  # gpugrad still imports; bfloat16 arrays then raise where made
+    _BF16_NP = None
+
+BF16_HINT = "bfloat16 needs the ml_dtypes package (pip install ml_dtypes)"
+
 float16 = DType("float16", np.float16, _FLOAT, 2)
-# NumPy has no bfloat16; the CuPy backend maps it where supported.
-bfloat16 = DType("bfloat16", None, _FLOAT, 2)
+bfloat16 = DType("bfloat16", _BF16_NP, _FLOAT, 2)
 float32 = DType("float32", np.float32, _FLOAT, 4)
 float64 = DType("float64", np.float64, _FLOAT, 8)
 int8 = DType("int8", np.int8, _INT, 1)

@@ -29,7 +29,8 @@ def _backend_for(device, fallback=None):
 def _np_dtype(backend, dtype: DType):
     np_dt = backend.np_dtype(dtype)
     if np_dt is None:
-        raise TypeError(f"dtype {dtype} is not supported on device {backend.device}")
+        raise TypeError(f"dtype {dtype} is not supported on device {backend.device}"
+                        + (f" ({_dtype.BF16_HINT})" if dtype is _dtype.bfloat16 else ""))
     return np_dt
 
 
@@ -73,7 +74,7 @@ def _to_array(data, dtype=None, device=None):
                        copy=False)
     if backend is cpu_backend:
         if dt.np is None:
-            raise TypeError(f"dtype {dt} is not supported on device cpu")
+            raise TypeError(f"dtype {dt} is not supported on device cpu ({_dtype.BF16_HINT})")
         return host, backend
     return backend.asarray(host, dtype=_np_dtype(backend, dt)), backend
 

@@ -117,8 +117,7 @@ def test_repr():
 def test_bad_data_is_a_type_error():
     with pytest.raises(TypeError):
         gg.tensor([[1.0], [2.0, 3.0]])
-    with pytest.raises(TypeError, match="bfloat16"):
-        gg.zeros(2, dtype=gg.bfloat16)
+    # bfloat16 on the CPU needs ml_dtypes; without it: tests/amp/test_bf16_cpu.py
 
 
 def test_cpu_allocator_caching_can_be_switched_off():

@@ -97,7 +97,7 @@ def check_gradients(node, in_grads) -> None:
     if not _state.check_nan:
         return
     for i, g in enumerate(in_grads):
-        if g is None or g._data.dtype.kind not in "fc":
+        if g is None or g._data.dtype.kind not in "fcV":
             continue
         xp = g._backend.xp
         if not bool(xp.isfinite(g._data).all()):

@@ -234,6 +234,20 @@ class Op(Function):
         entry = self._saved[i]
         return None if entry is None else self._unpack_entry(entry)
 
+    def save_outputs(self, *indices: int) -> None:
+        """Mark several outputs for backward (a decomposition's factors); read them back,
+        connected to this node, with `ctx.saved_outputs`."""
+        self._save_out = indices
+
+    @property
+    def saved_outputs(self) -> tuple:
+        """The outputs marked by `save_outputs`, as Tensors connected to this node (so a
+        VJP written with them is differentiable again)."""
+        if self._freed:
+            raise RuntimeError(_FREED_MSG)
+        n = len(self._save_out)
+        return tuple(self._unpack_entry(e) for e in self._saved[-n:])
+
     def saved_output_array(self):
         """The saved output's raw array (checked against in-place writes), for a fused
         backward that records no graph."""
@@ -289,7 +303,7 @@ def _record(ctx, args, results) -> None:
         r = results[0]
         data = r._data
         ctx._output_meta = ((data.shape, data.dtype),)
-        if data.dtype.kind in "fc":
+        if data.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes), the only void dtype used
             r._requires_grad = True
             r.grad_fn = ctx
     else:
@@ -297,7 +311,7 @@ def _record(ctx, args, results) -> None:
         for i, r in enumerate(results):
             data = r._data
             out_meta.append((data.shape, data.dtype))
-            if data.dtype.kind in "fc" and (non_diff is None or id(r) not in non_diff):
+            if data.dtype.kind in "fcV" and (non_diff is None or id(r) not in non_diff):
                 r._requires_grad = True
                 r.grad_fn = ctx
                 if i:

@@ -90,6 +90,15 @@ class Backend:
         """out[index] += values, accumulating repeated indices."""
         raise NotImplementedError
 
+    def index_reduce_(self, out, index, values, op: str) -> None:
+        """out[index] = op(out[index], values) with repeats combined; op: max, min, mul."""
+        raise NotImplementedError
+
+    def accumulate(self, op: str, x, axis: int):
+        """The inclusive scan of the binary ufunc `op` (maximum, minimum, fmax, fmin,
+        logaddexp) along `axis`: NumPy's ufunc.accumulate."""
+        return getattr(self.xp, op).accumulate(x, axis=axis)
+
     def reshape_view(self, array, shape):
         """`array` reshaped without a copy; raises ValueError when a copy would be needed."""
         raise NotImplementedError

@@ -104,6 +104,31 @@ class CupyBackend(Backend):
     def index_add_(self, out, index, values) -> None:
         self._cupyx.scatter_add(out, index, values)
 
+    def accumulate(self, op: str, x, axis: int):
+        """Inclusive scan by doubling (Hillis–Steele): log2(n) elementwise passes, for the
+        ufuncs whose accumulate CuPy lacks."""
+        fn = getattr(self.xp, op)
+        out = self.xp.moveaxis(x, axis, 0).copy()
+        shift = 1
+        while shift < out.shape[0]:
+            out[shift:] = fn(out[shift:], out[:-shift].copy())
+            shift *= 2
+        return self.xp.moveaxis(out, 0, axis)
+
+    def index_reduce_(self, out, index, values, op: str) -> None:
+        """out[index] = op(out[index], values) with repeats combined ("max", "min", "mul").
+        CuPy has atomic scatter max/min; a product has none, so it is combined on the
+        host (a slow path, as a scatter_reduce "prod" is rare in training)."""
+        if op == "max":
+            self._cupyx.scatter_max(out, index, values)
+        elif op == "min":
+            self._cupyx.scatter_min(out, index, values)
+        else:
+            host = out.get()
+            np.multiply.at(host, tuple(i.get() if hasattr(i, "get") else i for i in index),
+                           values.get() if hasattr(values, "get") else values)
+            out[...] = self.xp.asarray(host)
+
     def reshape_view(self, array, shape):
         out = array.reshape(shape)
         # A copy lives in a fresh allocation, so an unchanged pointer means a view.

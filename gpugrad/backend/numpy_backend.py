@@ -80,6 +80,11 @@ class NumpyBackend(Backend):
     def index_add_(self, out, index, values) -> None:
         np.add.at(out, index, values)
 
+    def index_reduce_(self, out, index, values, op: str) -> None:
+        """out[index] = op(out[index], values) with repeats combined: op is "max", "min" or
+        "mul" (the unbuffered ufunc.at of maximum, minimum, multiply)."""
+        {"max": np.maximum, "min": np.minimum, "mul": np.multiply}[op].at(out, index, values)
+
     def reshape_view(self, array, shape):
         return np.reshape(array, shape, copy=False)
 

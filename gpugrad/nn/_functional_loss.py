@@ -129,9 +129,16 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     w = _class_weights(input, weight, "cross_entropy")
     if probs:
         dt = input._data.dtype
-        q = target._data.astype(dt, copy=False) * (1 - label_smoothing) + label_smoothing / c
-        if w is not None:
-            q = q * w.reshape(tuple(c if i == cdim else 1 for i in range(input.ndim)))
+        if target.requires_grad:  # q as a Tensor, so the loss is differentiable in it
+            q = target.to(input.dtype) * (1 - label_smoothing) + label_smoothing / c
+            if w is not None:
+                q = q * _wrap_array(w.reshape(tuple(c if i == cdim else 1
+                                                     for i in range(input.ndim))),
+                                    input._backend)
+        else:
+            q = target._data.astype(dt, copy=False) * (1 - label_smoothing) + label_smoothing / c
+            if w is not None:
+                q = q * w.reshape(tuple(c if i == cdim else 1 for i in range(input.ndim)))
         loss = _loss.SoftmaxCrossEntropy.apply(input, q, cdim)
         return _reduce(loss, reduction, "cross_entropy")
     safe, valid = _indices("cross_entropy", input, target, ignore_index, c)

@@ -7,6 +7,7 @@ from . import (
     index,
     linalg,
     reduce,  # noqa: I001 - reduce first: the other families import sum_to from it
+    return_types,
     shape,
 )
 from .complex import (
@@ -22,6 +23,7 @@ from .complex import (
     view_as_real,
 )
 from .diag import diag, diag_embed, diagonal, tril, triu
+from .einsum import addbmm, addmm, addmv, baddbmm, cross, einsum, kron, tensordot
 from .elementwise import (
     abs,
     add,
@@ -76,9 +78,67 @@ from .elementwise import (
     trunc,
     where,
 )
+from .extras import (
+    addr,
+    block_diag,
+    bucketize,
+    cartesian_prod,
+    cdist,
+    chain_matmul,
+    cholesky,
+    cholesky_inverse,
+    cholesky_solve,
+    column_stack,
+    corrcoef,
+    cov,
+    det,
+    diff,
+    dist,
+    dstack,
+    ger,
+    hstack,
+    index_put,
+    inner,
+    inverse,
+    logdet,
+    matrix_power,
+    nanmean,
+    nanquantile,
+    nansum,
+    pinverse,
+    qr,
+    quantile,
+    ravel,
+    row_stack,
+    searchsorted,
+    slogdet,
+    svd,
+    trace,
+    unique_consecutive,
+    vdot,
+    vstack,
+)
 from .index import gather, getitem, index_add, index_select, scatter_add, segment_sum
 from .linalg import bmm, dot, matmul, mm, outer
 from .narrow import meshgrid, narrow, t
+from .rearrange import (
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
+    dsplit,
+    flip,
+    fliplr,
+    flipud,
+    hsplit,
+    moveaxis,
+    movedim,
+    repeat_interleave,
+    roll,
+    rot90,
+    swapdims,
+    tensor_split,
+    vsplit,
+)
 from .reduce import (
     all,
     amax,
@@ -95,6 +155,19 @@ from .reduce import (
     sum,
     sum_to,
     var,
+)
+from .scan import cummax, cummin, cumprod, cumsum, logcumsumexp, prod
+from .scatter import (
+    argwhere,
+    index_copy,
+    index_fill,
+    masked_scatter,
+    masked_select,
+    nonzero,
+    scatter,
+    scatter_reduce,
+    take,
+    take_along_dim,
 )
 from .shape import (
     broadcast_to,
@@ -120,9 +193,21 @@ from .shape import (
     unsqueeze,
     view,
 )
+from .sort import argsort, kthvalue, median, mode, msort, nanmedian, sort, topk, unique
+from .stats import (
+    allclose,
+    aminmax,
+    bincount,
+    count_nonzero,
+    histc,
+    isclose,
+    std_mean,
+    var_mean,
+)
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in
            ("annotations", "reduce", "elementwise", "index", "linalg", "shape")]
+__all__ = [n for n in __all__ if n not in ("decomp", "extras", "rearrange", "scan", "stats")]
 
 
 def masked_fill(input, mask, value):
@@ -183,4 +268,34 @@ def _bind_methods() -> None:
 
 _bind_methods()
 
-from . import inplace  # noqa: E402, F401 - binds the in-place `*_` methods (after the methods above)
+from . import inplace  # noqa: E402 - binds the in-place `*_` methods (after the methods above)
+
+
+def _bind_api15_methods() -> None:
+    from ..tensor import Tensor
+    from . import rearrange as _re
+
+    for fn in (flip, fliplr, flipud, roll, rot90, moveaxis, movedim, swapdims, tensor_split,
+               hsplit, vsplit, dsplit, repeat_interleave, cummax, cummin, cumprod, cumsum,
+               logcumsumexp, prod, argsort, kthvalue, median, mode, msort, nanmedian, sort,
+               topk, unique, allclose, aminmax, bincount, count_nonzero, histc, isclose,
+               argwhere, index_copy, index_fill, masked_scatter, masked_select, nonzero,
+               scatter, scatter_reduce, take, take_along_dim, addbmm, addmm, addmv, baddbmm,
+               cross, kron):
+        setattr(Tensor, fn.__name__, fn)
+    for fn in (cholesky, det, diff, dist, ger, inner, inverse, logdet, matrix_power, nanmean,
+               nansum, pinverse, qr, ravel, slogdet, svd, trace, vdot, quantile, nanquantile,
+               unique_consecutive, index_put, corrcoef, cov, addr, cholesky_solve,
+               cholesky_inverse):
+        setattr(Tensor, fn.__name__, fn)
+    for fn in (scatter, scatter_add, scatter_reduce, index_fill, index_copy, index_add,
+               masked_scatter, masked_fill, cumsum, cumprod, addmm, baddbmm, index_put):
+        setattr(Tensor, fn.__name__ + "_", inplace.inplace_method(fn.__name__))
+    Tensor.repeat = _re.repeat
+    Tensor.unfold = _re.unfold
+    Tensor.moveaxis = moveaxis
+    Tensor.swapdims = swapdims
+    Tensor.swapaxes = swapaxes
+
+
+_bind_api15_methods()

@@ -761,7 +761,8 @@ def cast(x, dtype) -> Tensor:
     dtype = to_dtype(dtype)
     np_dt = x._backend.np_dtype(dtype)
     if np_dt is None:
-        raise TypeError(f"dtype {dtype} is not supported on {x.device}")
+        raise TypeError(f"dtype {dtype} is not supported on {x.device}"
+                        + (f" ({_dtype.BF16_HINT})" if dtype is _dtype.bfloat16 else ""))
     if x._data.dtype == np_dt:
         return x
     return Cast.apply(x, np_dt)

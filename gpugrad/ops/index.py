@@ -21,7 +21,9 @@ from .reduce import sum_to
 # --- __getitem__ / __setitem__ ------------------------------------------------------------
 def _normalize_key(x: Tensor, key):
     """Convert Tensor/list indices to backend arrays; report whether indexing is basic."""
-    if not isinstance(key, tuple):
+    if _sequence_as_tuple(key):
+        key = tuple(key)
+    elif not isinstance(key, tuple):
         key = (key,)
     out, basic = [], True
     for k in key:
@@ -34,7 +36,7 @@ def _normalize_key(x: Tensor, key):
                                  f"got {k.dtype}")
             out.append(k._data)
             basic = False
-        elif isinstance(k, (list, np.ndarray)):
+        elif isinstance(k, (list, tuple, np.ndarray)):
             arr = np.asarray(k)
             if arr.size == 0 and arr.dtype.kind == "f":  # [] selects nothing, as in torch
                 arr = arr.astype(np.int64)
@@ -49,6 +51,16 @@ def _normalize_key(x: Tensor, key):
         else:
             raise IndexError(f"getitem: unsupported index type {type(k).__name__}")
     return tuple(out), basic
+
+
+def _sequence_as_tuple(key) -> bool:
+    """PyTorch's (and old NumPy's) rule: a list index holding a sequence, slice, Ellipsis,
+    None or Tensor is a tuple of indices (x[[[0, 1], [1, 2]]] is x[[0, 1], [1, 2]]), while
+    a flat list of ints or bools is one index array."""
+    if not isinstance(key, list) or len(key) >= 32:
+        return False
+    return builtins.any(isinstance(k, (list, tuple, slice, Tensor, np.ndarray)) or k is None
+                        or k is Ellipsis for k in key)
 
 
 def _index_error(op: str, shape: tuple, err: Exception) -> IndexError:

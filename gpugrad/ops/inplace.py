@@ -88,12 +88,14 @@ def inplace_method(name: str):
     def method(self: Tensor, *args, **kwargs) -> Tensor:
         fn = getattr(Tensor, name, None) or getattr(_ops, name)
         # The tensor operand that decides whether a graph is recorded (and whose dtype is
-        # checked against ours): the first that requires grad, else the first tensor.
+        # checked against ours): the first that requires grad, else the first floating one
+        # (integer index and mask operands, as in scatter_ or masked_fill_, never count).
         other = None
         for a in (*args, *kwargs.values()):
-            if isinstance(a, Tensor) and (other is None or
-                                          (a._requires_grad and not other._requires_grad)):
+            if isinstance(a, Tensor) and (a.dtype.is_floating_point or a.dtype.is_complex) \
+                    and (other is None or (a._requires_grad and not other._requires_grad)):
                 other = a
+
         def compute(t: Tensor, _) -> Tensor:
             # With a graph, `t` is a copy of self's old value (`_inplace_binary` saves an
             # "original self" as PyTorch does), so ops that save their input stay valid.

@@ -11,6 +11,13 @@ from .elementwise import conj
 from .reduce import sum_to
 
 
+def _mm(xp, a, b):
+    """xp.matmul in the operands' dtype: NumPy's bfloat16 (ml_dtypes) products come out in
+    float32, the accumulation type, and are rounded back as the GPU's are."""
+    out = xp.matmul(a, b)
+    return out if out.dtype == a.dtype else out.astype(a.dtype)
+
+
 def _mT(t: Tensor) -> Tensor:
     from .shape import transpose
 
@@ -24,7 +31,7 @@ class MatMul(Op):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_inputs(0, 1)
-        return ctx.xp.matmul(a, b)
+        return _mm(ctx.xp, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -53,12 +60,12 @@ def _matmul_vjp_arrays(ctx, g, a, b, need) -> tuple:
     xp, be = ctx.xp, ctx.backend
     ga = gb = None
     if need[0]:
-        ga = _wrap_array(be.sum_to_shape(xp.matmul(g, xp.swapaxes(b, -1, -2)), a.shape), be)
+        ga = _wrap_array(be.sum_to_shape(_mm(xp, g, xp.swapaxes(b, -1, -2)), a.shape), be)
     if need[1]:
         if a.ndim == 2 and b.ndim == 2 and b.flags.f_contiguous and not b.flags.c_contiguous:
-            gb = xp.matmul(g.T, a).T  # B is a transposed view: B̄ in B's own layout
+            gb = _mm(xp, g.T, a).T  # B is a transposed view: B̄ in B's own layout
         else:
-            gb = be.sum_to_shape(xp.matmul(xp.swapaxes(a, -1, -2), g), b.shape)
+            gb = be.sum_to_shape(_mm(xp, xp.swapaxes(a, -1, -2), g), b.shape)
         gb = _wrap_array(gb, be)
     return ga, gb
 
@@ -73,7 +80,7 @@ class Linear(Op):
     @staticmethod
     def forward(ctx, x, w, b):
         ctx.save_inputs(0, 1)
-        y = ctx.xp.matmul(x, w.T)
+        y = _mm(ctx.xp, x, w.T)
         if b is not None:
             y += b
         return y
@@ -92,8 +99,8 @@ class Linear(Op):
         xp, be = ctx.xp, ctx.backend
         gd = g._data
         g2 = gd.reshape(-1, n_out)
-        gx = _wrap_array(xp.matmul(gd, w._data), be) if need[0] else None
-        gw = _wrap_array(xp.matmul(g2.T, x._data.reshape(-1, n_in)), be) if need[1] else None
+        gx = _wrap_array(_mm(xp, gd, w._data), be) if need[0] else None
+        gw = _wrap_array(_mm(xp, g2.T, x._data.reshape(-1, n_in)), be) if need[1] else None
         gb = _wrap_array(g2.sum(axis=0), be) if need[2] else None
         return gx, gw, gb
 

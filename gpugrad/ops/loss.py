@@ -13,15 +13,16 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import _wrap_array
 from ._composite import vjp_through_composite
-from .activation import Softmax
+from .activation import LogSoftmax, Softmax
 from .elementwise import abs, clamp, exp, log, log1p, relu, sigmoid  # noqa: A004
 
 
 class SoftmaxCrossEntropy(Op):
     """Cross-entropy of logits x against a target distribution q (weights, label smoothing
     and ignored positions already folded into q), classes along `dim`:
-    ℓ = −Σ_c q_c · log_softmax(x)_c;  x̄ = ȳ·(softmax(x)·Σ_c q_c − q).
-    With a plain (weighted) one-hot q this is the familiar softmax − onehot."""
+    ℓ = −Σ_c q_c · log_softmax(x)_c;  x̄ = ȳ·(softmax(x)·Σ_c q_c − q),  q̄ = −ȳ·log_softmax(x).
+    With a plain (weighted) one-hot q this is the familiar softmax − onehot; q is a Tensor
+    (and gets its gradient) when the target probabilities require grad."""
 
     @staticmethod
     def forward(ctx, x, q, dim):
@@ -39,9 +40,14 @@ class SoftmaxCrossEntropy(Op):
         x = ctx.saved_input(0)
         q = _wrap_array(ctx.q, ctx.backend)
         dim = ctx.dim
-        p = Softmax.apply(x, dim)
-        qsum = q.sum(dim, keepdim=True)
-        return g.unsqueeze(dim) * (p * qsum - q), None, None
+        need = ctx.needs_input_grad
+        gx = gq = None
+        if need[0]:
+            p = Softmax.apply(x, dim)
+            gx = g.unsqueeze(dim) * (p * q.sum(dim, keepdim=True) - q)
+        if need[1]:
+            gq = -(g.unsqueeze(dim) * LogSoftmax.apply(x, dim))
+        return gx, gq, None
 
 
 class IndexCrossEntropy(Op):

@@ -10,6 +10,7 @@ import math
 from .._autocast import FP32, autocast_inputs
 from ..autograd.function import Op
 from ..tensor import Tensor, _wrap_array
+from ._dimarg import dim_alias
 from ._util import norm_dim, norm_dims
 
 
@@ -54,7 +55,7 @@ class Sum(Op):
     def forward(ctx, x, dims, keepdim):
         ctx.shape, ctx.dims = x.shape, dims
         out = ctx.backend.sum(x, dims, keepdim)
-        return out if x.dtype.kind in "fc" else out.astype("int64")
+        return out if x.dtype.kind in "fcV" else out.astype("int64")
 
     @staticmethod
     def backward(ctx, g):
@@ -206,6 +207,7 @@ def _reduced_shape(shape: tuple, dims: tuple, keepdim: bool) -> tuple:
 
 
 # --- functional API ------------------------------------------------------------------------
+@dim_alias
 def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A001
     """Sum over `dim` (all dims when None); integer inputs sum to int64. Under autocast a
     16-bit input is summed in float32, as every reduction below."""
@@ -215,6 +217,7 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
     return Sum.apply(input, norm_dims(dim, input.ndim, "sum"), keepdim)
 
 
+@dim_alias
 def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """Arithmetic mean over `dim` (floating inputs only, as in PyTorch)."""
     (input,) = autocast_inputs(FP32, input)
@@ -226,6 +229,7 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     return Mean.apply(input, norm_dims(dim, input.ndim, "mean"), keepdim)
 
 
+@dim_alias
 def var(input: Tensor, dim=None, *, correction: int = 1, keepdim: bool = False,
         unbiased: bool | None = None) -> Tensor:
     """Variance over `dim`, unbiased by default (correction=1)."""
@@ -237,17 +241,20 @@ def var(input: Tensor, dim=None, *, correction: int = 1, keepdim: bool = False,
     return Var.apply(input, norm_dims(dim, input.ndim, "var"), correction, keepdim)
 
 
+@dim_alias
 def std(input: Tensor, dim=None, *, correction: int = 1, keepdim: bool = False,
         unbiased: bool | None = None) -> Tensor:
     """Standard deviation: √var."""
     return _ew.sqrt(var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
 
 
+@dim_alias
 def amax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Maximum over `dim` (ties share the gradient evenly)."""
     return Extremum.apply(input, norm_dims(dim, input.ndim, "amax"), keepdim, True)
 
 
+@dim_alias
 def amin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Minimum over `dim` (ties share the gradient evenly)."""
     return Extremum.apply(input, norm_dims(dim, input.ndim, "amin"), keepdim, False)
@@ -265,11 +272,13 @@ def _extremum(input: Tensor, dim, keepdim: bool, largest: bool, name: str):
     return MaxResult(values, indices)
 
 
+@dim_alias
 def max(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A001
     """max(): the largest element; max(dim): (values, indices); max(other): elementwise."""
     return _extremum(input, dim, keepdim, True, "max")
 
 
+@dim_alias
 def min(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A001
     """min(): the smallest element; min(dim): (values, indices); min(other): elementwise."""
     return _extremum(input, dim, keepdim, False, "min")
@@ -290,12 +299,14 @@ class MaxResult(tuple):
         return self[1]
 
 
+@dim_alias
 def logsumexp(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """log Σ exp over `dim`, computed stably."""
     (input,) = autocast_inputs(FP32, input)
     return LogSumExp.apply(input, norm_dims(dim, input.ndim, "logsumexp"), keepdim)
 
 
+@dim_alias
 def norm(input: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
     """Vector p-norm over `dim` (all elements when None); 2 by default."""
     (input,) = autocast_inputs(FP32, input)
@@ -327,16 +338,19 @@ def _arg(input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
     return _wrap_array(xp.asarray(out).astype("int64"), input._backend)
 
 
+@dim_alias
 def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Index of the maximum (flattened when dim is None); never requires grad."""
     return _arg(input, dim, keepdim, True)
 
 
+@dim_alias
 def argmin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Index of the minimum (flattened when dim is None); never requires grad."""
     return _arg(input, dim, keepdim, False)
 
 
+@dim_alias
 def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
     """True where every element over `dim` is nonzero."""
     dims = norm_dims(dim, input.ndim, "all")
@@ -344,6 +358,7 @@ def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
                        input._backend)
 
 
+@dim_alias
 def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
     """True where some element over `dim` is nonzero."""
     dims = norm_dims(dim, input.ndim, "any")
