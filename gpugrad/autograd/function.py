@@ -12,6 +12,7 @@ and returns arrays, which keeps the per-op bookkeeping to a minimum. Both write
 
 from __future__ import annotations
 
+from .._dtype import is_inexact
 from ..errors import DeviceError
 from .grad_mode import _state, no_grad
 
@@ -266,7 +267,7 @@ def _record(ctx, args, results) -> None:
         r = results[0]
         data = r._data
         ctx._output_meta = ((data.shape, data.dtype),)
-        if data.dtype.kind in "fc":
+        if is_inexact(data.dtype):
             r._requires_grad = True
             r.grad_fn = ctx
     else:
@@ -274,7 +275,7 @@ def _record(ctx, args, results) -> None:
         for i, r in enumerate(results):
             data = r._data
             out_meta.append((data.shape, data.dtype))
-            if data.dtype.kind in "fc" and (non_diff is None or id(r) not in non_diff):
+            if is_inexact(data.dtype) and (non_diff is None or id(r) not in non_diff):
                 r._requires_grad = True
                 r.grad_fn = ctx
                 if i:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dtype import is_inexact
 from ..autograd.function import Op
 from ..errors import ShapeError
 from ..tensor import Tensor, _wrap_array
@@ -53,7 +54,7 @@ class MaxPool2d(Op):
             v = x[:, :, irow, icol]
             b, k = best[:, :, orow, ocol], tap[:, :, orow, ocol]
             upd = (v > b) | (k < 0)  # the first tap that reads an input always sets
-            if x.dtype.kind in "fc":
+            if is_inexact(x.dtype):
                 upd |= xp.isnan(v)
             xp.copyto(b, v, where=upd)
             xp.copyto(k, t, where=upd)

@@ -16,10 +16,9 @@ import types as _types
 
 import numpy as _np
 
-from . import _core
+from . import _core, cuda, random  # noqa: E402
 from ._core import array, asarray, asnumpy, ndarray
 from ._raw import RawKernel, RawModule
-from . import cuda, random  # noqa: E402
 
 __version__ = "13.6.0"  # the CuPy whose signatures this mock follows
 MOCK = True  # tells tests that the device is emulated

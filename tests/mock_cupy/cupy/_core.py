@@ -114,6 +114,8 @@ class ndarray:
                  _a=None) -> None:
         if _a is None:
             _a = np.empty(shape, dtype=dtype, order=order)
+        if not isinstance(_a, np.ndarray):
+            raise TypeError(f"mock cupy.ndarray over {type(_a).__name__}")
         self._a = _a
         base = _a
         while isinstance(base.base, np.ndarray):
@@ -333,16 +335,34 @@ def _refill(out, new) -> None:
             _refill(o, n)
 
 
+_PRODUCTS = {np.matmul, operator.matmul, np.dot, np.tensordot, np.inner, np.einsum,
+             np.ndarray.dot}
+
+
+def _product_dtype(fn, ua, res):
+    """CuPy's products of bfloat16 arrays are bfloat16 (NumPy's, through ml_dtypes, are
+    float32)."""
+    if fn not in _PRODUCTS or not isinstance(res, np.ndarray) or res.dtype.name == "bfloat16":
+        return res
+    dts = [a.dtype for a in ua if isinstance(a, np.ndarray)]
+    if dts and all(d.name == "bfloat16" for d in dts):
+        return res.astype(dts[0])
+    return res
+
+
 def call(fn, args, kwargs, name: str | None = None, allow_host: bool = False):
     """fn(*args, **kwargs) on the device arrays' NumPy buffers, results as device arrays
     (recorded while a capture is open)."""
     label = name or getattr(fn, "__name__", "a CuPy function")
     ua = _unwrap(tuple(args), label, allow_host)
     uk = _unwrap(kwargs, label, allow_host)
-    res = _wrap_result(fn(*ua, **uk), _known((args, kwargs), {}))
+    with np.errstate(all="ignore"):  # a GPU computes inf and NaN without warnings
+        res = _wrap_result(_product_dtype(fn, ua, fn(*ua, **uk)), _known((args, kwargs), {}))
     if capturing() is not None:
         def replay():
-            _refill(res, fn(*_unwrap(tuple(args), label, True), **_unwrap(kwargs, label, True)))
+            with np.errstate(all="ignore"):
+                ra = _unwrap(tuple(args), label, True)
+                _refill(res, _product_dtype(fn, ra, fn(*ra, **_unwrap(kwargs, label, True))))
         _record(replay)
     return res
 
@@ -403,3 +423,16 @@ def asnumpy(a, stream=None, order="C", out=None, blocking=True):
     if isinstance(a, ndarray):
         return a.get(order=order, out=out)
     return np.asarray(a, order=order)
+
+
+class _scalar:  # noqa: N801 - cupy._core._scalar
+    """C type names of kernel argument dtypes."""
+
+    @staticmethod
+    def get_typename(dtype) -> str:
+        dtype = np.dtype(dtype)
+        if dtype.name == "bfloat16":
+            return "__nv_bfloat16"
+        return {"float16": "half", "float32": "float", "float64": "double", "int64": "long long",
+                "int32": "int", "bool": "bool", "uint32": "unsigned int",
+                "uint64": "unsigned long long"}.get(dtype.name, dtype.name)

@@ -9,7 +9,7 @@ import numpy as np
 from . import _core, _emu
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(code: str):
     return _emu.compile_source(code)
 

@@ -1,7 +1,6 @@
 """Mock cupyx (the part gpugrad calls): scatter_add and scipy.special.erfc."""
 
 import numpy as np
-
 from cupy import _core
 
 

@@ -22,7 +22,7 @@ _tls = threading.local()
 class Device:
     """CUDA device `device` (only 0 exists); a context manager making it current."""
 
-    def __init__(self, device=None) -> None:
+    def __init__(self, device=None) -> None:  # noqa: F811 - CuPy's parameter name
         self.id = 0 if device is None else int(device)
         if self.id >= runtime.getDeviceCount() or self.id < 0:
             raise runtime.CUDARuntimeError(f"cudaErrorInvalidDevice: invalid device ordinal "
