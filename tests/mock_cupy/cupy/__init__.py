@@ -85,6 +85,11 @@ def ascontiguousarray(a, dtype=None):
     return _core.call(_np.ascontiguousarray, (a,), {})
 
 
+def broadcast(*arrays):
+    """The broadcast of device arrays (its shape, size and ndim are host values)."""
+    return _np.broadcast(*(a._a if isinstance(a, ndarray) else a for a in arrays))
+
+
 def get_array_module(*args):
     """This module when any argument is a device array, else NumPy."""
     import sys

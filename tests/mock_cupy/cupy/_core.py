@@ -148,6 +148,16 @@ class ndarray:
     nbytes = property(lambda self: self._a.nbytes)
     strides = property(lambda self: self._a.strides)
 
+    def _set_part(self, part: str, value) -> None:
+        def assign(a, v):
+            setattr(a, part, v)
+        call(assign, (self, value), {}, name=f"ndarray.{part}")
+
+    real = property(lambda self: call(lambda a: a.real, (self,), {}),
+                    lambda self, v: self._set_part("real", v))
+    imag = property(lambda self: call(lambda a: a.imag, (self,), {}),
+                    lambda self, v: self._set_part("imag", v))
+
     @property
     def base(self):
         return None if self._a.base is None else wrap(self._a.base)

@@ -229,12 +229,4 @@ def is_available() -> bool:
     return True
 
 
-def __getattr__(name):
-    if name == "nccl":
-        from . import nccl
-
-        return nccl
-    raise AttributeError(name)
-
-
 del ctypes
