@@ -32,3 +32,42 @@ def _seed():
     gg.manual_seed(0)
     np.random.seed(0)
     yield
+
+
+# -- the mock CUDA device's kernel coverage ------------------------------------------------
+# Under GPUGRAD_MOCK_CUDA=1, which tests launched each kernel (by name without its dtype
+# suffix): summarised at the end of the run, and written as JSON to
+# GPUGRAD_MOCK_CUDA_REPORT when that is set.
+_KERNEL_TESTS: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def _mock_cuda_kernel_coverage(request):
+    if os.environ.get("GPUGRAD_MOCK_CUDA") != "1" or "cupy._emu" not in sys.modules:
+        yield
+        return
+    counts = sys.modules["cupy._emu"].launch_counts
+    before = dict(counts)
+    yield
+    for name, n in counts.items():
+        if n != before.get(name, 0):
+            base = name.rsplit("_", 1)[0] if name.rsplit("_", 1)[-1] in (
+                "f32", "f64", "f16", "bf16") else name
+            _KERNEL_TESTS.setdefault(base, set()).add(request.node.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if os.environ.get("GPUGRAD_MOCK_CUDA") != "1":
+        return
+    import json
+
+    from gpugrad.backend.kernels import ENTRY_POINTS
+
+    expected = [b for bases in ENTRY_POINTS.values() for b in bases]
+    terminalreporter.write_sep("-", "mock CUDA device: tests that launched each kernel")
+    for base in expected + sorted(set(_KERNEL_TESTS) - set(expected)):
+        terminalreporter.write_line(f"{base}: {len(_KERNEL_TESTS.get(base, ()))} tests")
+    path = os.environ.get("GPUGRAD_MOCK_CUDA_REPORT")
+    if path:
+        Path(path).write_text(json.dumps({k: sorted(v) for k, v in _KERNEL_TESTS.items()},
+                                         indent=1))
