@@ -31,11 +31,15 @@ class StreamCaptureError(RuntimeError):
     """cudaErrorStreamCaptureUnsupported: an operation a capturing stream cannot record."""
 
 
+_current_stream = None  # cupy.cuda.get_current_stream, bound on first use (import order)
+
+
 def capturing():
     """The recording list of the current stream's capture, or None."""
-    from .cuda import get_current_stream
-
-    return get_current_stream()._capture
+    global _current_stream
+    if _current_stream is None:
+        from .cuda import get_current_stream as _current_stream
+    return _current_stream()._capture
 
 
 def _record(thunk) -> None:
@@ -46,8 +50,9 @@ def _record(thunk) -> None:
 
 def _register(base: np.ndarray) -> None:
     key = id(base)
-    if key not in _live:
-        _live[key] = weakref.ref(base, lambda _r, k=key: _live.pop(k, None))
+    ref = _live.get(key)
+    if ref is None or ref() is not base:  # a dead buffer's id can be reused at once
+        _live[key] = weakref.ref(base, lambda r, k=key: _live.get(k) is r and _live.pop(k))
 
 
 def snapshot() -> list:
