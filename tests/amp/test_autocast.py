@@ -32,6 +32,16 @@ OPS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _cpu_tensors():
+    """These tests autocast on the CPU, so their tensors are CPU tensors even when
+    GPUGRAD_DEVICE=cuda makes cuda the default device."""
+    previous = gg.default_device()
+    gg.set_default_device("cpu")
+    yield
+    gg.set_default_device(previous)
+
+
 def _run(name, lib, f, requires_grad=False):
     x = lib.tensor(X)
     w = lib.tensor(W, requires_grad=requires_grad)

@@ -25,6 +25,7 @@ import numpy as np
 counters = {"device_to_host": 0, "host_to_device": 0}
 _live: dict[int, weakref.ref] = {}  # id -> base NumPy buffer of every live device array
 _state = threading.local()
+_owners = weakref.WeakValueDictionary()  # id(NumPy owner) -> its (first) device ndarray
 
 
 class StreamCaptureError(RuntimeError):
@@ -126,6 +127,8 @@ class ndarray:
         while isinstance(base.base, np.ndarray):
             base = base.base
         _register(base)
+        if base is _a:
+            _owners[id(_a)] = self
 
     # identity and metadata
     def _device_ptr(self) -> int:
@@ -165,7 +168,17 @@ class ndarray:
 
     @property
     def base(self):
-        return None if self._a.base is None else wrap(self._a.base)
+        """The array owning the memory of a view (the same object for every view of it,
+        as in CuPy), or None."""
+        if self._a.base is None:
+            return None
+        root = self._a
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        owner = _owners.get(id(root))
+        if owner is None or owner._a is not root:
+            owner = wrap(root)
+        return owner
 
     # host transfers: the only ways out
     def get(self, stream=None, order="C", out=None, blocking=True):
