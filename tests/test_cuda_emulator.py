@@ -74,7 +74,9 @@ extern "C" __global__ void atomics(int* counter, int* maxv, int* cas, unsigned* 
     atomicMax(maxv, g * 7 % 101);
     atomicCAS(cas, 0, g + 1);  // exactly one thread wins
     atomicAdd(fsum, 0.5f);
-    if (threadIdx.x == 0 && threadIdx.y == 0) order[ticket / (blockDim.x * blockDim.y)] = blockIdx.x;
+    // blocks run one after another here, so ticket / threads is the block's turn
+    if (threadIdx.x == 0 && threadIdx.y == 0)
+        order[ticket / (blockDim.x * blockDim.y)] = blockIdx.x;
 }
 
 extern "C" __global__ void coords(unsigned* out) {
