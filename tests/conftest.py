@@ -34,6 +34,16 @@ def _seed():
     yield
 
 
+@pytest.fixture
+def cpu_default_device():
+    """The default device is cpu for the test (tests of CPU-only behaviour, which the
+    GPUGRAD_DEVICE=cuda oracle run would otherwise move to the GPU)."""
+    previous = gg.default_device()
+    gg.set_default_device("cpu")
+    yield
+    gg.set_default_device(previous)
+
+
 # -- the mock CUDA device's kernel coverage ------------------------------------------------
 # Under GPUGRAD_MOCK_CUDA=1, which tests launched each kernel (by name without its dtype
 # suffix): summarised at the end of the run, and written as JSON to

@@ -10,6 +10,9 @@ import torch
 import gpugrad as gg
 import gpugrad.nn.functional as F
 
+# CPU autocast: CPU tensors even when GPUGRAD_DEVICE=cuda makes cuda the default device.
+pytestmark = pytest.mark.usefixtures("cpu_default_device")
+
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((4, 8)).astype(np.float32)
 W = RNG.standard_normal((3, 8)).astype(np.float32)
@@ -30,16 +33,6 @@ OPS = {
                                                              lib.tensor(TARGET)),
     "l1_loss": lambda lib, f, x, w, b: f.l1_loss(f.linear(x, w), f.linear(x, w) * 0.5),
 }
-
-
-@pytest.fixture(autouse=True)
-def _cpu_tensors():
-    """These tests autocast on the CPU, so their tensors are CPU tensors even when
-    GPUGRAD_DEVICE=cuda makes cuda the default device."""
-    previous = gg.default_device()
-    gg.set_default_device("cpu")
-    yield
-    gg.set_default_device(previous)
 
 
 def _run(name, lib, f, requires_grad=False):
