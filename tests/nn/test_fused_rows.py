@@ -10,11 +10,11 @@ import torch
 import gpugrad as gg
 import gpugrad.nn.functional as F
 from gpugrad.backend import cpu_backend
+from gpugrad.ops.loss import IndexCrossEntropy
+from gpugrad.ops.normalization import LayerNormRows
 
 # These check the CPU backend's fused paths: CPU tensors whatever GPUGRAD_DEVICE says.
 pytestmark = pytest.mark.usefixtures("cpu_default_device")
-from gpugrad.ops.loss import IndexCrossEntropy
-from gpugrad.ops.normalization import LayerNormRows
 
 
 @pytest.fixture(autouse=True)
