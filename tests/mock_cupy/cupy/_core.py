@@ -255,6 +255,8 @@ class ndarray:
 
     # everything else (methods and attributes) through NumPy
     def __getattr__(self, name: str):
+        if name.startswith("__"):  # __array_interface__, __array_struct__, buffer: host only
+            raise AttributeError(f"'cupy.ndarray' object has no attribute '{name}'")
         attr = getattr(self._a, name)
         if callable(attr):
             def method(*args, **kwargs):
