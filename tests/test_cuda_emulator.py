@@ -41,6 +41,14 @@ extern "C" __global__ void block_reverse(const float* x, float* y, int sync) {
     y[base + t] = buf[blockDim.x - 1 - t];
 }
 
+extern "C" __global__ void same_word(float* y, int clash) {
+    __shared__ float slot[64];
+    const int t = threadIdx.x;
+    slot[clash ? 0 : t] = float(t);
+    __syncwarp();
+    y[t] = slot[clash ? 0 : (t | 31)];
+}
+
 extern "C" __global__ void warp_ops(const int* x, int* out) {
     const int t = threadIdx.x, lane = t & 31;
     int v = x[t];
@@ -111,10 +119,23 @@ def test_barrier_orders_shared_memory_and_its_absence_shows(lib):
     y = np.zeros_like(x)
     emu.launch(lib, "block_reverse", 4, 256, (Dev(x), Dev(y), np.int32(1)))
     np.testing.assert_array_equal(y.reshape(4, 256), x.reshape(4, 256)[:, ::-1])
-    emu.launch(lib, "block_reverse", 4, 256, (Dev(x), Dev(y), np.int32(0)))
-    # without the barrier, threads read slots other threads have not written yet: the
-    # emulator fills shared memory with NaN bytes at each block start, so they show
-    assert np.isnan(y).any()
+    # without the barrier, threads of one warp read slots that other warps write: the
+    # race checker names the array, the threads and the missing barrier
+    with pytest.raises(RuntimeError, match=r"kernel block_reverse \(grid \(4, 1, 1\), block "
+                       r"\(256, 1, 1\)\): shared-memory data race in block \(\d+,0,0\): "
+                       r"thread \d+ (read|wrote) byte \d+ of __shared__ buf, which "
+                       r"(thread|warp) \d+ (wrote|read) since the last __syncthreads\(\)"):
+        emu.launch(lib, "block_reverse", 4, 256, (Dev(x), Dev(y), np.int32(0)))
+
+
+def test_race_checker_write_write_and_unchecked_intra_warp_reads(lib):
+    y = np.zeros(64, dtype=np.float32)
+    with pytest.raises(RuntimeError, match=r"thread \d+ wrote byte 0 of __shared__ slot, "
+                                           r"which thread \d+ wrote since"):
+        emu.launch(lib, "same_word", 1, 64, (Dev(y), np.int32(1)))
+    # a warp reading what its own lanes wrote (then shuffled) is not flagged
+    emu.launch(lib, "same_word", 1, 64, (Dev(y), np.int32(0)))
+    np.testing.assert_array_equal(y, np.repeat([31.0, 63.0], 32))
 
 
 def test_warp_intrinsics_per_32_lane_warp(lib):

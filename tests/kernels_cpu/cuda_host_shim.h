@@ -75,6 +75,16 @@ static thread_local void (*entry)(void) = nullptr;
 // Warp exchange buffers: [parity][lane] per warp (64-bit values).
 static thread_local unsigned long long* exchange = nullptr;
 
+// The shared-memory race checker's shadow, one entry per 4-byte word of shared memory:
+// the barrier epoch and thread of the last write, and the epoch and warp of the last read
+// (warp -2: several warps read it). Epochs count the block's barriers.
+struct Shadow {
+    unsigned int w_epoch, w_thread, r_epoch;
+    int r_warp;
+};
+static thread_local Shadow* shadow = nullptr;
+static thread_local unsigned int epoch = 1;
+
 // Per-block shared memory: static __shared__ slots by tag, then the dynamic part.
 static thread_local char* shared = nullptr;
 static thread_local size_t shared_capacity = 0, shared_used = 0, dyn_shared = 0;
@@ -175,6 +185,68 @@ inline void* gg_emu_dynamic_shared() {
     return gg_emu::shared + gg_emu::shared_capacity - gg_emu::dyn_shared;
 }
 
+// Checked access to a static __shared__ array (the mock's compile step declares them as
+// gg_sview): between two barriers, a word written by two threads, read by a thread of
+// another warp than its writer's, or written after another warp read it, is a data race
+// (CUDA orders shared memory between warps only through barriers) and fails the launch.
+namespace gg_emu {
+[[noreturn]] void race(const char* what, const void* p, const char* who, int other);
+
+inline void on_write(const void* p) {
+    if (!current) return;
+    Shadow& s = shadow[(static_cast<const char*>(p) - shared) / 4];
+    if (s.w_epoch == epoch && s.w_thread != current->linear)
+        race("wrote", p, "thread", (int)s.w_thread);
+    if (s.r_epoch == epoch && s.r_warp != (int)warp())
+        race("wrote", p, s.r_warp == -2 ? "several warps" : "warp", s.r_warp);
+    s.w_epoch = epoch;
+    s.w_thread = current->linear;
+}
+
+inline void on_read(const void* p) {
+    if (!current) return;
+    Shadow& s = shadow[(static_cast<const char*>(p) - shared) / 4];
+    if (s.w_epoch == epoch && (s.w_thread >> 5) != warp())
+        race("read", p, "thread", (int)s.w_thread);
+    if (s.r_epoch != epoch) {
+        s.r_epoch = epoch;
+        s.r_warp = (int)warp();
+    } else if (s.r_warp != (int)warp()) {
+        s.r_warp = -2;
+    }
+}
+}  // namespace gg_emu
+
+template <typename T> struct gg_sref {
+    T* p;
+    operator T() const {
+        gg_emu::on_read(p);
+        return *p;
+    }
+    gg_sref& operator=(T v) {
+        gg_emu::on_write(p);
+        *p = v;
+        return *this;
+    }
+    gg_sref& operator=(const gg_sref& o) { return *this = T(o); }
+    gg_sref& operator+=(T v) { return *this = T(*this) + v; }
+    gg_sref& operator-=(T v) { return *this = T(*this) - v; }
+    gg_sref& operator*=(T v) { return *this = T(*this) * v; }
+};
+
+template <typename T, unsigned long long... Dims> struct gg_sview;
+template <typename T, unsigned long long N> struct gg_sview<T, N> {
+    T* base;
+    gg_sref<T> operator[](long long i) const { return gg_sref<T>{base + i}; }
+};
+template <typename T, unsigned long long N, unsigned long long M, unsigned long long... Rest>
+struct gg_sview<T, N, M, Rest...> {
+    T* base;
+    gg_sview<T, M, Rest...> operator[](long long i) const {
+        return gg_sview<T, M, Rest...>{base + i * (M * ... * Rest)};
+    }
+};
+
 template <typename T> inline T __shfl_sync(unsigned int mask, T v, int src, int width = 32) {
     (void)width;
     return gg_emu::shfl_from(mask, v, src & 31);
@@ -266,11 +338,33 @@ template <typename T> static void shuffle(T* a, size_t n, unsigned long long& s)
     for (size_t k = n; k > 1; --k) std::swap(a[k - 1], a[splitmix(s) % k]);
 }
 
+[[noreturn]] void race(const char* what, const void* p, const char* who, int other) {
+    unsigned long long off = (unsigned long long)(static_cast<const char*>(p) - shared);
+    const char* name = "?";
+    unsigned long long best = 0;
+    for (int i = 0; i < nslots; ++i)  // the __shared__ variable holding the word
+        if (slot_off[i] <= off && slot_off[i] >= best) {
+            best = slot_off[i];
+            name = static_cast<const char*>(slot_tag[i]);  // the tag is the name
+        }
+    char by[48];
+    if (other >= 0) snprintf(by, sizeof by, "%s %d", who, other);
+    else snprintf(by, sizeof by, "%s", who);
+    snprintf(error, sizeof error,
+             "shared-memory data race in block (%u,%u,%u): thread %u %s byte %llu of "
+             "__shared__ %s, which %s %s since the last __syncthreads()",
+             block_idx.x, block_idx.y, block_idx.z, current->linear, what, off - best, name,
+             by, what[0] == 'r' || who[0] == 't' ? "wrote" : "read");
+    _longjmp(sched_jb, 2);
+}
+
 // Runs one block to completion; 0, or -1 with `error` set.
 static int run_block(unsigned int* order, unsigned long long& rng) {
     nslots = 0;
     shared_used = 0;
     std::memset(shared, 0xff, SHARED);
+    std::memset(shadow, 0, (shared_capacity / 4) * sizeof(Shadow));
+    epoch = 1;
     for (unsigned int t = 0; t < nthreads; ++t) {
         Fiber& f = fibers[t];
         f.started = false;
@@ -345,6 +439,7 @@ static int run_block(unsigned int* order, unsigned long long& rng) {
                 return -1;
             }
             for (unsigned int t = 0; t < nthreads; ++t) fibers[t].wait = RUNNABLE;
+            ++epoch;
             continue;
         }
         if (!progressed) {
@@ -393,8 +488,8 @@ extern "C" int gg_emu_launch(void* fn, const unsigned int* grid, const unsigned 
     if (!shared) {
         shared = static_cast<char*>(std::malloc(SHARED + 48 * 1024));
         shared_capacity = SHARED + 48 * 1024;
+        shadow = static_cast<Shadow*>(std::calloc(shared_capacity / 4, sizeof(Shadow)));
     }
-    dyn_shared = (size_t)dyn_shared;
     gg_emu::dyn_shared = dyn_shared;
     nthreads = (unsigned int)n;
     kernel_fn = reinterpret_cast<AnyKernel>(fn);

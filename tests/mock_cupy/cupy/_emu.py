@@ -50,8 +50,13 @@ def rewrite(source: str) -> str:
         is_extern, typ, name, dims = m.group(1), m.group(2).strip(), m.group(3), m.group(4)
         if is_extern:
             return f"{typ}* {name} = static_cast<{typ}*>(gg_emu_dynamic_shared());"
-        return (f"static char gg_shared_tag_{name}; "
-                f"auto& {name} = gg_emu_shared<{typ}{dims}>(&gg_shared_tag_{name});")
+        tag = f'static const char gg_shared_tag_{name}[] = "{name}"; '
+        slot = f"gg_emu_shared<{typ}{dims}>(gg_shared_tag_{name})"
+        if not dims:
+            return f"{tag}{typ}& {name} = {slot};"
+        extents = ", ".join(f"({d})" for d in re.findall(r"\[([^\]]*)\]", dims))
+        # arrays go through the race checker's views
+        return f"{tag}gg_sview<{typ}, {extents}> {name}{{reinterpret_cast<{typ}*>(&{slot})}};"
 
     return _SHARED.sub(shared, source)
 
@@ -93,7 +98,7 @@ def compile_source(source: str) -> ctypes.CDLL:
 
 def _dim3(d) -> np.ndarray:
     if isinstance(d, (int, np.integer)):
-        d = (d,)
+        d = (int(d),)
     d = tuple(int(v) for v in d) + (1,) * (3 - len(d))
     return np.asarray(d, dtype=np.uint32)
 
@@ -150,4 +155,5 @@ def launch(dll: ctypes.CDLL, name: str, grid, block, args, shared_mem: int = 0) 
                                ints.ctypes.data, dbls.ctypes.data, stack.ctypes.data, seed)
     if rc != 0:
         msg = dll.gg_emu_error().decode()
-        raise RuntimeError(f"kernel {name} (grid {tuple(g)}, block {tuple(b)}): {msg}")
+        raise RuntimeError(f"kernel {name} (grid {tuple(int(v) for v in g)}, block "
+                           f"{tuple(int(v) for v in b)}): {msg}")
