@@ -159,3 +159,9 @@ DEFAULT_INT = int64
 def dtype_for_scalar_category(cat: int) -> DType:
     """The default dtype a scalar of category `cat` produces (torch.get_default_dtype rules)."""
     return (bool_, DEFAULT_INT, DEFAULT_FLOAT, DEFAULT_COMPLEX)[cat]
+
+
+def is_inexact(np_dtype) -> bool:
+    """True for a floating or complex array dtype, CuPy's bfloat16 included (ml_dtypes'
+    bfloat16 reports NumPy kind "V", so `dtype.kind in "fc"` misses it)."""
+    return np_dtype.kind in "fc" or np_dtype.name == "bfloat16"

@@ -4,7 +4,9 @@
 // No CUDA header is included: NVRTC compiles this with only its built-in declarations, and
 // the CPU test suite compiles the elementwise kernels with g++ against
 // tests/kernels_cpu/cuda_host_shim.h, which defines GG_HOST_SHIM. Code that needs shared
-// memory or warp shuffles sits inside `#ifndef GG_HOST_SHIM`.
+// memory or warp shuffles sits inside `#ifndef GG_HOST_SHIM`; the mock CUDA device
+// (tests/mock_cupy, GPUGRAD_MOCK_CUDA=1) compiles those sections too, since its launcher
+// runs each block's threads as cooperating fibers with real barriers and warp exchanges.
 //
 // gpugrad/backend/kernels.py pastes this file in place of `#include "common.cuh"` before
 // compiling, so CuPy's source-keyed compile cache sees header changes too.

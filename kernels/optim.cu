@@ -76,7 +76,8 @@ __device__ void sgd_multi_impl(const long long* __restrict__ meta, int nt, long 
 // Columns: params, grads, exp_avg m, exp_avg_sq v, max_exp_avg_sq v̂ (amsgrad; else 0),
 // then the step: a device pointer to a float32 step count t (0 when the step is a host
 // number), and the host step's step_size = lr / (1 − β₁ᵗ) and bc2 = √(1 − β₂ᵗ) as the bits
-// of two doubles. A device t gives step_size and bc2 computed here in the accumulation type.
+// of two doubles. A device t gives step_size and bc2 computed here in double, then rounded
+// to the accumulation type (as the host numbers are).
 // AdamW (decoupled) scales p by 1 − lr·wd; Adam adds wd·p to g.
 template <typename T>
 __device__ void adam_multi_impl(const long long* __restrict__ meta, int nt, long long nchunks,
@@ -96,10 +97,10 @@ __device__ void adam_multi_impl(const long long* __restrict__ meta, int nt, long
         T* vmax = gg_mt_ptr<T>(meta, 4, nt, c.tensor);
         const float* t_dev = gg_mt_ptr<const float>(meta, 5, nt, c.tensor);
         A step_size, bc2;
-        if (t_dev) {
-            const A t = A(*t_dev);
-            step_size = A(lr) / (A(1) - gg_pow(A(beta1), t));
-            bc2 = gg_sqrt(A(1) - gg_pow(A(beta2), t));
+        if (t_dev) {  // in double, then rounded, as the host numbers: 1 − β₂ᵗ cancels
+            const double t = double(*t_dev);
+            step_size = A(lr / (1.0 - gg_pow(beta1, t)));
+            bc2 = A(gg_sqrt(1.0 - gg_pow(beta2, t)));
         } else {
             step_size = A(__longlong_as_double(meta[6LL * nt + c.tensor]));
             bc2 = A(__longlong_as_double(meta[7LL * nt + c.tensor]));

@@ -49,6 +49,7 @@ def check(fn, inputs, torch_fn=None, atol=1e-6, rtol=1e-5, grad=True, non_contig
             if non_contiguous and a.ndim >= 2:
                 g_arr = np.asfortranarray(a)
             g = gg.from_numpy(g_arr.copy() if not non_contiguous else g_arr)
+            g = g.to(gg.default_device())  # GPUGRAD_DEVICE=cuda runs the oracles on the GPU
             if diff:
                 g.requires_grad_(True)
             t = torch.from_numpy(a.copy()).requires_grad_(diff)
@@ -75,7 +76,8 @@ def check(fn, inputs, torch_fn=None, atol=1e-6, rtol=1e-5, grad=True, non_contig
     g_leaves = [x for x in gg_in if isinstance(x, gg.Tensor) and x.requires_grad]
     t_leaves = [x for x in th_in if isinstance(x, torch.Tensor) and x.requires_grad]
     g_grads = gg.autograd.grad([g for g, _ in outs], g_leaves,
-                               [gg.from_numpy(c.copy()) for c in cots], allow_unused=True)
+                               [gg.from_numpy(c.copy()).to(g.device)
+                                for c, (g, _) in zip(cots, outs)], allow_unused=True)
     t_grads = torch.autograd.grad([t for _, t in outs], t_leaves,
                                   [torch.from_numpy(c.copy()) for c in cots], allow_unused=True)
     for k, (gg_g, th_g) in enumerate(zip(g_grads, t_grads)):

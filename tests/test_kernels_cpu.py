@@ -11,9 +11,11 @@ Covered here: act_forward/act_backward (every kind), swish_forward/swish_backwar
 bias_act_forward, softmax_xent_backward, dropout_apply (masks bit-identical to the NumPy
 Philox) and the Philox known-answer block, sgd_multi, adam_multi, unscale_multi.
 
-GPU-only (shared memory / warp shuffles; tests/gpu/): swish_backward_reduce,
-bias_act_backward, softmax_forward, softmax_backward, softmax_xent_forward,
-layer_norm_forward, layer_norm_backward, layer_norm_param_grad, sumsq_multi.
+Block-level (shared memory / warp shuffles): swish_backward_reduce, bias_act_backward,
+softmax_forward, softmax_backward, softmax_xent_forward, layer_norm_forward,
+layer_norm_backward, layer_norm_param_grad, sumsq_multi run in tests/gpu/, on a GPU or on
+the mock CUDA device (GPUGRAD_MOCK_CUDA=1), whose launcher (the same shim) runs blocks of
+cooperating threads; tests/test_cuda_emulator.py checks that launcher.
 """
 
 from __future__ import annotations

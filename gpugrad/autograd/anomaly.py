@@ -12,6 +12,8 @@ import os
 import threading
 import traceback
 
+from .._dtype import is_inexact
+
 __all__ = ["detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,7 +99,7 @@ def check_gradients(node, in_grads) -> None:
     if not _state.check_nan:
         return
     for i, g in enumerate(in_grads):
-        if g is None or g._data.dtype.kind not in "fcV":
+        if g is None or not is_inexact(g._data.dtype):
             continue
         xp = g._backend.xp
         if not bool(xp.isfinite(g._data).all()):

@@ -12,6 +12,7 @@ and returns arrays, which keeps the per-op bookkeeping to a minimum. Both write
 
 from __future__ import annotations
 
+from .._dtype import is_inexact
 from ..errors import DeviceError
 from .grad_mode import _state, no_grad
 
@@ -303,7 +304,7 @@ def _record(ctx, args, results) -> None:
         r = results[0]
         data = r._data
         ctx._output_meta = ((data.shape, data.dtype),)
-        if data.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes), the only void dtype used
+        if is_inexact(data.dtype):
             r._requires_grad = True
             r.grad_fn = ctx
     else:
@@ -311,7 +312,7 @@ def _record(ctx, args, results) -> None:
         for i, r in enumerate(results):
             data = r._data
             out_meta.append((data.shape, data.dtype))
-            if data.dtype.kind in "fcV" and (non_diff is None or id(r) not in non_diff):
+            if is_inexact(data.dtype) and (non_diff is None or id(r) not in non_diff):
                 r._requires_grad = True
                 r.grad_fn = ctx
                 if i:

@@ -77,6 +77,8 @@ def _class_targets(op: str, input: Tensor, target: Tensor, allow_probs: bool):
         raise ShapeError(f"{op}: input must have a class dimension, got shape ()")
     cdim = 0 if input.ndim == 1 else 1
     expected = tuple(s for i, s in enumerate(input.shape) if i != cdim)
+    if target._backend is not input._backend:
+        raise ValueError(f"{op}: target is on {target.device} but input is on {input.device}")
     if allow_probs and target.dtype.is_floating_point and tuple(target.shape) == \
             tuple(input.shape):
         return cdim, True
@@ -85,8 +87,6 @@ def _class_targets(op: str, input: Tensor, target: Tensor, allow_probs: bool):
         raise ShapeError(f"{op}: expected integer class targets of shape {expected}{probs} for "
                          f"input of shape {tuple(input.shape)}, got target of shape "
                          f"{tuple(target.shape)} and dtype {target.dtype}")
-    if target._backend is not input._backend:
-        raise ValueError(f"{op}: target is on {target.device} but input is on {input.device}")
     return cdim, False
 
 
@@ -97,6 +97,8 @@ def _class_weights(input: Tensor, weight: Tensor | None, op: str):
     if tuple(weight.shape) != (c,):
         raise ShapeError(f"{op}: weight of shape {tuple(weight.shape)} does not match "
                          f"{c} classes")
+    if weight._backend is not input._backend:
+        raise ValueError(f"{op}: weight is on {weight.device} but input is on {input.device}")
     return weight._data.astype(input._data.dtype, copy=False)
 
 

@@ -67,9 +67,9 @@ def binary_operands(a, b, op: str):
         if b_t:
             if a._data.dtype == b._data.dtype and a._backend is b._backend:
                 return a, b
-        elif type(b) in _WEAK_FOR_FLOAT and a._data.dtype.kind in "fcV":
+        elif type(b) in _WEAK_FOR_FLOAT and _dtype.is_inexact(a._data.dtype):
             return a, b
-    elif b_t and type(a) in _WEAK_FOR_FLOAT and b._data.dtype.kind in "fcV":
+    elif b_t and type(a) in _WEAK_FOR_FLOAT and _dtype.is_inexact(b._data.dtype):
         return a, b
     cast = _ew.cast
     if a_t and b_t:

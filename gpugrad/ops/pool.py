@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dtype import is_inexact
 from ..autograd.function import Op
 from ..errors import ShapeError
 from ..tensor import Tensor, _wrap_array
@@ -54,7 +55,7 @@ class MaxPool2d(Op):
         (kh, kw), stride, padding, dilation = geom
         ho = xp.arange(out_hw[0]).reshape(-1, 1) * stride[0] - padding[0]
         wo = xp.arange(out_hw[1]) * stride[1] - padding[1]
-        nan_wins = x.dtype.kind in "fcV"  # V: bfloat16 (ml_dtypes)
+        nan_wins = is_inexact(x.dtype)
         # Without padding the first tap reads every window: it sets them all, and no later
         # tap meets an unset window (two passes fewer per tap).
         first_sets_all = bool(taps) and taps[0][1:3] == (slice(0, out_hw[0]),

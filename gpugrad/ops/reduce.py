@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from .._autocast import FP32, autocast_inputs
+from .._dtype import is_inexact
 from ..autograd.function import Op
 from ..tensor import Tensor, _wrap_array
 from ._dimarg import dim_alias
@@ -55,7 +56,7 @@ class Sum(Op):
     def forward(ctx, x, dims, keepdim):
         ctx.shape, ctx.dims = x.shape, dims
         out = ctx.backend.sum(x, dims, keepdim)
-        return out if x.dtype.kind in "fcV" else out.astype("int64")
+        return out if is_inexact(x.dtype) else out.astype("int64")
 
     @staticmethod
     def backward(ctx, g):

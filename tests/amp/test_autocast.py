@@ -10,6 +10,9 @@ import torch
 import gpugrad as gg
 import gpugrad.nn.functional as F
 
+# CPU autocast: CPU tensors even when GPUGRAD_DEVICE=cuda makes cuda the default device.
+pytestmark = pytest.mark.usefixtures("cpu_default_device")
+
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((4, 8)).astype(np.float32)
 W = RNG.standard_normal((3, 8)).astype(np.float32)

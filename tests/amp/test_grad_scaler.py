@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import gpugrad as gg
-from gpugrad.backend import cpu_backend
 
 # The scripted infs overflow on purpose in the forward and backward passes.
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -81,7 +80,7 @@ def test_scale_multiplies_the_loss_and_unscale_divides_the_gradient():
 def test_scaled_step_with_inf_reads_nothing_on_the_host():
     w, opt, scaler = _make(gg, "Adam")
     _step(gg, w, opt, scaler, True)  # state and scale exist
-    counter = cpu_backend.counter
+    counter = w._backend.counter  # the device the step runs on (cuda under GPUGRAD_DEVICE)
     counter.reset()
     for finite in (False, True, False):
         _step(gg, w, opt, scaler, finite, clip=True)

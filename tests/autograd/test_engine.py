@@ -49,10 +49,11 @@ def test_long_chain_does_not_recurse():
 
 
 def test_graph_is_freed_and_memory_stays_flat():
-    w = gg.randn(64, 64, requires_grad=True)
+    # host memory, measured by tracemalloc: CPU tensors whatever the default device
+    w = gg.randn(64, 64, requires_grad=True, device="cpu")
 
     def step():
-        h = (gg.randn(16, 64) @ w).tanh()
+        h = (gg.randn(16, 64, device="cpu") @ w).tanh()
         (h * h).mean().backward()
         w.grad = None
 
@@ -309,7 +310,7 @@ def test_device_mismatch_names_both_devices():
     from gpugrad.tensor import _wrap_array
 
     other = NumpyBackend(gg.device("cuda:1"))  # stands in for a second device
-    a = gg.ones(2)
+    a = gg.ones(2, device="cpu")
     b = _wrap_array(np.ones(2, dtype=np.float32), other)
     with pytest.raises(gg.DeviceError, match="cpu.*cuda:1"):
         a + b

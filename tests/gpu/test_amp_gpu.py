@@ -65,7 +65,8 @@ SHAPES = [(33, 7), (1,), (1025,), ()]
 def test_adam_update_on_gpu_matches_numpy(flag):
     gpu, rng = get_backend("cuda"), np.random.default_rng(1)
     (p, gp), (g, gg_), (m, gm), (v, gv) = (_pair(rng, SHAPES) for _ in range(4))
-    v, gv = [np.abs(a) for a in v], [gpu.xp.abs(a) for a in gv]
+    # np.abs of a 0-d array is a NumPy scalar, which the in-place reference cannot update
+    v, gv = [np.asarray(np.abs(a)) for a in v], [gpu.xp.abs(a) for a in gv]
     if flag:
         g[0][0, 0] = np.inf
         gg_[0][0, 0] = np.inf

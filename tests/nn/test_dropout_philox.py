@@ -60,5 +60,5 @@ def test_gradcheck_and_double_backward(philox_cpu):
 
 def test_cpu_backend_stores_its_mask_by_default():
     assert not cpu_backend.regenerates_dropout_mask
-    x = gg.randn(8, 8, requires_grad=True)
+    x = gg.randn(8, 8, requires_grad=True, device="cpu")
     assert not isinstance(F.dropout(x, 0.5).grad_fn, PhiloxDropout)

@@ -13,6 +13,9 @@ from gpugrad.backend import cpu_backend
 from gpugrad.ops.loss import IndexCrossEntropy
 from gpugrad.ops.normalization import LayerNormRows
 
+# These check the CPU backend's fused paths: CPU tensors whatever GPUGRAD_DEVICE says.
+pytestmark = pytest.mark.usefixtures("cpu_default_device")
+
 
 @pytest.fixture(autouse=True)
 def fused_rows(monkeypatch):
