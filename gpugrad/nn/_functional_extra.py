@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..autograd.grad_mode import no_grad
 from ..creation import rand
 from ..errors import ShapeError
-from ..ops.elementwise import clamp, exp, log, sigmoid, sqrt, where
+from ..ops.elementwise import cast, clamp, exp, log, sigmoid, sqrt, where
 from ..ops.index import index_select
 from ..ops.reduce import norm
 from ..ops.shape import chunk
@@ -32,7 +34,9 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """Σ (x₁/max(‖x₁‖, ε))·(x₂/max(‖x₂‖, ε)) along `dim` (inputs broadcast), as PyTorch
-    computes it."""
+    computes it (after broadcasting the inputs to one shape)."""
+    shape = tuple(np.broadcast_shapes(tuple(x1.shape), tuple(x2.shape)))
+    x1, x2 = x1.expand(*shape), x2.expand(*shape)
     n1 = clamp(norm(x1, 2, dim, keepdim=True), min=eps)
     n2 = clamp(norm(x2, 2, dim, keepdim=True), min=eps)
     return ((x1 / n1) * (x2 / n2)).sum(dim)
@@ -166,8 +170,7 @@ def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: fl
     if not hard:
         return y
     d = dim % y.ndim
-    hard_y = (y == y.amax(d, keepdim=True))
-    hard_y = where(hard_y, 1.0, 0.0)
+    hard_y = cast(y == y.amax(d, keepdim=True), y.dtype)
     return hard_y - y.detach() + y
 
 

@@ -1,0 +1,346 @@
+# ruff: noqa: B023 - each lambda is called by check() inside its own loop iteration
+"""The nn.functional additions of issue 15 against PyTorch (values and gradients on random
+inputs, edge shapes) and float64 finite differences."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from oracle import check, gradcheck, positive, rand
+
+import gpugrad as gg
+import gpugrad.nn.functional as F
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*(reduction: .mean.|padding=.same.).*:UserWarning")
+
+
+# --- convolutions ---------------------------------------------------------------------------
+@pytest.mark.parametrize("kw", [
+    dict(),
+    dict(stride=2, padding=1, output_padding=1),
+    dict(stride=(2, 3), padding=(0, 1), dilation=(2, 1), output_padding=(1, 2)),
+    dict(groups=2, stride=2),
+])
+def test_conv_transpose2d(kw):
+    g = kw.get("groups", 1)
+    check(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), [rand(2, 4, 5, 4),
+          rand(4, 3, 3, 2), rand(3 * g)], torch_fn=lambda x, w, b: TF.conv_transpose2d(
+              x, w, b, **kw), atol=1e-10)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(stride=3, padding=2, output_padding=1, dilation=2),
+                                dict(groups=2)])
+def test_conv_transpose1d_and_unbatched(kw):
+    g = kw.get("groups", 1)
+    check(lambda x, w: F.conv_transpose1d(x, w, **kw), [rand(2, 4, 6), rand(4, 3, 3)],
+          torch_fn=lambda x, w: TF.conv_transpose1d(x, w, **kw), atol=1e-10)
+    check(lambda x, w, b: F.conv_transpose1d(x, w, b, **kw), [rand(4, 6), rand(4, 3, 3),
+          rand(3 * g)], torch_fn=lambda x, w, b: TF.conv_transpose1d(x, w, b, **kw),
+          atol=1e-10)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(stride=(2, 1, 2), padding=1, dilation=(1, 2, 1)),
+                                dict(groups=2, padding="same"), dict(padding=(0, 1, 2))])
+def test_conv3d(kw):
+    check(lambda x, w, b: F.conv3d(x, w, b, **kw), [rand(2, 4, 5, 6, 5), rand(6, 4 // kw.get(
+        "groups", 1), 2, 3, 3), rand(6)], torch_fn=lambda x, w, b: TF.conv3d(x, w, b, **kw),
+        atol=1e-10)
+
+
+def test_conv_gradchecks():
+    gradcheck(lambda x, w: F.conv_transpose2d(x, w, stride=2, output_padding=1),
+              rand(1, 2, 3, 3), rand(2, 2, 2, 2))
+    gradcheck(lambda x, w: F.conv3d(x, w, padding=1, stride=2), rand(1, 2, 3, 4, 3),
+              rand(2, 2, 2, 2, 2))
+
+
+def test_conv_errors_name_shapes():
+    with pytest.raises(gg.errors.ShapeError, match=r"\(2, 3, 5, 5\)"):
+        F.conv_transpose2d(gg.tensor(rand(2, 3, 5, 5)), gg.tensor(rand(4, 2, 3, 3)))
+    with pytest.raises(ValueError, match="output padding"):
+        F.conv_transpose2d(gg.tensor(rand(1, 4, 5, 5)), gg.tensor(rand(4, 2, 3, 3)),
+                           output_padding=1)
+    with pytest.raises(gg.errors.ShapeError, match="conv3d"):
+        F.conv3d(gg.tensor(rand(1, 3, 4, 4)), gg.tensor(rand(2, 3, 2, 2, 2)))
+
+
+# --- fold / unfold ------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=(2, 3), dilation=(1, 2),
+                                                          padding=1, stride=2)])
+def test_unfold_and_fold(kw):
+    check(lambda x: F.unfold(x, **kw), [rand(2, 3, 5, 6)],
+          torch_fn=lambda x: TF.unfold(x, **kw))
+    cols = TF.unfold(torch.zeros(2, 3, 5, 6), **kw).shape
+    check(lambda c: F.fold(c, (5, 6), **kw), [rand(*cols)],
+          torch_fn=lambda c: TF.fold(c, (5, 6), **kw))
+    gradcheck(lambda x: F.unfold(x, **kw), rand(1, 2, 4, 5))
+    gradcheck(lambda c: F.fold(c, (4, 5), **kw),
+              rand(*TF.unfold(torch.zeros(1, 2, 4, 5), **kw).shape))
+
+
+def test_fold_rejects_a_mismatched_block_count():
+    with pytest.raises(gg.errors.ShapeError, match=r"\(2, 12, 10\)"):
+        F.fold(gg.tensor(rand(2, 12, 10)), (5, 6), (2, 3), padding=1, stride=2)
+
+
+# --- interpolate ----------------------------------------------------------------------------
+@pytest.mark.parametrize("shape,kw", [
+    ((2, 3, 5, 7), dict(size=(8, 4), mode="nearest")),
+    ((2, 3, 5, 7), dict(scale_factor=2.5, mode="nearest")),
+    ((2, 3, 5, 7), dict(size=(9, 3), mode="nearest-exact")),
+    ((2, 3, 5, 7), dict(size=(8, 11), mode="bilinear")),
+    ((2, 3, 5, 7), dict(size=(3, 11), mode="bilinear", align_corners=True)),
+    ((2, 3, 5, 7), dict(scale_factor=(1.5, 0.5), mode="bilinear")),
+    ((2, 3, 5, 7), dict(scale_factor=1.7, mode="bicubic")),
+    ((2, 3, 5, 7), dict(size=(9, 4), mode="bicubic", align_corners=True)),
+    ((2, 3, 5, 7), dict(size=(3, 4), mode="area")),
+    ((2, 3, 5), dict(size=9, mode="linear")),
+    ((2, 3, 5), dict(scale_factor=3, mode="nearest")),
+    ((1, 2, 4, 3, 5), dict(scale_factor=2, mode="trilinear")),
+    ((1, 2, 4, 3, 5), dict(size=(2, 5, 3), mode="nearest")),
+    ((2, 3, 1, 1), dict(size=(3, 2), mode="bilinear", align_corners=True)),
+])
+def test_interpolate(shape, kw):
+    check(lambda x: F.interpolate(x, **kw), [rand(*shape)],
+          torch_fn=lambda x: TF.interpolate(x, **kw), atol=1e-12)
+
+
+def test_interpolate_gradcheck_and_errors():
+    gradcheck(lambda x: F.interpolate(x, scale_factor=2, mode="bicubic"), rand(1, 1, 3, 3))
+    assert F.upsample is F.interpolate
+    with pytest.raises(ValueError, match="only one of size or scale_factor"):
+        F.interpolate(gg.tensor(rand(1, 1, 3, 3)), size=2, scale_factor=2)
+    with pytest.raises(ValueError, match="align_corners"):
+        F.interpolate(gg.tensor(rand(1, 1, 3, 3)), size=2, align_corners=True)
+    with pytest.raises(gg.errors.ShapeError, match=r"\(1, 3, 3\)"):
+        F.interpolate(gg.tensor(rand(1, 3, 3)), size=2, mode="bilinear")
+
+
+# --- pad --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("pads", [(2, 1, 1, 3), (-1, 2, 3, -2), (0, 0, 2, 2), (1, 1)])
+def test_pad_modes(mode, pads):
+    shape = (2, 3, 5, 7) if len(pads) == 4 else (2, 3, 7)
+    check(lambda x: F.pad(x, pads, mode=mode), [rand(*shape)],
+          torch_fn=lambda x: TF.pad(x, pads, mode=mode))
+
+
+def test_pad_value_and_errors():
+    check(lambda x: F.pad(x, (1, 2), value=3.5), [rand(2, 4)],
+          torch_fn=lambda x: TF.pad(x, (1, 2), value=3.5))
+    gradcheck(lambda x: F.pad(x, (2, 1, 1, 2), mode="reflect"), rand(1, 1, 3, 4))
+    with pytest.raises(ValueError, match="reflect"):
+        F.pad(gg.tensor(rand(1, 2, 3)), (3, 0), mode="reflect")
+    with pytest.raises(ValueError, match="even length"):
+        F.pad(gg.tensor(rand(2, 3)), (1, 2, 3))
+
+
+def test_pixel_shuffle_round_trip():
+    check(lambda x: F.pixel_shuffle(x, 2), [rand(2, 12, 3, 4)],
+          torch_fn=lambda x: TF.pixel_shuffle(x, 2))
+    check(lambda x: F.pixel_unshuffle(x, 3), [rand(2, 2, 6, 9)],
+          torch_fn=lambda x: TF.pixel_unshuffle(x, 3))
+    with pytest.raises(gg.errors.ShapeError, match=r"\(2, 5, 3, 4\)"):
+        F.pixel_shuffle(gg.tensor(rand(2, 5, 3, 4)), 2)
+
+
+# --- pooling ------------------------------------------------------------------------------------
+def test_pool_1d():
+    check(lambda x: F.max_pool1d(x, 3, 2, 1), [rand(2, 3, 9)],
+          torch_fn=lambda x: TF.max_pool1d(x, 3, 2, 1))
+    check(lambda x: F.max_pool1d(x, 2, return_indices=True)[0], [rand(3, 8)],
+          torch_fn=lambda x: TF.max_pool1d(x, 2, return_indices=True)[0])
+    for kw in (dict(), dict(count_include_pad=False), dict(ceil_mode=True)):
+        check(lambda x: F.avg_pool1d(x, 3, 2, 1, **kw), [rand(2, 3, 10)],
+              torch_fn=lambda x: TF.avg_pool1d(x, 3, 2, 1, **kw))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(count_include_pad=False), dict(divisor_override=5),
+                                dict(ceil_mode=True, count_include_pad=False)])
+def test_avg_pool3d(kw):
+    check(lambda x: F.avg_pool3d(x, (2, 3, 2), (2, 2, 1), 1, **kw), [rand(2, 3, 5, 7, 6)],
+          torch_fn=lambda x: TF.avg_pool3d(x, (2, 3, 2), (2, 2, 1), 1, **kw))
+
+
+def test_max_pool3d_and_adaptive_max():
+    check(lambda x: F.max_pool3d(x, (2, 3, 2), (1, 2, 2), 1, ceil_mode=True),
+          [rand(2, 3, 5, 7, 6)],
+          torch_fn=lambda x: TF.max_pool3d(x, (2, 3, 2), (1, 2, 2), 1, ceil_mode=True))
+    check(lambda x: F.max_pool3d(x, 2), [rand(3, 4, 4, 5)],
+          torch_fn=lambda x: TF.max_pool3d(x, 2))
+    for out in ((3, 4), 2, (None, 3), (7, 9)):
+        check(lambda x: F.adaptive_max_pool2d(x, out), [rand(2, 3, 7, 9)],
+              torch_fn=lambda x: TF.adaptive_max_pool2d(x, out))
+    check(lambda x: F.adaptive_max_pool1d(x, 4), [rand(2, 3, 10)],
+          torch_fn=lambda x: TF.adaptive_max_pool1d(x, 4))
+
+
+def test_max_unpool2d():
+    x = torch.tensor(rand(2, 3, 6, 8))
+    _, idx = TF.max_pool2d(x, 2, return_indices=True)
+    i = idx.numpy()
+    check(lambda y: F.max_unpool2d(y, gg.tensor(i), 2), [rand(2, 3, 3, 4)],
+          torch_fn=lambda y: TF.max_unpool2d(y, torch.tensor(i), 2))
+    check(lambda y: F.max_unpool2d(y, gg.tensor(i), 2, output_size=(7, 9)), [rand(2, 3, 3, 4)],
+          torch_fn=lambda y: TF.max_unpool2d(y, torch.tensor(i), 2, output_size=(7, 9)))
+
+
+# --- similarities and distances -----------------------------------------------------------------
+def test_normalize_cosine_pairwise():
+    for p, dim in ((2, 1), (1, -1), (3.0, 0)):
+        check(lambda x: F.normalize(x, p, dim), [rand(3, 4, 2)],
+              torch_fn=lambda x: TF.normalize(x, p, dim))
+    check(lambda a, b: F.cosine_similarity(a, b), [rand(5, 4), rand(5, 4)],
+          torch_fn=lambda a, b: TF.cosine_similarity(a, b))
+    check(lambda a, b: F.cosine_similarity(a, b, dim=-1), [rand(2, 3, 4), rand(3, 1)],
+          torch_fn=lambda a, b: TF.cosine_similarity(a, b, dim=-1))
+    for p in (2.0, 1.0, 3.0):
+        check(lambda a, b: F.pairwise_distance(a, b, p), [rand(5, 4), rand(5, 4)],
+              torch_fn=lambda a, b: TF.pairwise_distance(a, b, p))
+    check(lambda a, b: F.pairwise_distance(a, b, keepdim=True), [rand(5, 4), rand(1, 4)],
+          torch_fn=lambda a, b: TF.pairwise_distance(a, b, keepdim=True))
+    gradcheck(lambda a, b: F.cosine_similarity(a, b), rand(3, 4), rand(3, 4))
+
+
+# --- losses -------------------------------------------------------------------------------------
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS + ["batchmean"])
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div(reduction, log_target):
+    target = rand(4, 5, low=0.0, high=1.0)
+    if log_target:
+        target = np.log(target + 0.1)
+    check(lambda x, t: F.kl_div(x, t, reduction=reduction, log_target=log_target),
+          [np.log(positive(4, 5)), target],
+          torch_fn=lambda x, t: TF.kl_div(x, t, reduction=reduction, log_target=log_target))
+    if not log_target:  # a zero target contributes 0 (PyTorch's xlogy); constant target
+        target[0, :2] = 0.0
+        check(lambda x: F.kl_div(x, gg.tensor(target), reduction=reduction),
+              [np.log(positive(4, 5))],
+              torch_fn=lambda x: TF.kl_div(x, torch.tensor(target), reduction=reduction))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_margin_triplet_cosine_embedding(reduction):
+    y = np.where(rand(6) > 0, 1.0, -1.0)
+    check(lambda a, b: F.margin_ranking_loss(a, b, gg.tensor(y), 0.3, reduction=reduction),
+          [rand(6), rand(6)], torch_fn=lambda a, b: TF.margin_ranking_loss(
+              a, b, torch.tensor(y), 0.3, reduction=reduction))
+    for kw in (dict(), dict(margin=0.5, p=1, swap=True)):
+        check(lambda a, p, n: F.triplet_margin_loss(a, p, n, reduction=reduction, **kw),
+              [rand(5, 4), rand(5, 4), rand(5, 4)],
+              torch_fn=lambda a, p, n: TF.triplet_margin_loss(a, p, n, reduction=reduction,
+                                                              **kw))
+    check(lambda a, b: F.cosine_embedding_loss(a, b, gg.tensor(y), 0.1, reduction=reduction),
+          [rand(6, 3), rand(6, 3)], torch_fn=lambda a, b: TF.cosine_embedding_loss(
+              a, b, torch.tensor(y), 0.1, reduction=reduction))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_poisson_and_gaussian_nll(reduction):
+    target = np.floor(positive(4, 3) * 2)
+    for kw in (dict(), dict(log_input=False), dict(full=True), dict(log_input=False, full=True)):
+        x = positive(4, 3) if kw.get("log_input") is False else rand(4, 3)
+        check(lambda a, t: F.poisson_nll_loss(a, t, reduction=reduction, **kw), [x, target],
+              torch_fn=lambda a, t: TF.poisson_nll_loss(a, t, reduction=reduction, **kw))
+    for var_shape in ((4, 3), (4,), (4, 1)):
+        for full in (False, True):
+            check(lambda a, t, v: F.gaussian_nll_loss(a, t, v, full=full, reduction=reduction),
+                  [rand(4, 3), rand(4, 3), positive(*var_shape)],
+                  torch_fn=lambda a, t, v: TF.gaussian_nll_loss(a, t, v, full=full,
+                                                                reduction=reduction))
+
+
+def test_loss_errors_and_gradchecks():
+    with pytest.raises(ValueError, match="reduction"):
+        F.margin_ranking_loss(gg.tensor(rand(3)), gg.tensor(rand(3)), gg.tensor(rand(3)),
+                              reduction="avg")
+    with pytest.raises(ValueError, match=r"\(4, 2\)"):
+        F.gaussian_nll_loss(gg.tensor(rand(4, 3)), gg.tensor(rand(4, 3)),
+                            gg.tensor(positive(4, 2)))
+    with pytest.raises(ValueError, match="negative"):
+        F.gaussian_nll_loss(gg.tensor(rand(4, 3)), gg.tensor(rand(4, 3)),
+                            gg.tensor(-positive(4, 3)))
+    gradcheck(lambda a, t, v: F.gaussian_nll_loss(a, t, v), rand(3, 2), rand(3, 2),
+              positive(3, 2))
+    gradcheck(lambda a, t: F.kl_div(a, t, reduction="batchmean"), rand(3, 2), positive(3, 2))
+
+
+def test_bce_with_weights():
+    w = positive(4, 3)
+    for reduction in REDUCTIONS:
+        check(lambda x, t: F.binary_cross_entropy(x, t, gg.tensor(w), reduction=reduction),
+              [rand(4, 3, low=0.05, high=0.95), rand(4, 3, low=0.0, high=1.0)],
+              torch_fn=lambda x, t: TF.binary_cross_entropy(x, t, torch.tensor(w),
+                                                            reduction=reduction))
+
+
+def test_smooth_l1_loss():
+    for beta in (1.0, 0.5):
+        check(lambda x, t: F.smooth_l1_loss(x, t, beta=beta), [rand(4, 3), rand(4, 3)],
+              torch_fn=lambda x, t: TF.smooth_l1_loss(x, t, beta=beta))
+
+
+# --- activations-like ---------------------------------------------------------------------------
+def test_softmin_glu_and_softmax_methods():
+    check(lambda x: F.softmin(x, dim=1), [rand(3, 4)], torch_fn=lambda x: TF.softmin(x, dim=1))
+    check(lambda x: F.glu(x), [rand(3, 4)], torch_fn=lambda x: TF.glu(x))
+    check(lambda x: F.glu(x, 0), [rand(4, 3)], torch_fn=lambda x: TF.glu(x, 0))
+    check(lambda x: x.softmax(-1), [rand(2, 3, 4)])
+    check(lambda x: x.log_softmax(dim=0), [rand(2, 3, 4)])
+    check(lambda x: x.softmax(1, dtype=gg.float64), [rand(2, 3).astype(np.float32)],
+          torch_fn=lambda x: x.softmax(1, dtype=torch.float64), atol=1e-6)
+    with pytest.raises(gg.errors.ShapeError, match="even"):
+        F.glu(gg.tensor(rand(3, 5)))
+    with pytest.raises(IndexError, match="out of range"):
+        gg.tensor(rand(3, 5)).softmax(2)
+
+
+def test_gumbel_softmax_is_a_distribution_and_hard_is_straight_through():
+    gg.manual_seed(0)
+    logits = gg.tensor(rand(6, 5), requires_grad=True)
+    y = F.gumbel_softmax(logits, tau=0.5)
+    np.testing.assert_allclose(y.detach().numpy().sum(-1), 1.0)
+    h = F.gumbel_softmax(logits, hard=True)
+    hv = h.detach().numpy()
+    assert set(np.unique(hv)) <= {0.0, 1.0} and (hv.sum(-1) == 1).all()
+    (h * gg.tensor(rand(6, 5))).sum().backward()
+    assert logits.grad is not None and np.abs(logits.grad.numpy()).sum() > 0
+    # the noise is Gumbel(0, 1): a large-sample argmax frequency follows softmax(logits)
+    big = gg.tensor(np.tile(np.log([[0.6, 0.3, 0.1]]), (4000, 1)))
+    counts = F.gumbel_softmax(big, hard=True).detach().numpy().mean(0)
+    np.testing.assert_allclose(counts, [0.6, 0.3, 0.1], atol=0.04)
+
+
+# --- embedding ------------------------------------------------------------------------------
+def test_embedding_padding_idx_and_max_norm_match_torch():
+    idx = np.array([[0, 2, 2], [3, 1, 2]])
+    w0 = rand(5, 4) * 2
+    for kw in (dict(padding_idx=2), dict(padding_idx=-1), dict(max_norm=1.0),
+               dict(max_norm=1.5, norm_type=1.0, padding_idx=0)):
+        ours = gg.tensor(w0.copy(), requires_grad=True)
+        theirs = torch.tensor(w0.copy(), requires_grad=True)
+        a = F.embedding(gg.tensor(idx), ours, **kw)
+        b = TF.embedding(torch.tensor(idx), theirs, **kw)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12)
+        cot = rand(*b.shape)
+        a.backward(gg.tensor(cot))
+        b.backward(torch.tensor(cot))
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
+
+
+def test_scaled_dot_product_attention_gqa():
+    check(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, enable_gqa=True),
+          [rand(2, 6, 4, 5), rand(2, 2, 3, 5), rand(2, 2, 3, 5)],
+          torch_fn=lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, enable_gqa=True))
+    check(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                                         enable_gqa=True),
+          [rand(4, 4, 5), rand(1, 4, 5), rand(1, 4, 5)],
+          torch_fn=lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                                                   enable_gqa=True))
+    with pytest.raises(gg.errors.ShapeError, match="multiple"):
+        F.scaled_dot_product_attention(gg.tensor(rand(1, 3, 2, 4)), gg.tensor(rand(1, 2, 2, 4)),
+                                       gg.tensor(rand(1, 2, 2, 4)), enable_gqa=True)
