@@ -46,3 +46,30 @@ from .transformer import (  # noqa: E402
 
 __all__ += ["Transformer", "TransformerEncoder", "TransformerDecoder",
             "TransformerEncoderLayer", "TransformerDecoderLayer"]
+
+from .conv_more import Conv3d, ConvTranspose1d, ConvTranspose2d  # noqa: E402
+from .layers_more import (  # noqa: E402
+    AlphaDropout,
+    AvgPool1d,
+    Bilinear,
+    Dropout1d,
+    Dropout2d,
+    EmbeddingBag,
+    MaxPool1d,
+    PixelShuffle,
+    PixelUnshuffle,
+    Upsample,
+)
+from .normalization_more import (  # noqa: E402
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LocalResponseNorm,
+    RMSNorm,
+)
+from .param_containers import ParameterDict, ParameterList  # noqa: E402
+
+__all__ += ["Conv3d", "ConvTranspose1d", "ConvTranspose2d", "AlphaDropout", "AvgPool1d",
+            "Bilinear", "Dropout1d", "Dropout2d", "EmbeddingBag", "MaxPool1d", "PixelShuffle",
+            "PixelUnshuffle", "Upsample", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
+            "LocalResponseNorm", "RMSNorm", "ParameterDict", "ParameterList"]

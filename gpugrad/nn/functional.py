@@ -243,3 +243,14 @@ __all__ += [
     "adaptive_max_pool1d", "adaptive_max_pool2d", "max_unpool2d", "interpolate", "upsample",
     "pad", "pixel_shuffle", "pixel_unshuffle",
 ]
+
+from .layers_more import alpha_dropout, bilinear  # noqa: E402
+from .normalization_more import (  # noqa: E402
+    group_norm,
+    instance_norm,
+    local_response_norm,
+    rms_norm,
+)
+
+__all__ += ["alpha_dropout", "bilinear", "group_norm", "instance_norm", "local_response_norm",
+            "rms_norm"]
