@@ -73,3 +73,17 @@ __all__ += ["Conv3d", "ConvTranspose1d", "ConvTranspose2d", "AlphaDropout", "Avg
             "Bilinear", "Dropout1d", "Dropout2d", "EmbeddingBag", "MaxPool1d", "PixelShuffle",
             "PixelUnshuffle", "Upsample", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
             "LocalResponseNorm", "RMSNorm", "ParameterDict", "ParameterList"]
+
+from .loss_more import (  # noqa: E402
+    CosineEmbeddingLoss,
+    CTCLoss,
+    GaussianNLLLoss,
+    KLDivLoss,
+    MarginRankingLoss,
+    PoissonNLLLoss,
+    SmoothL1Loss,
+    TripletMarginLoss,
+)
+
+__all__ += ["CTCLoss", "KLDivLoss", "MarginRankingLoss", "TripletMarginLoss",
+            "CosineEmbeddingLoss", "PoissonNLLLoss", "GaussianNLLLoss", "SmoothL1Loss"]

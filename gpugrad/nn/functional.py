@@ -254,3 +254,7 @@ from .normalization_more import (  # noqa: E402
 
 __all__ += ["alpha_dropout", "bilinear", "group_norm", "instance_norm", "local_response_norm",
             "rms_norm"]
+
+from ..ops.ctc import ctc_loss  # noqa: E402
+
+__all__ += ["ctc_loss"]

@@ -344,3 +344,85 @@ def test_scaled_dot_product_attention_gqa():
     with pytest.raises(gg.errors.ShapeError, match="multiple"):
         F.scaled_dot_product_attention(gg.tensor(rand(1, 3, 2, 4)), gg.tensor(rand(1, 2, 2, 4)),
                                        gg.tensor(rand(1, 2, 2, 4)), enable_gqa=True)
+
+
+# --- ctc -----------------------------------------------------------------------------------------
+def _ctc_case(seed=0, t=7, n=3, c=5):
+    r = np.random.default_rng(seed)
+    lp = torch.log_softmax(torch.tensor(r.normal(size=(t, n, c))), -1).numpy()
+    return lp
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("case", ["padded", "concatenated", "empty-target", "blank-last"])
+def test_ctc_loss_matches_torch(reduction, case):
+    lp = _ctc_case()
+    il, tl = [7, 5, 6], [3, 1, 2]
+    tg = np.array([[1, 2, 2], [3, 0, 0], [4, 1, 0]])
+    blank = 0
+    if case == "concatenated":
+        tg = np.array([1, 2, 2, 3, 4, 1])
+    elif case == "empty-target":
+        tl = [3, 0, 2]
+    elif case == "blank-last":
+        blank, tg = 4, np.array([[1, 2, 2], [3, 0, 0], [0, 1, 0]])
+    check(lambda x: F.ctc_loss(x, gg.tensor(tg), il, tl, blank, reduction), [lp],
+          torch_fn=lambda x: TF.ctc_loss(x, torch.tensor(tg), il, tl, blank, reduction),
+          atol=1e-12)
+
+
+def test_ctc_loss_unbatched_zero_infinity_and_module():
+    lp = _ctc_case(1, t=4, n=1, c=4)[:, 0]
+    tg = np.array([1, 1, 2])  # a repeated label needs a blank between: 5 frames > 4
+    check(lambda x: F.ctc_loss(x, gg.tensor(tg), (4,), (3,), reduction="none"), [lp],
+          torch_fn=lambda x: TF.ctc_loss(x, torch.tensor(tg), (4,), (3,), reduction="none"))
+    check(lambda x: F.ctc_loss(x, gg.tensor(tg), (4,), (3,), zero_infinity=True), [lp],
+          torch_fn=lambda x: TF.ctc_loss(x, torch.tensor(tg), (4,), (3,), zero_infinity=True))
+    lp3 = _ctc_case()
+    tg3 = np.array([[1, 2], [3, 3], [2, 4]])
+    check(lambda x: gg.nn.CTCLoss(blank=0)(x, gg.tensor(tg3), gg.tensor([7, 5, 6]),
+                                           gg.tensor([2, 2, 1])), [lp3],
+          torch_fn=lambda x: torch.nn.CTCLoss(blank=0)(x, torch.tensor(tg3),
+                                                       torch.tensor([7, 5, 6]),
+                                                       torch.tensor([2, 2, 1])))
+
+
+def test_ctc_loss_gradcheck_through_log_softmax():
+    # the gradient PyTorch defines is that of the logits under log_softmax
+    tg = np.array([[1, 2], [2, 2]])
+    gradcheck(lambda x: F.ctc_loss(F.log_softmax(x, -1), gg.tensor(tg), [4, 5], [2, 2]),
+              rand(5, 2, 3))
+
+
+def test_ctc_loss_errors():
+    lp = gg.tensor(_ctc_case())
+    with pytest.raises(ValueError, match="input_lengths"):
+        F.ctc_loss(lp, gg.tensor(np.array([[1, 2]] * 3)), [8, 5, 6], [2, 2, 2])
+    with pytest.raises(gg.errors.ShapeError, match="target_lengths"):
+        F.ctc_loss(lp, gg.tensor(np.array([[1, 2]] * 3)), [7, 5, 6], [2, 2])
+    with pytest.raises(ValueError, match="labels"):
+        F.ctc_loss(lp, gg.tensor(np.array([[1, 9]] * 3)), [7, 5, 6], [2, 2, 2])
+
+
+@pytest.mark.parametrize("name,kwargs,arrays", [
+    ("KLDivLoss", dict(reduction="batchmean"), lambda: [np.log(positive(3, 4)),
+                                                        positive(3, 4) / 4]),
+    ("MarginRankingLoss", dict(margin=0.2), lambda: [rand(5), rand(5),
+                                                     np.sign(rand(5)) + (rand(5) == 0)]),
+    ("TripletMarginLoss", dict(margin=0.5, swap=True), lambda: [rand(4, 3), rand(4, 3),
+                                                                rand(4, 3)]),
+    ("CosineEmbeddingLoss", dict(margin=0.1), lambda: [rand(4, 3), rand(4, 3),
+                                                       np.array([1.0, -1.0, 1.0, -1.0])]),
+    ("PoissonNLLLoss", dict(full=True), lambda: [rand(4, 3), np.floor(positive(4, 3) * 2)]),
+    ("SmoothL1Loss", dict(beta=0.5), lambda: [rand(4, 3), rand(4, 3)]),
+])
+def test_loss_modules_match_torch(name, kwargs, arrays):
+    xs = arrays()
+    check(lambda *a: getattr(gg.nn, name)(**kwargs)(*a), xs,
+          torch_fn=lambda *a: getattr(torch.nn, name)(**kwargs)(*a))
+
+
+def test_gaussian_nll_module():
+    check(lambda a, t, v: gg.nn.GaussianNLLLoss(full=True)(a, t, v),
+          [rand(4, 3), rand(4, 3), positive(4, 1)],
+          torch_fn=lambda a, t, v: torch.nn.GaussianNLLLoss(full=True)(a, t, v))
