@@ -426,3 +426,26 @@ def test_gaussian_nll_module():
     check(lambda a, t, v: gg.nn.GaussianNLLLoss(full=True)(a, t, v),
           [rand(4, 3), rand(4, 3), positive(4, 1)],
           torch_fn=lambda a, t, v: torch.nn.GaussianNLLLoss(full=True)(a, t, v))
+
+
+# --- float64 finite differences of the composed functional forms -----------------------------
+@pytest.mark.parametrize("fn,shapes", [
+    (lambda x: F.max_pool3d(x, 2, 1), [(1, 1, 3, 3, 3)]),
+    (lambda x: F.avg_pool3d(x, 2, 1, 1, count_include_pad=False), [(1, 1, 3, 2, 3)]),
+    (lambda x: F.adaptive_max_pool2d(x, (2, 3)), [(1, 2, 3, 5)]),
+    (lambda x: F.avg_pool1d(x, 2, 1, 1), [(1, 2, 5)]),
+    (lambda x: F.pixel_shuffle(x, 2), [(1, 4, 2, 2)]),
+    (lambda x, w, b: F.group_norm(x, 2, w, b), [(2, 4, 3), (4,), (4,)]),
+    (lambda x: F.instance_norm(x), [(2, 3, 4)]),
+    (lambda x, w: F.rms_norm(x, (3,), w), [(2, 3), (3,)]),
+    (lambda x: F.local_response_norm(x, 3), [(1, 4, 3)]),
+    (lambda a, b, w, c: F.bilinear(a, b, w, c), [(2, 3), (2, 2), (4, 3, 2), (4,)]),
+    (lambda x: F.glu(x, 0), [(4, 3)]),
+    (lambda x: F.normalize(x, 3.0, 1), [(3, 4)]),
+    (lambda a, p, n: F.triplet_margin_loss(a, p, n, swap=True), [(3, 4), (3, 4), (3, 4)]),
+    (lambda a, b: F.pairwise_distance(a, b, 1.5), [(3, 4), (3, 4)]),
+    (lambda x: F.softmin(x, 1), [(3, 4)]),
+    (lambda x, w: F.conv_transpose1d(x, w, stride=2), [(1, 2, 4), (2, 3, 2)]),
+])
+def test_gradcheck(fn, shapes):
+    gradcheck(fn, *[rand(*s) for s in shapes])
