@@ -184,9 +184,9 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
             d = input.ndim - 1 - i
             lo, hi = pad[2 * i], pad[2 * i + 1]
             crop[d] = slice(max(-lo, 0), shape[d] - max(-hi, 0))
-            if crop[d].stop <= crop[d].start:
-                raise ValueError(f"pad: padding {pad} crops dim {d} of shape {shape} to "
-                                 "nothing")
+            if shape[d] + min(lo, 0) + min(hi, 0) < 0:
+                raise ValueError(f"pad: padding {pad} crops dim {d} of shape {shape} below "
+                                 "size 0")
         if any(p < 0 for p in pad):
             y = y[tuple(crop)]
         grow = tuple(max(p, 0) for p in pad)
@@ -197,9 +197,9 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
         lo, hi = pad[2 * i], pad[2 * i + 1]
         if lo == 0 and hi == 0:
             continue
+        if shape[d] + min(lo, 0) + min(hi, 0) < 0:
+            raise ValueError(f"pad: padding {pad} crops dim {d} of shape {shape} below size 0")
         idx = _pad_index(shape[d], lo, hi, mode, shape)
-        if idx.size < 1:
-            raise ValueError(f"pad: padding {pad} crops dim {d} of shape {shape} to nothing")
         y = index_select(y, d, Tensor(idx, device=input.device))
     return y
 
