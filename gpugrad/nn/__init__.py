@@ -87,3 +87,23 @@ from .loss_more import (  # noqa: E402
 
 __all__ += ["CTCLoss", "KLDivLoss", "MarginRankingLoss", "TripletMarginLoss",
             "CosineEmbeddingLoss", "PoissonNLLLoss", "GaussianNLLLoss", "SmoothL1Loss"]
+
+from .wrappers_more import (  # noqa: E402
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AvgPool3d,
+    CosineSimilarity,
+    Dropout3d,
+    Fold,
+    InstanceNorm3d,
+    MaxPool3d,
+    MaxUnpool2d,
+    PairwiseDistance,
+    Unfold,
+    UpsamplingBilinear2d,
+    UpsamplingNearest2d,
+)
+
+__all__ += ["MaxPool3d", "AvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "MaxUnpool2d",
+            "Fold", "Unfold", "CosineSimilarity", "PairwiseDistance", "UpsamplingNearest2d",
+            "UpsamplingBilinear2d", "Dropout3d", "InstanceNorm3d"]

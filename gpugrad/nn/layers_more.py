@@ -58,7 +58,7 @@ class _FeatureDropout(Module):
             raise ShapeError(f"{type(self).__name__}: expected a {nd + 1}-d or {nd + 2}-d "
                              f"input, got shape {tuple(input.shape)}")
         # a 3-d input to Dropout2d is (N, C, L), as PyTorch keeps it for compatibility
-        batched = input.ndim == nd + 2 or nd == 2
+        batched = input.ndim == nd + 2 or (nd == 2 and input.ndim == 3)
         return feature_dropout(input, self.p, self.training, batched)
 
     def extra_repr(self) -> str:

@@ -385,3 +385,32 @@ def test_layer_errors_name_shapes():
         gg.nn.RMSNorm(5)(gg.tensor(rand(3, 4)))
     with pytest.raises(gg.errors.ShapeError, match="bilinear"):
         gg.nn.Bilinear(3, 4, 5)(gg.tensor(rand(6, 3)), gg.tensor(rand(6, 5)))
+
+
+@pytest.mark.parametrize("name,args,kwargs,inputs", [
+    ("MaxPool3d", (2,), dict(stride=1, padding=1), [(2, 2, 3, 4, 3)]),
+    ("AvgPool3d", ((2, 1, 2),), dict(count_include_pad=False, padding=(1, 0, 1)),
+     [(2, 2, 3, 4, 3)]),
+    ("AdaptiveMaxPool1d", (3,), dict(), [(2, 3, 8)]),
+    ("AdaptiveMaxPool2d", ((2, 3),), dict(), [(2, 3, 5, 7)]),
+    ("Unfold", ((2, 3),), dict(padding=1, stride=2), [(2, 3, 5, 6)]),
+    ("Fold", ((4, 5), 2), dict(), [(2, 12, 12)]),
+    ("CosineSimilarity", (), dict(dim=-1), [(3, 4), (3, 4)]),
+    ("PairwiseDistance", (), dict(p=1.0, keepdim=True), [(3, 4), (3, 4)]),
+    ("UpsamplingNearest2d", (), dict(scale_factor=2), [(1, 2, 3, 3)]),
+    ("UpsamplingBilinear2d", (), dict(size=(5, 4)), [(1, 2, 3, 3)]),
+    ("InstanceNorm3d", (2,), dict(affine=True), [(2, 2, 3, 2, 4)]),
+])
+def test_wrapper_layers_match_torch(name, args, kwargs, inputs):
+    ours, theirs = _layer_pair(name, *args, **kwargs)
+    check_module(ours, theirs, *[rand(*s) for s in inputs], atol=1e-10)
+
+
+def test_max_unpool2d_module_and_dropout3d():
+    x = torch.tensor(rand(1, 2, 4, 6))
+    y, idx = torch.nn.MaxPool2d(2, return_indices=True)(x)
+    ours = gg.nn.MaxUnpool2d(2)(gg.tensor(y.numpy()), gg.tensor(idx.numpy()))
+    np.testing.assert_array_equal(ours.numpy(), torch.nn.MaxUnpool2d(2)(y, idx).numpy())
+    gg.manual_seed(1)
+    z = gg.nn.Dropout3d(0.5)(gg.tensor(np.ones((4, 6, 2, 2, 2)))).numpy().reshape(4, 6, -1)
+    assert ((z == 0).all(-1) | (z == 2).all(-1)).all()
