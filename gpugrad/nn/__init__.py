@@ -107,3 +107,24 @@ from .wrappers_more import (  # noqa: E402
 __all__ += ["MaxPool3d", "AvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "MaxUnpool2d",
             "Fold", "Unfold", "CosineSimilarity", "PairwiseDistance", "UpsamplingNearest2d",
             "UpsamplingBilinear2d", "Dropout3d", "InstanceNorm3d"]
+
+from .padding import (  # noqa: E402
+    CircularPad1d,
+    CircularPad2d,
+    CircularPad3d,
+    ConstantPad1d,
+    ConstantPad2d,
+    ConstantPad3d,
+    ReflectionPad1d,
+    ReflectionPad2d,
+    ReflectionPad3d,
+    ReplicationPad1d,
+    ReplicationPad2d,
+    ReplicationPad3d,
+    ZeroPad1d,
+    ZeroPad2d,
+    ZeroPad3d,
+)
+
+__all__ += [f"{kind}Pad{n}d" for kind in ("Zero", "Constant", "Reflection", "Replication",
+                                           "Circular") for n in (1, 2, 3)]

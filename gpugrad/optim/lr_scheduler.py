@@ -17,7 +17,7 @@ from .optimizer import Optimizer
 __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "LambdaLR", "MultiplicativeLR",
            "MultiStepLR", "ExponentialLR", "LinearLR", "ConstantLR",
            "CosineAnnealingWarmRestarts", "OneCycleLR", "CyclicLR", "ReduceLROnPlateau",
-           "SequentialLR", "ChainedScheduler"]
+           "SequentialLR", "ChainedScheduler", "PolynomialLR"]
 
 
 class LRScheduler:
@@ -328,6 +328,29 @@ class LinearLR(LRScheduler):
     def _get_closed_form_lr(self) -> list[float]:
         s, e, n = self.start_factor, self.end_factor, self.total_iters
         return [base * (s + (e - s) * min(n, self.last_epoch) / n) for base in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """lr = base_lr·(1 − min(epoch, T)/T)^power: polynomial decay to 0 over `total_iters`."""
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
+                 last_epoch: int = -1) -> None:
+        self.total_iters = total_iters
+        self.power = power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """PyTorch's recursive form: lr·((1 − t/T)/(1 − (t − 1)/T))^power."""
+        groups = self.optimizer.param_groups
+        t, n = self.last_epoch, self.total_iters
+        if self._is_initial or t > n:
+            return [g["lr"] for g in groups]
+        factor = ((1.0 - t / n) / (1.0 - (t - 1) / n)) ** self.power
+        return [g["lr"] * factor for g in groups]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters)
+                ** self.power for base in self.base_lrs]
 
 
 class CosineAnnealingWarmRestarts(LRScheduler):

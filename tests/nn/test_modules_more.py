@@ -414,3 +414,14 @@ def test_max_unpool2d_module_and_dropout3d():
     gg.manual_seed(1)
     z = gg.nn.Dropout3d(0.5)(gg.tensor(np.ones((4, 6, 2, 2, 2)))).numpy().reshape(4, 6, -1)
     assert ((z == 0).all(-1) | (z == 2).all(-1)).all()
+
+
+@pytest.mark.parametrize("kind", ["Zero", "Constant", "Reflection", "Replication", "Circular"])
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_padding_layers_match_torch(kind, nd):
+    args = ((1, 2, 0, 1, 2, 1)[:2 * nd],) + ((1.5,) if kind == "Constant" else ())
+    ours, theirs = _layer_pair(f"{kind}Pad{nd}d", *args)
+    check_module(ours, theirs, rand(*(2, 3, 4, 3, 5)[:nd + 2]), atol=1e-12)
+    if kind != "Constant":
+        ours, theirs = _layer_pair(f"{kind}Pad{nd}d", 1)
+        check_module(ours, theirs, rand(*(2, 3, 4, 3, 5)[:nd + 2]), atol=1e-12)

@@ -63,6 +63,7 @@ def _make(lib, name, opt):
             opt, [sch.ConstantLR(opt, factor=0.5, total_iters=2),
                   sch.CosineAnnealingLR(opt, T_max=5),
                   sch.StepLR(opt, step_size=2, gamma=0.3)], milestones=[3, 8]),
+        "PolynomialLR": lambda: sch.PolynomialLR(opt, total_iters=8, power=2.0),
         "ChainedScheduler": lambda: sch.ChainedScheduler(
             [sch.ConstantLR(opt, factor=0.5, total_iters=3), sch.ExponentialLR(opt, gamma=0.9)]),
     }[name]()
@@ -72,7 +73,7 @@ NAMES = ["LambdaLR", "LambdaLR-list", "MultiplicativeLR", "MultiStepLR", "Expone
          "LinearLR", "ConstantLR", "CosineAnnealingWarmRestarts",
          "CosineAnnealingWarmRestarts-mult", "OneCycleLR", "OneCycleLR-linear-3",
          "OneCycleLR-nomomentum", "CyclicLR", "CyclicLR-tri2", "CyclicLR-exp", "SequentialLR",
-         "SequentialLR-3", "ChainedScheduler"]
+         "SequentialLR-3", "ChainedScheduler", "PolynomialLR"]
 
 
 def _values(opt):
