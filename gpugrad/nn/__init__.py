@@ -128,3 +128,16 @@ from .padding import (  # noqa: E402
 
 __all__ += [f"{kind}Pad{n}d" for kind in ("Zero", "Constant", "Reflection", "Replication",
                                            "Circular") for n in (1, 2, 3)]
+
+from .loss_more import (  # noqa: E402
+    HingeEmbeddingLoss,
+    MultiLabelSoftMarginLoss,
+    MultiMarginLoss,
+    SoftMarginLoss,
+    TripletMarginWithDistanceLoss,
+)
+from .wrappers_more import AdaptiveAvgPool1d, ChannelShuffle  # noqa: E402
+
+__all__ += ["HingeEmbeddingLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss",
+            "SoftMarginLoss", "TripletMarginWithDistanceLoss", "AdaptiveAvgPool1d",
+            "ChannelShuffle"]

@@ -11,7 +11,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..creation import rand
 from ..errors import ShapeError
-from ..ops.elementwise import cast, clamp, exp, log, sigmoid, sqrt, where
+from ..ops.elementwise import abs, cast, clamp, exp, log, sigmoid, sqrt, where  # noqa: A004
 from ..ops.index import index_select
 from ..ops.reduce import norm
 from ..ops.shape import chunk
@@ -21,7 +21,9 @@ from ._functional_loss import _check_reduction, _reduce
 
 __all__ = ["normalize", "cosine_similarity", "pairwise_distance", "kl_div",
            "margin_ranking_loss", "triplet_margin_loss", "cosine_embedding_loss",
-           "poisson_nll_loss", "gaussian_nll_loss", "glu", "gumbel_softmax", "embedding"]
+           "poisson_nll_loss", "gaussian_nll_loss", "glu", "gumbel_softmax", "embedding",
+           "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
+           "multi_margin_loss", "triplet_margin_with_distance_loss", "pdist", "channel_shuffle"]
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
@@ -207,3 +209,89 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
         out = where((input == padding_idx).unsqueeze(-1), out.detach(), out)
     return out
 
+
+
+def _log_sigmoid(x: Tensor) -> Tensor:
+    """log σ(x) = min(x, 0) − log(1 + e^{−|x|}), stable for both signs."""
+    return clamp(x, max=0.0) - log(1 + exp(-abs(x)))
+
+
+def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,
+                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """x where y = 1, max(0, margin − x) where y = −1 (PyTorch's form: each term where y
+    is not the other label)."""
+    loss = where(target != 1, clamp(margin - input, min=0.0), 0.0) + \
+        where(target != -1, input, 0.0)
+    return _reduce_ext(loss, reduction, "hinge_embedding_loss")
+
+
+def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                     reduction: str = "mean") -> Tensor:
+    """log(1 + exp(−y·x)) (two-class logistic loss)."""
+    return _reduce_ext(log(1 + exp(-input * target)), reduction, "soft_margin_loss")
+
+
+def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                size_average=None, reduce=None,
+                                reduction: str = "mean") -> Tensor:
+    """−mean_c (y_c·log σ(x_c) + (1 − y_c)·log σ(−x_c))·w_c per sample (N, C)."""
+    loss = -(target * _log_sigmoid(input) + (1 - target) * _log_sigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    loss = loss.mean(input.ndim - 1)
+    return _reduce_ext(loss, reduction, "multilabel_soft_margin_loss")
+
+
+def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
+                      weight: Tensor | None = None, size_average=None, reduce=None,
+                      reduction: str = "mean") -> Tensor:
+    """Σ_{j ≠ y} w_y·max(0, margin − x_y + x_j)^p / C per sample (multi-class hinge)."""
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 supported, got {p}")
+    x = input.unsqueeze(0) if input.ndim == 1 else input
+    t = target.reshape(-1)
+    n, c = x.shape
+    xy = x.gather(1, t.reshape(n, 1))
+    terms = clamp(margin - xy + x, min=0.0)
+    if p == 2:
+        terms = terms * terms
+    if weight is not None:
+        terms = terms * index_select(weight, 0, t).reshape(n, 1)
+    own = t.reshape(n, 1) == Tensor(np.arange(c), device=x.device).reshape(1, c)
+    loss = where(own, 0.0, terms).sum(1) / c
+    if input.ndim == 1:
+        loss = loss.reshape(())
+    return _reduce_ext(loss, reduction, "multi_margin_loss")
+
+
+def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,
+                                      distance_function=None, margin: float = 1.0,
+                                      swap: bool = False, reduction: str = "mean") -> Tensor:
+    """max(d(a, p) − d(a, n) + margin, 0) for any distance d (default: pairwise_distance)."""
+    d = distance_function if distance_function is not None else pairwise_distance
+    d_pos, d_neg = d(anchor, positive), d(anchor, negative)
+    if swap:
+        d_swap = d(positive, negative)
+        d_neg = where(d_swap < d_neg, d_swap, d_neg)
+    loss = clamp(margin + d_pos - d_neg, min=0.0)
+    return _reduce_ext(loss, reduction, "triplet_margin_with_distance_loss")
+
+
+def pdist(input: Tensor, p: float = 2.0) -> Tensor:
+    """‖xᵢ − xⱼ‖_p for every pair of rows i < j of an (N, M) input, in row-major order."""
+    if input.ndim != 2:
+        raise ShapeError(f"pdist: expected a 2-d input, got shape {tuple(input.shape)}")
+    i, j = np.triu_indices(input.shape[0], 1)
+    a = index_select(input, 0, Tensor(i, device=input.device))
+    b = index_select(input, 0, Tensor(j, device=input.device))
+    return norm(a - b, p, 1)
+
+
+def channel_shuffle(input: Tensor, groups: int) -> Tensor:
+    """(N, g·k, *) → channels interleaved across the g groups: c = i·k + j ↦ j·g + i."""
+    n, c = input.shape[:2]
+    if c % groups:
+        raise ShapeError(f"channel_shuffle: {c} channels of shape {tuple(input.shape)} are not "
+                         f"divisible by groups={groups}")
+    rest = tuple(input.shape[2:])
+    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)

@@ -258,3 +258,19 @@ __all__ += ["alpha_dropout", "bilinear", "group_norm", "instance_norm", "local_r
 from ..ops.ctc import ctc_loss  # noqa: E402
 
 __all__ += ["ctc_loss"]
+
+from ..ops.pool_more import adaptive_avg_pool1d  # noqa: E402
+from ._functional_extra import (  # noqa: E402
+    channel_shuffle,
+    hinge_embedding_loss,
+    multi_margin_loss,
+    multilabel_soft_margin_loss,
+    pdist,
+    soft_margin_loss,
+    triplet_margin_with_distance_loss,
+)
+from .layers_more import dropout1d, dropout2d, dropout3d  # noqa: E402
+
+__all__ += ["adaptive_avg_pool1d", "channel_shuffle", "hinge_embedding_loss",
+            "multi_margin_loss", "multilabel_soft_margin_loss", "pdist", "soft_margin_loss",
+            "triplet_margin_with_distance_loss", "dropout1d", "dropout2d", "dropout3d"]

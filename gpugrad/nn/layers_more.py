@@ -24,7 +24,7 @@ from .parameter import Parameter
 
 __all__ = ["Dropout1d", "Dropout2d", "AlphaDropout", "MaxPool1d", "AvgPool1d", "Upsample",
            "PixelShuffle", "PixelUnshuffle", "Bilinear", "EmbeddingBag", "feature_dropout",
-           "alpha_dropout", "bilinear"]
+           "alpha_dropout", "bilinear", "dropout1d", "dropout2d", "dropout3d"]
 
 
 def _check_p(p: float) -> float:
@@ -43,6 +43,24 @@ def feature_dropout(input: Tensor, p: float, training: bool, batched: bool) -> T
     shape = tuple(input.shape[:lead]) + (1,) * (input.ndim - lead)
     keep = rand(*shape, device=input.device) >= p
     return input * (cast(keep, input.dtype) * (1.0 / (1.0 - p)) if p < 1 else 0.0)
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Channel dropout of (N, C, L) or (C, L)."""
+    return feature_dropout(input, p, training, input.ndim == 3)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Channel dropout of (N, C, H, W) (a 3-d input counts as (N, C, L), as in PyTorch)."""
+    return feature_dropout(input, p, training, input.ndim in (3, 4))
+
+
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Channel dropout of (N, C, D, H, W) or (C, D, H, W)."""
+    return feature_dropout(input, p, training, input.ndim == 5)
 
 
 class _FeatureDropout(Module):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..ops.conv_transpose import fold_patches, unfold_patches
 from ..ops.pool_more import (
+    adaptive_avg_pool1d,
     adaptive_max_pool1d,
     adaptive_max_pool2d,
     avg_pool3d,
@@ -13,14 +14,15 @@ from ..ops.pool_more import (
     max_unpool2d,
 )
 from ..tensor import Tensor
-from ._functional_extra import cosine_similarity, pairwise_distance
+from ._functional_extra import channel_shuffle, cosine_similarity, pairwise_distance
 from .layers_more import Upsample, _FeatureDropout
 from .module import Module
 from .normalization_more import _InstanceNorm
 
 __all__ = ["MaxPool3d", "AvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "MaxUnpool2d",
            "Fold", "Unfold", "CosineSimilarity", "PairwiseDistance", "UpsamplingNearest2d",
-           "UpsamplingBilinear2d", "Dropout3d", "InstanceNorm3d"]
+           "UpsamplingBilinear2d", "Dropout3d", "InstanceNorm3d", "AdaptiveAvgPool1d",
+           "ChannelShuffle"]
 
 
 class MaxPool3d(Module):
@@ -166,3 +168,31 @@ class InstanceNorm3d(_InstanceNorm):
     """Instance normalization over (N, C, D, H, W) or (C, D, H, W)."""
 
     _nd = 3
+
+
+class AdaptiveAvgPool1d(Module):
+    """Adaptive 1-d average pooling to `output_size`."""
+
+    def __init__(self, output_size) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input: Tensor) -> Tensor:
+        return adaptive_avg_pool1d(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class ChannelShuffle(Module):
+    """Interleave the channels of `groups` groups (see `F.channel_shuffle`)."""
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, input: Tensor) -> Tensor:
+        return channel_shuffle(input, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"

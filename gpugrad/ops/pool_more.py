@@ -10,12 +10,12 @@ from ..creation import zeros
 from ..errors import ShapeError
 from ..tensor import Tensor
 from .index import scatter_add
-from .pool import avg_pool2d, max_pool2d
+from .pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from .reduce import amax
 from .shape import cat
 
 __all__ = ["max_pool1d", "avg_pool1d", "max_pool3d", "avg_pool3d", "adaptive_max_pool2d",
-           "adaptive_max_pool1d", "max_unpool2d"]
+           "adaptive_max_pool1d", "max_unpool2d", "adaptive_avg_pool1d"]
 
 
 def _single(v, name: str, op: str) -> int:
@@ -173,3 +173,10 @@ def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None, paddi
     y = scatter_add(flat, 2, idx.reshape(n, c, h * w), x.reshape(n, c, h * w))
     y = y.reshape(n, c, *out)
     return y.squeeze(0) if unbatched else y
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
+    """1-d adaptive average pooling over (N, C, L) or (C, L)."""
+    _dims(input, 1, "adaptive_avg_pool1d")
+    out = _single(output_size, "output_size", "adaptive_avg_pool1d")
+    return adaptive_avg_pool2d(input.unsqueeze(-2), (1, out)).squeeze(-2)

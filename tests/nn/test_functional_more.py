@@ -449,3 +449,76 @@ def test_gaussian_nll_module():
 ])
 def test_gradcheck(fn, shapes):
     gradcheck(fn, *[rand(*s) for s in shapes])
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_more_margin_losses(reduction):
+    y = np.where(rand(5, 3) > 0, 1.0, -1.0)
+    check(lambda x: F.hinge_embedding_loss(x, gg.tensor(y), 0.5, reduction=reduction),
+          [rand(5, 3)], torch_fn=lambda x: TF.hinge_embedding_loss(
+              x, torch.tensor(y), 0.5, reduction=reduction))
+    check(lambda x: F.soft_margin_loss(x, gg.tensor(y), reduction=reduction), [rand(5, 3)],
+          torch_fn=lambda x: TF.soft_margin_loss(x, torch.tensor(y), reduction=reduction))
+    t01 = (y > 0).astype(np.float64)
+    w = positive(3)
+    check(lambda x: F.multilabel_soft_margin_loss(x, gg.tensor(t01), gg.tensor(w),
+                                                  reduction=reduction), [rand(5, 3) * 5],
+          torch_fn=lambda x: TF.multilabel_soft_margin_loss(x, torch.tensor(t01),
+                                                            torch.tensor(w),
+                                                            reduction=reduction))
+    cls = np.array([0, 2, 1, 2, 0])
+    for p, wt in ((1, None), (2, positive(3))):
+        check(lambda x: F.multi_margin_loss(x, gg.tensor(cls), p, 0.7,
+                                            None if wt is None else gg.tensor(wt),
+                                            reduction=reduction), [rand(5, 3)],
+              torch_fn=lambda x: TF.multi_margin_loss(x, torch.tensor(cls), p, 0.7,
+                                                      None if wt is None else torch.tensor(wt),
+                                                      reduction=reduction))
+    check(lambda a, p, n: F.triplet_margin_with_distance_loss(
+        a, p, n, distance_function=lambda u, v: 1 - F.cosine_similarity(u, v), swap=True,
+        reduction=reduction), [rand(4, 3), rand(4, 3), rand(4, 3)],
+        torch_fn=lambda a, p, n: TF.triplet_margin_with_distance_loss(
+            a, p, n, distance_function=lambda u, v: 1 - TF.cosine_similarity(u, v), swap=True,
+            reduction=reduction))
+
+
+def test_pdist_channel_shuffle_adaptive_avg_pool1d_and_channel_dropout():
+    for p in (2.0, 1.0):
+        check(lambda x: F.pdist(x, p), [rand(5, 3)], torch_fn=lambda x: TF.pdist(x, p))
+    check(lambda x: F.channel_shuffle(x, 3), [rand(2, 6, 2, 2)],
+          torch_fn=lambda x: TF.channel_shuffle(x, 3))
+    check(lambda x: F.adaptive_avg_pool1d(x, 3), [rand(2, 3, 8)],
+          torch_fn=lambda x: TF.adaptive_avg_pool1d(x, 3))
+    gg.manual_seed(0)
+    for fn, shape in ((F.dropout1d, (4, 6, 5)), (F.dropout2d, (4, 6, 3, 3)),
+                      (F.dropout3d, (6, 2, 2, 2))):
+        y = fn(gg.tensor(np.ones(shape)), 0.5).numpy()
+        per = y.reshape(-1, int(np.prod(shape[-1 if fn is F.dropout1d else
+                                           (-2 if fn is F.dropout2d else -3):])))
+        assert ((per == 0).all(-1) | (per == 2).all(-1)).all()
+        np.testing.assert_array_equal(fn(gg.tensor(np.ones(shape)), 0.5, False).numpy(),
+                                      np.ones(shape))
+
+
+@pytest.mark.parametrize("name,kwargs,target", [
+    ("HingeEmbeddingLoss", dict(margin=0.3), lambda: np.sign(rand(4, 3))),
+    ("SoftMarginLoss", dict(), lambda: np.sign(rand(4, 3))),
+    ("MultiLabelSoftMarginLoss", dict(), lambda: (rand(4, 3) > 0) * 1.0),
+])
+def test_more_loss_modules(name, kwargs, target):
+    t = target()
+    check(lambda x: getattr(gg.nn, name)(**kwargs)(x, gg.tensor(t)), [rand(4, 3)],
+          torch_fn=lambda x: getattr(torch.nn, name)(**kwargs)(x, torch.tensor(t)))
+    check(lambda a, p, n: gg.nn.TripletMarginWithDistanceLoss(margin=0.4)(a, p, n),
+          [rand(4, 3), rand(4, 3), rand(4, 3)],
+          torch_fn=lambda a, p, n: torch.nn.TripletMarginWithDistanceLoss(margin=0.4)(a, p, n))
+
+
+def test_multi_margin_loss_module_and_channel_shuffle_module():
+    cls = np.array([1, 0, 2])
+    check(lambda x: gg.nn.MultiMarginLoss(margin=0.5)(x, gg.tensor(cls)), [rand(3, 4)],
+          torch_fn=lambda x: torch.nn.MultiMarginLoss(margin=0.5)(x, torch.tensor(cls)))
+    check(lambda x: gg.nn.ChannelShuffle(2)(x), [rand(1, 4, 3)],
+          torch_fn=lambda x: torch.nn.ChannelShuffle(2)(x))
+    check(lambda x: gg.nn.AdaptiveAvgPool1d(2)(x), [rand(1, 4, 5)],
+          torch_fn=lambda x: torch.nn.AdaptiveAvgPool1d(2)(x))
