@@ -17,7 +17,8 @@ class Conv3d(_ConvNd):
     _nd = 3
 
     def forward(self, input: Tensor) -> Tensor:
-        return conv3d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+        x, padding = self._padded(input)
+        return conv3d(x, self.weight, self.bias, self.stride, padding, self.dilation,
                       self.groups)
 
 
@@ -31,6 +32,9 @@ class _ConvTransposeNd(_ConvNd):
         if isinstance(padding, str):
             raise ValueError(f"{type(self).__name__}: padding must be an int or a tuple, got "
                              f"{padding!r}")
+        if padding_mode != "zeros":
+            raise ValueError(f"Only 'zeros' padding mode is supported for "
+                             f"{type(self).__name__}, got {padding_mode!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, device, dtype)
         self.output_padding = _ntuple(output_padding, self._nd)

@@ -425,3 +425,22 @@ def test_padding_layers_match_torch(kind, nd):
     if kind != "Constant":
         ours, theirs = _layer_pair(f"{kind}Pad{nd}d", 1)
         check_module(ours, theirs, rand(*(2, 3, 4, 3, 5)[:nd + 2]), atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("name,args,kwargs,shape", [
+    ("Conv2d", (2, 3, 3), dict(padding=1), (2, 2, 5, 6)),
+    ("Conv2d", (2, 3, (2, 3)), dict(padding="same"), (2, 2, 5, 6)),
+    ("Conv1d", (2, 3, 3), dict(padding=2, stride=2), (2, 2, 7)),
+    ("Conv3d", (2, 3, 2), dict(padding=(1, 0, 1)), (1, 2, 3, 4, 3)),
+])
+def test_conv_padding_modes_match_torch(mode, name, args, kwargs, shape):
+    ours, theirs = _layer_pair(name, *args, padding_mode=mode, **kwargs)
+    check_module(ours, theirs, rand(*shape), atol=1e-10)
+
+
+def test_bad_padding_mode_raises():
+    with pytest.raises(ValueError, match="padding_mode"):
+        gg.nn.Conv2d(2, 3, 3, padding_mode="mirror")
+    with pytest.raises(ValueError, match="zeros"):
+        gg.nn.ConvTranspose2d(2, 3, 3, padding_mode="reflect")
