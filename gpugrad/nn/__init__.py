@@ -141,3 +141,15 @@ from .wrappers_more import AdaptiveAvgPool1d, ChannelShuffle  # noqa: E402
 __all__ += ["HingeEmbeddingLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss",
             "SoftMarginLoss", "TripletMarginWithDistanceLoss", "AdaptiveAvgPool1d",
             "ChannelShuffle"]
+
+from .wrappers_more import (  # noqa: E402
+    AdaptiveAvgPool3d,
+    AdaptiveMaxPool3d,
+    BatchNorm3d,
+    LPPool1d,
+    LPPool2d,
+    LPPool3d,
+)
+
+__all__ += ["AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "BatchNorm3d", "LPPool1d", "LPPool2d",
+            "LPPool3d"]

@@ -274,3 +274,14 @@ from .layers_more import dropout1d, dropout2d, dropout3d  # noqa: E402
 __all__ += ["adaptive_avg_pool1d", "channel_shuffle", "hinge_embedding_loss",
             "multi_margin_loss", "multilabel_soft_margin_loss", "pdist", "soft_margin_loss",
             "triplet_margin_with_distance_loss", "dropout1d", "dropout2d", "dropout3d"]
+
+from ..ops.pool_more import (  # noqa: E402
+    adaptive_avg_pool3d,
+    adaptive_max_pool3d,
+    lp_pool1d,
+    lp_pool2d,
+    lp_pool3d,
+)
+
+__all__ += ["adaptive_avg_pool3d", "adaptive_max_pool3d", "lp_pool1d", "lp_pool2d",
+            "lp_pool3d"]

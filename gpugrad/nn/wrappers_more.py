@@ -7,9 +7,14 @@ from __future__ import annotations
 from ..ops.conv_transpose import fold_patches, unfold_patches
 from ..ops.pool_more import (
     adaptive_avg_pool1d,
+    adaptive_avg_pool3d,
     adaptive_max_pool1d,
     adaptive_max_pool2d,
+    adaptive_max_pool3d,
     avg_pool3d,
+    lp_pool1d,
+    lp_pool2d,
+    lp_pool3d,
     max_pool3d,
     max_unpool2d,
 )
@@ -17,12 +22,14 @@ from ..tensor import Tensor
 from ._functional_extra import channel_shuffle, cosine_similarity, pairwise_distance
 from .layers_more import Upsample, _FeatureDropout
 from .module import Module
+from .normalization import _BatchNorm
 from .normalization_more import _InstanceNorm
 
 __all__ = ["MaxPool3d", "AvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "MaxUnpool2d",
            "Fold", "Unfold", "CosineSimilarity", "PairwiseDistance", "UpsamplingNearest2d",
            "UpsamplingBilinear2d", "Dropout3d", "InstanceNorm3d", "AdaptiveAvgPool1d",
-           "ChannelShuffle"]
+           "ChannelShuffle", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d",
+           "LPPool3d", "BatchNorm3d"]
 
 
 class MaxPool3d(Module):
@@ -196,3 +203,58 @@ class ChannelShuffle(Module):
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
+
+
+class AdaptiveAvgPool3d(AdaptiveAvgPool1d):
+    """Adaptive 3-d average pooling to `output_size`."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return adaptive_avg_pool3d(input, self.output_size)
+
+
+class AdaptiveMaxPool3d(AdaptiveMaxPool1d):
+    """Adaptive 3-d max pooling to `output_size`."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return adaptive_max_pool3d(input, self.output_size, self.return_indices)
+
+
+class _LPPool(Module):
+    _fn = staticmethod(lp_pool1d)
+
+    def __init__(self, norm_type: float, kernel_size, stride=None,
+                 ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.norm_type, self.kernel_size, self.stride = norm_type, kernel_size, stride
+        self.ceil_mode = ceil_mode
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._fn(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, ceil_mode={self.ceil_mode}")
+
+
+class LPPool1d(_LPPool):
+    """Power-average pooling over 1-d windows (see `F.lp_pool1d`)."""
+
+    _fn = staticmethod(lp_pool1d)
+
+
+class LPPool2d(_LPPool):
+    """Power-average pooling over 2-d windows (see `F.lp_pool2d`)."""
+
+    _fn = staticmethod(lp_pool2d)
+
+
+class LPPool3d(_LPPool):
+    """Power-average pooling over 3-d windows (see `F.lp_pool3d`)."""
+
+    _fn = staticmethod(lp_pool3d)
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalisation of (N, C, D, H, W) inputs over N, D, H and W."""
+
+    _expected_ndim = (5,)

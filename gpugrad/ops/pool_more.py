@@ -9,13 +9,16 @@ from __future__ import annotations
 from ..creation import zeros
 from ..errors import ShapeError
 from ..tensor import Tensor
+from .elementwise import abs, relu, sign  # noqa: A004
 from .index import scatter_add
 from .pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from .reduce import amax
+from .resample import interpolate
 from .shape import cat
 
 __all__ = ["max_pool1d", "avg_pool1d", "max_pool3d", "avg_pool3d", "adaptive_max_pool2d",
-           "adaptive_max_pool1d", "max_unpool2d", "adaptive_avg_pool1d"]
+           "adaptive_max_pool1d", "max_unpool2d", "adaptive_avg_pool1d", "adaptive_max_pool3d",
+           "adaptive_avg_pool3d", "lp_pool1d", "lp_pool2d", "lp_pool3d"]
 
 
 def _single(v, name: str, op: str) -> int:
@@ -180,3 +183,69 @@ def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
     _dims(input, 1, "adaptive_avg_pool1d")
     out = _single(output_size, "output_size", "adaptive_avg_pool1d")
     return adaptive_avg_pool2d(input.unsqueeze(-2), (1, out)).squeeze(-2)
+
+
+def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False) -> Tensor:
+    """Max pooling of (N, C, D, H, W) (or unbatched) to a fixed (od, oh, ow) output, one
+    separable pass per axis (the bins as in `adaptive_max_pool2d`)."""
+    op = "adaptive_max_pool3d"
+    if return_indices:
+        raise NotImplementedError(f"{op}: return_indices=True is not supported")
+    unbatched = _dims(input, 3, op)
+    x = input.unsqueeze(0) if unbatched else input
+    sizes = (output_size,) * 3 if output_size is None or isinstance(output_size, int) \
+        else tuple(output_size)
+    if len(sizes) != 3:
+        raise ValueError(f"{op}: output_size must be an int or a triple, got {output_size!r}")
+    out = tuple(int(n) if o is None else int(o) for o, n in zip(sizes, x.shape[-3:]))
+    if min(out) < 1:
+        raise ValueError(f"{op}: output_size must be positive, got {out}")
+    y = x
+    for axis, o in zip((2, 3, 4), out):
+        y = _adaptive_max_axis(y, axis, o)
+    return y.squeeze(0) if unbatched else y
+
+
+def adaptive_avg_pool3d(input: Tensor, output_size) -> Tensor:
+    """Average pooling of (N, C, D, H, W) (or unbatched) to a fixed (od, oh, ow) output:
+    the mean over each bin is separable, one `AxisMap` per axis."""
+    op = "adaptive_avg_pool3d"
+    unbatched = _dims(input, 3, op)
+    x = input.unsqueeze(0) if unbatched else input
+    sizes = (output_size,) * 3 if output_size is None or isinstance(output_size, int) \
+        else tuple(output_size)
+    if len(sizes) != 3:
+        raise ValueError(f"{op}: output_size must be an int or a triple, got {output_size!r}")
+    out = tuple(int(n) if o is None else int(o) for o, n in zip(sizes, x.shape[-3:]))
+    if min(out) < 1:
+        raise ValueError(f"{op}: output_size must be positive, got {out}")
+    y = interpolate(x, size=out, mode="area")
+    return y.squeeze(0) if unbatched else y
+
+
+def _lp(avg: Tensor, norm_type: float, count: int) -> Tensor:
+    # PyTorch's form: sign(s)·relu(|s|)·count, then the 1/p power
+    return (sign(avg) * relu(abs(avg)) * count) ** (1.0 / norm_type)
+
+
+def lp_pool1d(input: Tensor, norm_type: float, kernel_size, stride=None,
+              ceil_mode: bool = False) -> Tensor:
+    """(Σ_window xᵖ)^(1/p) over 1-d windows (power-average pooling)."""
+    k = _single(kernel_size, "kernel_size", "lp_pool1d")
+    return _lp(avg_pool1d(input ** norm_type, k, stride, 0, ceil_mode), norm_type, k)
+
+
+def lp_pool2d(input: Tensor, norm_type: float, kernel_size, stride=None,
+              ceil_mode: bool = False) -> Tensor:
+    """(Σ_window xᵖ)^(1/p) over 2-d windows."""
+    kh, kw = (kernel_size,) * 2 if isinstance(kernel_size, int) else tuple(kernel_size)
+    return _lp(avg_pool2d(input ** norm_type, (kh, kw), stride, 0, ceil_mode), norm_type,
+               kh * kw)
+
+
+def lp_pool3d(input: Tensor, norm_type: float, kernel_size, stride=None,
+              ceil_mode: bool = False) -> Tensor:
+    """(Σ_window xᵖ)^(1/p) over 3-d windows."""
+    k = _triple(kernel_size, "kernel_size", "lp_pool3d")
+    return _lp(avg_pool3d(input ** norm_type, k, stride, 0, ceil_mode), norm_type,
+               k[0] * k[1] * k[2])

@@ -444,3 +444,19 @@ def test_bad_padding_mode_raises():
         gg.nn.Conv2d(2, 3, 3, padding_mode="mirror")
     with pytest.raises(ValueError, match="zeros"):
         gg.nn.ConvTranspose2d(2, 3, 3, padding_mode="reflect")
+
+
+@pytest.mark.parametrize("name,args,kwargs,shape", [
+    ("AdaptiveAvgPool3d", ((2, 3, 2),), dict(), (2, 2, 5, 4, 3)),
+    ("AdaptiveMaxPool3d", ((2, None, 2),), dict(), (2, 2, 5, 4, 3)),
+    ("LPPool1d", (2, 3), dict(stride=2), (2, 3, 8)),
+    ("LPPool2d", (3, (2, 3)), dict(), (2, 3, 6, 7)),
+    ("LPPool3d", (2, 2), dict(stride=1), (1, 2, 3, 4, 3)),
+    ("BatchNorm3d", (3,), dict(), (2, 3, 2, 3, 2)),
+])
+def test_more_pooling_and_batchnorm3d(name, args, kwargs, shape):
+    ours, theirs = _layer_pair(name, *args, **kwargs)
+    x = rand(*shape) if not name.startswith("LP") else rand(*shape, low=0.1, high=2.0)
+    check_module(ours, theirs, x, atol=1e-10)
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[key].numpy(), value.numpy(), rtol=1e-10)
