@@ -153,3 +153,7 @@ from .wrappers_more import (  # noqa: E402
 
 __all__ += ["AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "BatchNorm3d", "LPPool1d", "LPPool2d",
             "LPPool3d"]
+
+from .conv_more import ConvTranspose3d  # noqa: E402
+
+__all__ += ["ConvTranspose3d"]

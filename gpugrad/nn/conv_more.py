@@ -3,11 +3,11 @@ parameters, initialisation and options)."""
 
 from __future__ import annotations
 
-from ..ops.conv_transpose import conv3d, conv_transpose1d, conv_transpose2d
+from ..ops.conv_transpose import conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d
 from ..tensor import Tensor
 from .conv import _ConvNd, _ntuple
 
-__all__ = ["Conv3d", "ConvTranspose1d", "ConvTranspose2d"]
+__all__ = ["Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
 
 class Conv3d(_ConvNd):
@@ -86,3 +86,15 @@ class ConvTranspose2d(_ConvTransposeNd):
                                 self.dilation)
 
 
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """3-d transposed convolution over (N, C_in, D, H, W) inputs (see
+    `F.conv_transpose3d`)."""
+
+    _nd = 3
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:
+        return conv_transpose3d(input, self.weight, self.bias, self.stride, self.padding,
+                                self._output_padding(input, output_size), self.groups,
+                                self.dilation)

@@ -285,3 +285,7 @@ from ..ops.pool_more import (  # noqa: E402
 
 __all__ += ["adaptive_avg_pool3d", "adaptive_max_pool3d", "lp_pool1d", "lp_pool2d",
             "lp_pool3d"]
+
+from ..ops.conv_transpose import conv_transpose3d  # noqa: E402
+
+__all__ += ["conv_transpose3d"]

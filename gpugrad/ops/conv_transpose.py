@@ -18,7 +18,7 @@ from ..tensor import Tensor
 from .conv import ConvGeom, ConvInputGrad, _padding, _tuple, col2im, conv2d, out_size, windows
 from .shape import pad as _pad
 
-__all__ = ["conv_transpose1d", "conv_transpose2d", "conv3d", "unfold_patches",
+__all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "conv3d", "unfold_patches",
            "fold_patches"]
 
 
@@ -230,3 +230,50 @@ def fold_patches(input: Tensor, output_size, kernel_size, dilation=1, padding=0,
                          f"{ho * wo})")
     y = Fold.apply(g, out_hw, k, s, d, p)
     return y.squeeze(0) if input.ndim == 2 else y
+
+
+def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
+                     padding=0, output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """3-d transposed convolution of (N, C_in, D, H, W) (or unbatched) with a weight
+    (C_in, C_out/groups, kd, kh, kw), as PyTorch's: for each depth tap t,
+    conv_transpose2d over (H, W) of every input depth slice z lands at output depth
+    z·s_d + t·d_d − p_d (built by interleaving zeros, shifting and summing)."""
+    op = "conv_transpose3d"
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"{op}: input and weight must be Tensors")
+    if input.ndim not in (4, 5) or weight.ndim != 5:
+        raise ShapeError(f"{op}: expected a 4-d or 5-d input and a 5-d weight, got shapes "
+                         f"{tuple(input.shape)} and {tuple(weight.shape)}")
+    unbatched = input.ndim == 4
+    x = input.unsqueeze(0) if unbatched else input
+    s = _tuple(stride, 3, "stride", op)
+    p = _tuple(padding, 3, "padding", op)
+    o = _tuple(output_padding, 3, "output_padding", op)
+    d = _tuple(dilation, 3, "dilation", op)
+    if any(oi >= max(si, di) for oi, si, di in zip(o, s, d)):
+        raise ValueError(f"{op}: output padding {o} must be smaller than either stride {s} "
+                         f"or dilation {d}")
+    n, c_in, dz, h, w_ = x.shape
+    kd = weight.shape[2]
+    full = (dz - 1) * s[0] + d[0] * (kd - 1) + 1 + o[0]
+    out_d = full - 2 * p[0]
+    if out_d < 1:
+        raise ShapeError(f"{op}: input shape {tuple(input.shape)} with weight shape "
+                         f"{tuple(weight.shape)} gives an empty output depth")
+    planes = x.permute(0, 2, 1, 3, 4).reshape(n * dz, c_in, h, w_)
+    total = None
+    for t in range(kd):
+        y = conv_transpose2d(planes, weight[:, :, t], None, s[1:], p[1:], o[1:], groups,
+                             d[1:])
+        c_out, ho, wo = y.shape[1:]
+        y = y.reshape(n, dz, 1, c_out, ho, wo)
+        if s[0] > 1:  # interleave s_d − 1 zero planes after each slice
+            y = _pad(y, (0, 0, 0, 0, 0, 0, 0, s[0] - 1))
+        y = y.reshape(n, dz * s[0], c_out, ho, wo)[:, :(dz - 1) * s[0] + 1]
+        before = t * d[0]
+        y = _pad(y, (0, 0, 0, 0, 0, 0, before, full - before - y.shape[1]))
+        total = y if total is None else total + y
+    y = total[:, p[0]:p[0] + out_d].permute(0, 2, 1, 3, 4)
+    if bias is not None:
+        y = y + bias.reshape(-1, 1, 1, 1)
+    return y.squeeze(0) if unbatched else y

@@ -522,3 +522,11 @@ def test_multi_margin_loss_module_and_channel_shuffle_module():
           torch_fn=lambda x: torch.nn.ChannelShuffle(2)(x))
     check(lambda x: gg.nn.AdaptiveAvgPool1d(2)(x), [rand(1, 4, 5)],
           torch_fn=lambda x: torch.nn.AdaptiveAvgPool1d(2)(x))
+
+
+def test_conv_transpose3d_gradcheck_and_errors():
+    gradcheck(lambda x, w: F.conv_transpose3d(x, w, stride=(2, 1, 1), padding=(1, 0, 0)),
+              rand(1, 2, 2, 2, 2), rand(2, 1, 3, 2, 1))
+    with pytest.raises(ValueError, match="output padding"):
+        F.conv_transpose3d(gg.tensor(rand(1, 2, 2, 2, 2)), gg.tensor(rand(2, 1, 2, 2, 2)),
+                           output_padding=1)

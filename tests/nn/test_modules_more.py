@@ -460,3 +460,12 @@ def test_more_pooling_and_batchnorm3d(name, args, kwargs, shape):
     check_module(ours, theirs, x, atol=1e-10)
     for key, value in theirs.state_dict().items():
         np.testing.assert_allclose(ours.state_dict()[key].numpy(), value.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(stride=2, padding=1, output_padding=1),
+                                    dict(stride=(3, 1, 2), dilation=(2, 1, 1),
+                                         padding=(2, 1, 0), groups=2, bias=False)])
+def test_conv_transpose3d_matches_torch(kwargs):
+    ours, theirs = _layer_pair("ConvTranspose3d", 4, 6, (2, 3, 2), **kwargs)
+    check_module(ours, theirs, rand(2, 4, 3, 4, 3), atol=1e-10)
+    check_module(ours, theirs, rand(4, 2, 3, 2), atol=1e-10)
