@@ -289,3 +289,7 @@ __all__ += ["adaptive_avg_pool3d", "adaptive_max_pool3d", "lp_pool1d", "lp_pool2
 from ..ops.conv_transpose import conv_transpose3d  # noqa: E402
 
 __all__ += ["conv_transpose3d"]
+
+from .layers_more import embedding_bag  # noqa: E402
+
+__all__ += ["embedding_bag"]

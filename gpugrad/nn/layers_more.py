@@ -24,7 +24,7 @@ from .parameter import Parameter
 
 __all__ = ["Dropout1d", "Dropout2d", "AlphaDropout", "MaxPool1d", "AvgPool1d", "Upsample",
            "PixelShuffle", "PixelUnshuffle", "Bilinear", "EmbeddingBag", "feature_dropout",
-           "alpha_dropout", "bilinear", "dropout1d", "dropout2d", "dropout3d"]
+           "alpha_dropout", "bilinear", "dropout1d", "dropout2d", "dropout3d", "embedding_bag"]
 
 
 def _check_p(p: float) -> float:
@@ -259,6 +259,68 @@ class Bilinear(Module):
                 f"out_features={self.out_features}, bias={self.bias is not None}")
 
 
+def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None,
+                  max_norm: float | None = None, norm_type: float = 2.0,
+                  scale_grad_by_freq: bool = False, mode: str = "mean", sparse: bool = False,
+                  per_sample_weights: Tensor | None = None, include_last_offset: bool = False,
+                  padding_idx: int | None = None) -> Tensor:
+    """Sums, means or maxima of bags of rows of `weight` (see `EmbeddingBag`)."""
+    name = "embedding_bag"
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"{name}: mode must be 'sum', 'mean' or 'max', got {mode!r}")
+    if padding_idx is not None:
+        padding_idx %= weight.shape[0]
+    dim = weight.shape[1]
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError(f"{name}: offsets must be None for a 2-d input, got shape "
+                             f"{tuple(input.shape)}")
+        b, length = input.shape
+        bag_of = np.repeat(np.arange(b), length)
+        flat = input.reshape(-1)
+        pw = None if per_sample_weights is None else per_sample_weights.reshape(-1)
+    elif input.ndim == 1:
+        if offsets is None or offsets.ndim != 1:
+            raise ValueError(f"{name}: a 1-d input needs 1-d offsets, got "
+                             f"{None if offsets is None else tuple(offsets.shape)}")
+        starts = np.asarray(offsets.cpu().numpy(), dtype=np.int64)
+        n = input.shape[0]
+        if include_last_offset:
+            bounds = starts
+        else:
+            bounds = np.append(starts, n)
+        b = len(bounds) - 1
+        bag_of = np.repeat(np.arange(b), np.diff(bounds))[:n]
+        flat, pw = input, per_sample_weights
+    else:
+        raise ShapeError(f"{name}: expected a 1-d or 2-d input, got shape "
+                         f"{tuple(input.shape)}")
+    if pw is not None and mode != "sum":
+        raise NotImplementedError(f"{name}: per_sample_weights is only supported for "
+                                  f"mode='sum', got mode={mode!r}")
+    idx = flat.cpu().numpy()
+    keep = np.ones(len(idx), bool) if padding_idx is None else idx != padding_idx
+    rows = embedding(flat, weight, None, max_norm, norm_type, scale_grad_by_freq, sparse)
+    if pw is not None:
+        rows = rows * pw.unsqueeze(-1)
+    sel = np.nonzero(keep)[0]
+    dev = weight.device
+    rows = index_select(rows, 0, Tensor(sel, device=dev))
+    seg = bag_of[sel]
+    if mode == "max":
+        outs = []
+        for i in range(b):
+            mine = np.nonzero(seg == i)[0]
+            outs.append(amax(index_select(rows, 0, Tensor(mine, device=dev)), 0)
+                        if len(mine) else zeros(dim, dtype=rows.dtype, device=dev))
+        return stack(outs) if outs else zeros(0, dim, dtype=rows.dtype, device=dev)
+    out = segment_sum(rows, Tensor(seg, device=dev), b)
+    if mode == "mean":
+        counts = np.maximum(np.bincount(seg, minlength=b), 1).astype(np.float64)
+        out = out / Tensor(counts.reshape(b, 1), dtype=out.dtype, device=dev)
+    return out
+
+
 class EmbeddingBag(Module):
     """Sums, means or maxima of bags of embeddings without materialising the lookups as a
     padded batch: `input` (B, L) is B bags of L indices, or 1-d with `offsets` (the start of
@@ -294,57 +356,9 @@ class EmbeddingBag(Module):
 
     def forward(self, input: Tensor, offsets: Tensor | None = None,
                 per_sample_weights: Tensor | None = None) -> Tensor:
-        name = "EmbeddingBag"
-        if input.ndim == 2:
-            if offsets is not None:
-                raise ValueError(f"{name}: offsets must be None for a 2-d input, got shape "
-                                 f"{tuple(input.shape)}")
-            b, length = input.shape
-            bag_of = np.repeat(np.arange(b), length)
-            flat = input.reshape(-1)
-            pw = None if per_sample_weights is None else per_sample_weights.reshape(-1)
-        elif input.ndim == 1:
-            if offsets is None or offsets.ndim != 1:
-                raise ValueError(f"{name}: a 1-d input needs 1-d offsets, got "
-                                 f"{None if offsets is None else tuple(offsets.shape)}")
-            starts = np.asarray(offsets.cpu().numpy(), dtype=np.int64)
-            n = input.shape[0]
-            if self.include_last_offset:
-                bounds = starts
-            else:
-                bounds = np.append(starts, n)
-            b = len(bounds) - 1
-            bag_of = np.repeat(np.arange(b), np.diff(bounds))[:n]
-            flat, pw = input, per_sample_weights
-        else:
-            raise ShapeError(f"{name}: expected a 1-d or 2-d input, got shape "
-                             f"{tuple(input.shape)}")
-        if pw is not None and self.mode != "sum":
-            raise NotImplementedError(f"{name}: per_sample_weights is only supported for "
-                                      f"mode='sum', got mode={self.mode!r}")
-        idx = flat.cpu().numpy()
-        keep = np.ones(len(idx), bool) if self.padding_idx is None else idx != self.padding_idx
-        rows = embedding(flat, self.weight, None, self.max_norm, self.norm_type)
-        if pw is not None:
-            rows = rows * pw.unsqueeze(-1)
-        sel = np.nonzero(keep)[0]
-        dev = self.weight.device
-        rows = index_select(rows, 0, Tensor(sel, device=dev))
-        seg = bag_of[sel]
-        if self.mode == "max":
-            outs = []
-            for i in range(b):
-                mine = np.nonzero(seg == i)[0]
-                outs.append(amax(index_select(rows, 0, Tensor(mine, device=dev)), 0)
-                            if len(mine) else zeros(self.embedding_dim, dtype=rows.dtype,
-                                                    device=dev))
-            return stack(outs) if outs else zeros(0, self.embedding_dim, dtype=rows.dtype,
-                                                  device=dev)
-        out = segment_sum(rows, Tensor(seg, device=dev), b)
-        if self.mode == "mean":
-            counts = np.maximum(np.bincount(seg, minlength=b), 1).astype(np.float64)
-            out = out / Tensor(counts.reshape(b, 1), dtype=out.dtype, device=dev)
-        return out
+        return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
+                             self.scale_grad_by_freq, self.mode, self.sparse,
+                             per_sample_weights, self.include_last_offset, self.padding_idx)
 
     @classmethod
     def from_pretrained(cls, embeddings: Tensor, freeze: bool = True, **kwargs) -> EmbeddingBag:

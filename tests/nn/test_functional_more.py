@@ -530,3 +530,16 @@ def test_conv_transpose3d_gradcheck_and_errors():
     with pytest.raises(ValueError, match="output padding"):
         F.conv_transpose3d(gg.tensor(rand(1, 2, 2, 2, 2)), gg.tensor(rand(2, 1, 2, 2, 2)),
                            output_padding=1)
+
+
+def test_embedding_bag_functional_matches_torch():
+    w = rand(6, 3)
+    idx, offsets = np.array([0, 2, 1, 4, 4, 5]), np.array([0, 2, 2, 4])
+    for mode in ("sum", "mean", "max"):
+        check(lambda wt: F.embedding_bag(gg.tensor(idx), wt, gg.tensor(offsets), mode=mode,
+                                         padding_idx=4), [w],
+              torch_fn=lambda wt: TF.embedding_bag(torch.tensor(idx), wt,
+                                                   torch.tensor(offsets), mode=mode,
+                                                   padding_idx=4))
+    with pytest.raises(ValueError, match="mode"):
+        F.embedding_bag(gg.tensor(idx), gg.tensor(w), gg.tensor(offsets), mode="median")
