@@ -176,6 +176,18 @@ def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: fl
     return hard_y - y.detach() + y
 
 
+def _out_of_range(index: Tensor, n: int) -> int | None:
+    """An index outside [0, n) (the smallest if negative, else the largest), or None;
+    checked on the CPU only (on a GPU it would synchronise every call)."""
+    arr = index._data
+    if not arr.size or index._backend.name != "cpu":
+        return None
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0:
+        return lo
+    return hi if hi >= n else None
+
+
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
               max_norm: float | None = None, norm_type: float = 2.0,
               scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
@@ -187,6 +199,12 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
         raise TypeError(f"embedding: indices must be an integer tensor, got dtype {input.dtype}")
     if scale_grad_by_freq or sparse:
         raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported")
+    bad = _out_of_range(input, weight.shape[0])
+    if bad is not None:
+        raise IndexError(f"embedding: index {bad} is out of range for an embedding table of "
+                         f"{weight.shape[0]} rows (indices must be in [0, {weight.shape[0]}); "
+                         f"weight shape {tuple(weight.shape)}, input shape "
+                         f"{tuple(input.shape)})")
     if padding_idx is not None:
         n = weight.shape[0]
         if not -n <= padding_idx < n:

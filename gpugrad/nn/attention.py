@@ -71,22 +71,6 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     return weights @ value
 
 
-def _repeat_heads(query: Tensor, kv: Tensor, what: str) -> Tensor:
-    """kv (…, Hk, S, E) with each head repeated Hq/Hk times consecutively (GQA)."""
-    if query.ndim < 3 or kv.ndim < 3:
-        raise ShapeError(f"scaled_dot_product_attention: enable_gqa needs a heads dim (-3); got "
-                         f"query {tuple(query.shape)} and {what} {tuple(kv.shape)}")
-    hq, hk = query.shape[-3], kv.shape[-3]
-    if hq == hk:
-        return kv
-    if hq % hk:
-        raise ShapeError(f"scaled_dot_product_attention: the number of query heads ({hq}) "
-                         f"must be a multiple of the number of {what} heads ({hk})")
-    r = hq // hk
-    lead, (s, e) = tuple(kv.shape[:-3]), kv.shape[-2:]
-    return kv.unsqueeze(-3).expand(*lead, hk, r, s, e).reshape(*lead, hq, s, e)
-
-
 def _causal_mask(L: int, S: int, like: Tensor) -> Tensor:
     """Boolean (L, S) mask, True where j ≤ i (positions that may be attended)."""
     i = arange(L, device=like.device).reshape(L, 1)
@@ -246,3 +230,19 @@ def _apply_mask(scores: Tensor, mask: Tensor) -> Tensor:
     if _is_bool(mask):
         return where(mask, _NEG_INF, scores)
     return scores + mask
+
+
+def _repeat_heads(query: Tensor, kv: Tensor, what: str) -> Tensor:
+    """kv (…, Hk, S, E) with each head repeated Hq/Hk times consecutively (GQA)."""
+    if query.ndim < 3 or kv.ndim < 3:
+        raise ShapeError(f"scaled_dot_product_attention: enable_gqa needs a heads dim (-3); got "
+                         f"query {tuple(query.shape)} and {what} {tuple(kv.shape)}")
+    hq, hk = query.shape[-3], kv.shape[-3]
+    if hq == hk:
+        return kv
+    if hq % hk:
+        raise ShapeError(f"scaled_dot_product_attention: the number of query heads ({hq}) "
+                         f"must be a multiple of the number of {what} heads ({hk})")
+    r = hq // hk
+    lead, (s, e) = tuple(kv.shape[:-3]), kv.shape[-2:]
+    return kv.unsqueeze(-3).expand(*lead, hk, r, s, e).reshape(*lead, hq, s, e)
