@@ -157,3 +157,8 @@ __all__ += ["AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "BatchNorm3d", "LPPool1d",
 from .conv_more import ConvTranspose3d  # noqa: E402
 
 __all__ += ["ConvTranspose3d"]
+
+from .layers_more import FeatureAlphaDropout  # noqa: E402
+from .wrappers_more import MaxUnpool1d  # noqa: E402
+
+__all__ += ["FeatureAlphaDropout", "MaxUnpool1d"]

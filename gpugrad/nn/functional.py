@@ -293,3 +293,19 @@ __all__ += ["conv_transpose3d"]
 from .layers_more import embedding_bag  # noqa: E402
 
 __all__ += ["embedding_bag"]
+
+from ..ops.pool_more import max_unpool1d  # noqa: E402
+from .layers_more import feature_alpha_dropout  # noqa: E402
+
+
+def upsample_nearest(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    """Deprecated PyTorch alias: `interpolate(..., mode="nearest")`."""
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    """Deprecated PyTorch alias: `interpolate(..., mode="bilinear", align_corners=True)`."""
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+__all__ += ["max_unpool1d", "feature_alpha_dropout", "upsample_nearest", "upsample_bilinear"]

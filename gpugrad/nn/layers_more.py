@@ -24,7 +24,8 @@ from .parameter import Parameter
 
 __all__ = ["Dropout1d", "Dropout2d", "AlphaDropout", "MaxPool1d", "AvgPool1d", "Upsample",
            "PixelShuffle", "PixelUnshuffle", "Bilinear", "EmbeddingBag", "feature_dropout",
-           "alpha_dropout", "bilinear", "dropout1d", "dropout2d", "dropout3d", "embedding_bag"]
+           "alpha_dropout", "bilinear", "dropout1d", "dropout2d", "dropout3d", "embedding_bag",
+           "feature_alpha_dropout", "FeatureAlphaDropout"]
 
 
 def _check_p(p: float) -> float:
@@ -370,3 +371,24 @@ class EmbeddingBag(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"
+
+
+def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
+                          inplace: bool = False) -> Tensor:
+    """`alpha_dropout` with one keep/drop draw per (sample, channel), as PyTorch's."""
+    p = _check_p(p)
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    a = 1.0 / math.sqrt((_SELU_ALPHA ** 2 * p + 1) * (1 - p))
+    shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    m = cast(rand(*shape, device=input.device) >= p, input.dtype)
+    return input * (m * a) + (m - 1) * (_SELU_ALPHA * a) + _SELU_ALPHA * a * p
+
+
+class FeatureAlphaDropout(AlphaDropout):
+    """`feature_alpha_dropout` in training mode, the identity in eval mode."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return feature_alpha_dropout(input, self.p, self.training)

@@ -16,6 +16,7 @@ from ..ops.pool_more import (
     lp_pool2d,
     lp_pool3d,
     max_pool3d,
+    max_unpool1d,
     max_unpool2d,
 )
 from ..tensor import Tensor
@@ -29,7 +30,7 @@ __all__ = ["MaxPool3d", "AvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "
            "Fold", "Unfold", "CosineSimilarity", "PairwiseDistance", "UpsamplingNearest2d",
            "UpsamplingBilinear2d", "Dropout3d", "InstanceNorm3d", "AdaptiveAvgPool1d",
            "ChannelShuffle", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d",
-           "LPPool3d", "BatchNorm3d"]
+           "LPPool3d", "BatchNorm3d", "MaxUnpool1d"]
 
 
 class MaxPool3d(Module):
@@ -258,3 +259,16 @@ class BatchNorm3d(_BatchNorm):
     """Batch normalisation of (N, C, D, H, W) inputs over N, D, H and W."""
 
     _expected_ndim = (5,)
+
+
+class MaxUnpool1d(Module):
+    """The partial inverse of MaxPool1d (see `F.max_unpool1d`)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding = padding
+
+    def forward(self, input: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        return max_unpool1d(input, indices, self.kernel_size, self.stride, self.padding,
+                            output_size)

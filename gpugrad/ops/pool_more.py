@@ -18,7 +18,7 @@ from .shape import cat
 
 __all__ = ["max_pool1d", "avg_pool1d", "max_pool3d", "avg_pool3d", "adaptive_max_pool2d",
            "adaptive_max_pool1d", "max_unpool2d", "adaptive_avg_pool1d", "adaptive_max_pool3d",
-           "adaptive_avg_pool3d", "lp_pool1d", "lp_pool2d", "lp_pool3d"]
+           "adaptive_avg_pool3d", "lp_pool1d", "lp_pool2d", "lp_pool3d", "max_unpool1d"]
 
 
 def _single(v, name: str, op: str) -> int:
@@ -249,3 +249,15 @@ def lp_pool3d(input: Tensor, norm_type: float, kernel_size, stride=None,
     k = _triple(kernel_size, "kernel_size", "lp_pool3d")
     return _lp(avg_pool3d(input ** norm_type, k, stride, 0, ceil_mode), norm_type,
                k[0] * k[1] * k[2])
+
+
+def max_unpool1d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    """The partial inverse of `max_pool1d(..., return_indices=True)` over (N, C, L)."""
+    _dims(input, 1, "max_unpool1d")
+    k = _single(kernel_size, "kernel_size", "max_unpool1d")
+    s = k if stride is None else _single(stride, "stride", "max_unpool1d")
+    p = _single(padding, "padding", "max_unpool1d")
+    out = None if output_size is None else (1, tuple(output_size)[-1])
+    return max_unpool2d(input.unsqueeze(-2), indices.unsqueeze(-2), (1, k), (1, s), (0, p),
+                        out).squeeze(-2)

@@ -550,3 +550,24 @@ def test_embedding_out_of_range_names_embedding():
         F.embedding(gg.tensor([[0, 7]]), gg.tensor(rand(5, 3)))
     with pytest.raises(IndexError, match="index -1"):
         gg.nn.Embedding(5, 3)(gg.tensor([-1]))
+
+
+@pytest.mark.filterwarnings("ignore:.*deprecated.*:UserWarning")
+def test_unpool1d_upsample_aliases_and_feature_alpha_dropout():
+    x = torch.tensor(rand(2, 3, 8))
+    y, i = TF.max_pool1d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(
+        F.max_unpool1d(gg.tensor(y.numpy()), gg.tensor(i.numpy()), 2).numpy(),
+        TF.max_unpool1d(y, i, 2).numpy())
+    np.testing.assert_array_equal(
+        gg.nn.MaxUnpool1d(2)(gg.tensor(y.numpy()), gg.tensor(i.numpy())).numpy(),
+        torch.nn.MaxUnpool1d(2)(y, i).numpy())
+    check(lambda v: F.upsample_bilinear(v, scale_factor=2), [rand(1, 2, 3, 3)],
+          torch_fn=lambda v: TF.upsample_bilinear(v, scale_factor=2))
+    check(lambda v: F.upsample_nearest(v, size=5), [rand(1, 2, 3, 3)],
+          torch_fn=lambda v: TF.upsample_nearest(v, size=5))
+    gg.manual_seed(0)
+    z = F.feature_alpha_dropout(gg.tensor(np.ones((50, 6, 4))), 0.3, True).numpy()
+    assert (z == z[..., :1]).all() and len(np.unique(z)) == 2
+    m = gg.nn.FeatureAlphaDropout(0.3).eval()
+    np.testing.assert_array_equal(m(gg.tensor(np.ones((2, 3, 4)))).numpy(), 1.0)
