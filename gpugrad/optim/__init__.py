@@ -18,3 +18,7 @@ from .nadam import NAdam  # noqa: E402
 from .radam import RAdam  # noqa: E402
 
 __all__ += ["Adadelta", "Adagrad", "Adamax", "NAdam", "RAdam", "LBFGS"]
+
+from . import swa_utils  # noqa: E402
+
+__all__ += ["swa_utils"]
