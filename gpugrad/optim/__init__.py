@@ -22,3 +22,8 @@ __all__ += ["Adadelta", "Adagrad", "Adamax", "NAdam", "RAdam", "LBFGS"]
 from . import swa_utils  # noqa: E402
 
 __all__ += ["swa_utils"]
+
+from .asgd import ASGD  # noqa: E402
+from .rprop import Rprop  # noqa: E402
+
+__all__ += ["ASGD", "Rprop"]

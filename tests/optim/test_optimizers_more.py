@@ -32,6 +32,11 @@ CASES = [
     ("RAdam", dict(lr=0.05)),
     ("RAdam", dict(lr=0.05, betas=(0.5, 0.6), weight_decay=0.1)),
     ("RAdam", dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("Rprop", dict(lr=0.05)),
+    ("Rprop", dict(lr=0.01, etas=(0.3, 1.5), step_sizes=(1e-3, 0.02), maximize=True)),
+    ("ASGD", dict(lr=0.05)),
+    ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=3, weight_decay=0.1)),
+    ("ASGD", dict(lr=0.05, t0=0, maximize=True)),
 ]
 
 
@@ -48,7 +53,8 @@ def test_trajectory_matches_torch(name, kwargs):
     assert_states_close(ours, theirs, ps, qs)
 
 
-@pytest.mark.parametrize("name", ["Adadelta", "Adagrad", "Adamax", "NAdam", "RAdam"])
+@pytest.mark.parametrize("name", ["Adadelta", "Adagrad", "Adamax", "NAdam", "RAdam", "Rprop",
+                                  "ASGD"])
 def test_float32_trajectory(name):
     ps, qs = gg_params(np.float32), torch_params(np.float32)
     ours, theirs = getattr(gg.optim, name)(ps, lr=0.01), getattr(torch.optim, name)(qs, lr=0.01)
@@ -57,7 +63,8 @@ def test_float32_trajectory(name):
     assert all(p.dtype == gg.float32 for p in ps)
 
 
-@pytest.mark.parametrize("name", ["Adadelta", "Adagrad", "Adamax", "NAdam", "RAdam"])
+@pytest.mark.parametrize("name", ["Adadelta", "Adagrad", "Adamax", "NAdam", "RAdam", "Rprop",
+                                  "ASGD"])
 def test_state_dict_round_trip_resumes_identically(name):
     """Save after 4 steps into a fresh optimizer (also through torch's state dict), resume:
     the next steps equal an uninterrupted run."""
@@ -94,6 +101,8 @@ def test_adagrad_state_exists_before_the_first_step():
     ("Adamax", dict(betas=(1.0, 0.9)), "beta"),
     ("NAdam", dict(momentum_decay=-1.0), "momentum_decay"),
     ("RAdam", dict(weight_decay=-1.0), "weight_decay"),
+    ("Rprop", dict(etas=(1.5, 1.2)), "eta"),
+    ("ASGD", dict(weight_decay=-1.0), "weight_decay"),
     ("LBFGS", dict(line_search_fn="armijo"), "line_search_fn"),
 ])
 def test_invalid_hyperparameters_raise(name, kwargs, message):
