@@ -469,3 +469,40 @@ def test_conv_transpose3d_matches_torch(kwargs):
     ours, theirs = _layer_pair("ConvTranspose3d", 4, 6, (2, 3, 2), **kwargs)
     check_module(ours, theirs, rand(2, 4, 3, 4, 3), atol=1e-10)
     check_module(ours, theirs, rand(4, 2, 3, 2), atol=1e-10)
+
+
+def _scaled(lib, k):
+    class Scale(lib.nn.Module):
+        def forward(self, x):
+            return x * k
+
+    return Scale()
+
+
+def _skew(lib):
+    class Skew(lib.nn.Module):
+        def forward(self, x):
+            return x - x.transpose(0, 1)
+
+    return Skew()
+
+
+def test_custom_parametrizations_compose_like_torch():
+    torch.manual_seed(0)
+    theirs = torch.nn.Linear(3, 3).double()
+    ours = gg.nn.Linear(3, 3).double()
+    copy_weights(ours, theirs)
+    for lib, m in ((gg, ours), (torch, theirs)):
+        lib.nn.utils.parametrize.register_parametrization(m, "weight", _skew(lib))
+        lib.nn.utils.parametrize.register_parametrization(m, "weight", _scaled(lib, 3.0))
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    check_module(ours, theirs, rand(4, 3), atol=1e-12)
+    w = ours.weight.detach().numpy()
+    np.testing.assert_allclose(w, -w.T)
+    with gg.nn.utils.parametrize.cached():
+        np.testing.assert_array_equal(ours.weight.detach().numpy(), w)
+    with pytest.raises(ValueError, match="no parameter or buffer"):
+        gg.nn.utils.parametrize.register_parametrization(ours, "nothing", _skew(gg))
+    gg.nn.utils.parametrize.remove_parametrizations(ours, "weight", leave_parametrized=False)
+    np.testing.assert_allclose(ours.weight.detach().numpy(),
+                               theirs.parametrizations.weight.original.detach().numpy())
