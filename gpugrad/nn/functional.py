@@ -309,3 +309,7 @@ def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
 
 
 __all__ += ["max_unpool1d", "feature_alpha_dropout", "upsample_nearest", "upsample_bilinear"]
+
+from .grid_sample import affine_grid, grid_sample  # noqa: E402
+
+__all__ += ["affine_grid", "grid_sample"]

@@ -571,3 +571,35 @@ def test_unpool1d_upsample_aliases_and_feature_alpha_dropout():
     assert (z == z[..., :1]).all() and len(np.unique(z)) == 2
     m = gg.nn.FeatureAlphaDropout(0.3).eval()
     np.testing.assert_array_equal(m(gg.tensor(np.ones((2, 3, 4)))).numpy(), 1.0)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_affine_grid(align_corners):
+    check(lambda t: F.affine_grid(t, (2, 3, 4, 5), align_corners), [rand(2, 2, 3)],
+          torch_fn=lambda t: TF.affine_grid(t, (2, 3, 4, 5), align_corners=align_corners))
+    check(lambda t: F.affine_grid(t, (1, 2, 3, 4, 2), align_corners), [rand(1, 3, 4)],
+          torch_fn=lambda t: TF.affine_grid(t, (1, 2, 3, 4, 2), align_corners=align_corners))
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_sample_bilinear(padding_mode, align_corners):
+    grid = rand(2, 3, 6, 2, low=-1.3, high=1.3)
+    check(lambda x, g: F.grid_sample(x, g, "bilinear", padding_mode, align_corners),
+          [rand(2, 3, 4, 5), grid],
+          torch_fn=lambda x, g: TF.grid_sample(x, g, "bilinear", padding_mode, align_corners),
+          atol=1e-12)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_grid_sample_nearest_and_gradcheck(padding_mode):
+    grid = rand(2, 3, 6, 2, low=-1.3, high=1.3)
+    x = rand(2, 3, 4, 5)
+    a = F.grid_sample(gg.tensor(x), gg.tensor(grid), "nearest", padding_mode)
+    b = TF.grid_sample(torch.tensor(x), torch.tensor(grid), "nearest", padding_mode,
+                       align_corners=False)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    gradcheck(lambda x, g: F.grid_sample(x, g, padding_mode=padding_mode), rand(1, 2, 3, 3),
+              rand(1, 2, 2, 2, low=-0.9, high=0.9))
+    with pytest.raises(gg.errors.ShapeError, match=r"\(2, 3, 6\)"):
+        F.grid_sample(gg.tensor(x), gg.tensor(rand(2, 3, 6)))
