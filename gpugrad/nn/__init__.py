@@ -162,3 +162,7 @@ from .layers_more import FeatureAlphaDropout  # noqa: E402
 from .wrappers_more import MaxUnpool1d  # noqa: E402
 
 __all__ += ["FeatureAlphaDropout", "MaxUnpool1d"]
+
+from .loss_more import MultiLabelMarginLoss  # noqa: E402
+
+__all__ += ["MultiLabelMarginLoss"]

@@ -23,7 +23,8 @@ __all__ = ["normalize", "cosine_similarity", "pairwise_distance", "kl_div",
            "margin_ranking_loss", "triplet_margin_loss", "cosine_embedding_loss",
            "poisson_nll_loss", "gaussian_nll_loss", "glu", "gumbel_softmax", "embedding",
            "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
-           "multi_margin_loss", "triplet_margin_with_distance_loss", "pdist", "channel_shuffle"]
+           "multi_margin_loss", "triplet_margin_with_distance_loss", "pdist", "channel_shuffle",
+           "multilabel_margin_loss"]
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
@@ -313,3 +314,30 @@ def channel_shuffle(input: Tensor, groups: int) -> Tensor:
                          f"divisible by groups={groups}")
     rest = tuple(input.shape[2:])
     return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+
+
+def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                           reduction: str = "mean") -> Tensor:
+    """Σ_{j ∈ targets} Σ_{i ∉ targets} max(0, 1 − (x[j] − x[i])) / C per sample, where the
+    targets of a sample are its `target` entries before the first −1."""
+    x = input.unsqueeze(0) if input.ndim == 1 else input
+    if tuple(target.shape) != tuple(input.shape):
+        raise ShapeError(f"multilabel_margin_loss: target shape {tuple(target.shape)} must be "
+                         f"the input shape {tuple(input.shape)}")
+    n, c = x.shape
+    t = target.cpu().numpy().reshape(n, c).astype(np.int64)
+    ended = np.cumsum(t < 0, axis=1) > 0
+    valid = ~ended
+    is_target = np.zeros((n, c), bool)
+    rows = np.nonzero(valid)
+    is_target[rows[0], t[valid]] = True
+    dev = x.device
+    idx = Tensor(np.where(valid, t, 0), device=dev)
+    xt = x.gather(1, idx)  # (N, K)
+    hinge = clamp(1 - xt.unsqueeze(2) + x.unsqueeze(1), min=0.0)  # (N, K, C)
+    mask = Tensor((valid[:, :, None] & ~is_target[:, None, :]).astype(np.float64),
+                  dtype=x.dtype, device=dev)
+    loss = (hinge * mask).sum((1, 2)) / c
+    if input.ndim == 1:
+        loss = loss.reshape(())
+    return _reduce_ext(loss, reduction, "multilabel_margin_loss")

@@ -313,3 +313,7 @@ __all__ += ["max_unpool1d", "feature_alpha_dropout", "upsample_nearest", "upsamp
 from .grid_sample import affine_grid, grid_sample  # noqa: E402
 
 __all__ += ["affine_grid", "grid_sample"]
+
+from ._functional_extra import multilabel_margin_loss  # noqa: E402
+
+__all__ += ["multilabel_margin_loss"]

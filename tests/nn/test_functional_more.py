@@ -603,3 +603,14 @@ def test_grid_sample_nearest_and_gradcheck(padding_mode):
               rand(1, 2, 2, 2, low=-0.9, high=0.9))
     with pytest.raises(gg.errors.ShapeError, match=r"\(2, 3, 6\)"):
         F.grid_sample(gg.tensor(x), gg.tensor(rand(2, 3, 6)))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_multilabel_margin_loss(reduction):
+    tgt = np.array([[3, 0, -1, 1], [1, 2, 3, 0], [-1, 1, 2, 3], [2, 2, -1, 0]])
+    check(lambda x: F.multilabel_margin_loss(x, gg.tensor(tgt), reduction=reduction),
+          [rand(4, 4)], torch_fn=lambda x: TF.multilabel_margin_loss(x, torch.tensor(tgt),
+                                                                     reduction=reduction))
+    check(lambda x: gg.nn.MultiLabelMarginLoss(reduction=reduction)(x, gg.tensor(tgt[0])),
+          [rand(4)], torch_fn=lambda x: torch.nn.MultiLabelMarginLoss(reduction=reduction)(
+              x, torch.tensor(tgt[0])))
