@@ -113,3 +113,12 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
 from . import parametrizations, parametrize  # noqa: E402 - attributes of nn.utils, as in torch
 
 __all__ += ["parameters_to_vector", "vector_to_parameters", "parametrize", "parametrizations"]
+
+from .legacy_norms import (  # noqa: E402
+    remove_spectral_norm,
+    remove_weight_norm,
+    spectral_norm,
+    weight_norm,
+)
+
+__all__ += ["weight_norm", "remove_weight_norm", "spectral_norm", "remove_spectral_norm"]

@@ -506,3 +506,43 @@ def test_custom_parametrizations_compose_like_torch():
     gg.nn.utils.parametrize.remove_parametrizations(ours, "weight", leave_parametrized=False)
     np.testing.assert_allclose(ours.weight.detach().numpy(),
                                theirs.parametrizations.weight.original.detach().numpy())
+
+
+@pytest.mark.parametrize("make", [lambda lib: lib.nn.Linear(4, 3),
+                                  lambda lib: lib.nn.Conv1d(2, 3, 3)])
+def test_legacy_weight_norm_matches_torch(make):
+    torch.manual_seed(0)
+    theirs = torch.nn.utils.weight_norm(make(torch).double())
+    ours = gg.nn.utils.weight_norm(make(gg).double())
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    copy_weights(ours, theirs)
+    x = rand(2, 4) if isinstance(theirs, torch.nn.Linear) else rand(2, 2, 6)
+    check_module(ours, theirs, x, atol=1e-10)
+    gg.nn.utils.remove_weight_norm(ours)
+    torch.nn.utils.remove_weight_norm(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    np.testing.assert_allclose(ours.weight.detach().numpy(), theirs.weight.detach().numpy(),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="weight_norm"):
+        gg.nn.utils.remove_weight_norm(ours)
+
+
+def test_legacy_spectral_norm_matches_torch():
+    torch.manual_seed(0)
+    theirs = torch.nn.utils.spectral_norm(torch.nn.Linear(4, 3).double(), n_power_iterations=2)
+    ours = gg.nn.utils.spectral_norm(gg.nn.Linear(4, 3).double(), n_power_iterations=2)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    copy_weights(ours, theirs)
+    check_module(ours, theirs, rand(2, 4), atol=1e-10)
+    for key in ("weight_u", "weight_v"):
+        np.testing.assert_allclose(ours.state_dict()[key].numpy(),
+                                   theirs.state_dict()[key].numpy(), rtol=1e-10)
+    ours.eval()
+    theirs.eval()
+    x = rand(2, 4)
+    np.testing.assert_allclose(ours(gg.tensor(x)).detach().numpy(),
+                               theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+    gg.nn.utils.remove_spectral_norm(ours)
+    torch.nn.utils.remove_spectral_norm(theirs)
+    np.testing.assert_allclose(ours.weight.detach().numpy(), theirs.weight.detach().numpy(),
+                               rtol=1e-10)
