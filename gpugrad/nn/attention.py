@@ -33,7 +33,8 @@ def _is_bool(t: Tensor) -> bool:
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                                  attn_mask: Tensor | None = None, dropout_p: float = 0.0,
-                                 is_causal: bool = False, scale: float | None = None) -> Tensor:
+                                 is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
     """softmax(Q·Kᵀ·scale + M)·V over the last two dims, as `torch.nn.functional`'s.
 
     query (…, L, E), key (…, S, E), value (…, S, Ev) -> (…, L, Ev); leading dims
@@ -41,6 +42,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     marks with True the positions that take part in attention; a float mask is added to
     the scores. `is_causal` masks out positions j > i (and excludes `attn_mask`).
     `dropout_p` drops attention weights (always applied when > 0, as in PyTorch).
+    `enable_gqa`: key and value may have fewer heads (dim −3) than query, a divisor of
+    its count; each key/value head then serves that many consecutive query heads.
     """
     if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
         raise ShapeError(f"scaled_dot_product_attention: query, key and value need at least 2 "
@@ -54,6 +57,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if is_causal and attn_mask is not None:
         raise ValueError("scaled_dot_product_attention: pass either attn_mask or "
                          "is_causal=True, not both")
+    if enable_gqa:
+        key, value = _repeat_heads(query, key, "key"), _repeat_heads(query, value, "value")
     L, S = query.shape[-2], key.shape[-2]
     s = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     scores = (query @ key.transpose(-2, -1)) * s
@@ -241,3 +246,19 @@ def _apply_mask(scores: Tensor, mask: Tensor) -> Tensor:
     if _is_bool(mask):
         return where(mask, _NEG_INF, scores)
     return scores + mask
+
+
+def _repeat_heads(query: Tensor, kv: Tensor, what: str) -> Tensor:
+    """kv (…, Hk, S, E) with each head repeated Hq/Hk times consecutively (GQA)."""
+    if query.ndim < 3 or kv.ndim < 3:
+        raise ShapeError(f"scaled_dot_product_attention: enable_gqa needs a heads dim (-3); got "
+                         f"query {tuple(query.shape)} and {what} {tuple(kv.shape)}")
+    hq, hk = query.shape[-3], kv.shape[-3]
+    if hq == hk:
+        return kv
+    if hq % hk:
+        raise ShapeError(f"scaled_dot_product_attention: the number of query heads ({hq}) "
+                         f"must be a multiple of the number of {what} heads ({hk})")
+    r = hq // hk
+    lead, (s, e) = tuple(kv.shape[:-3]), kv.shape[-2:]
+    return kv.unsqueeze(-3).expand(*lead, hk, r, s, e).reshape(*lead, hq, s, e)

@@ -6,6 +6,7 @@ import math
 
 from ..creation import empty
 from ..ops.conv import conv1d, conv2d
+from ..ops.resample import pad as _pad_modes
 from ..tensor import Tensor
 from . import init
 from .module import Module
@@ -28,9 +29,9 @@ class _ConvNd(Module):
             raise ValueError(f"{type(self).__name__}: in_channels ({in_channels}) and "
                              f"out_channels ({out_channels}) must be divisible by groups "
                              f"({groups})")
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"{type(self).__name__}: only padding_mode='zeros' is "
-                                      f"supported, got {padding_mode!r}")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"{type(self).__name__}: padding_mode must be one of 'zeros', "
+                             f"'reflect', 'replicate' or 'circular', got {padding_mode!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _ntuple(kernel_size, nd)
         self.stride = _ntuple(stride, nd)
@@ -38,13 +39,31 @@ class _ConvNd(Module):
         self.dilation = _ntuple(dilation, nd)
         self.groups = int(groups)
         self.padding_mode = padding_mode
-        self.weight = Parameter(empty(out_channels, in_channels // groups, *self.kernel_size,
-                                      device=device, dtype=dtype))
+        self.weight = Parameter(empty(*self._weight_shape(), device=device, dtype=dtype))
         if bias:
             self.bias = Parameter(empty(out_channels, device=device, dtype=dtype))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
+
+    def _padded(self, input: Tensor) -> tuple:
+        """(input, padding) for the convolution: with a non-zero `padding_mode` the input
+        is padded here in that mode (F.pad) and the convolution pads nothing."""
+        if self.padding_mode == "zeros":
+            return input, self.padding
+        nd = self._nd
+        if self.padding == "valid":
+            return input, 0
+        if self.padding == "same":
+            totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation)]
+            pairs = [(t // 2, t - t // 2) for t in totals]
+        else:
+            pairs = [(p, p) for p in self.padding]
+        flat = [v for pair in reversed(pairs) for v in pair]
+        return _pad_modes(input, flat, self.padding_mode), (0,) * nd
+
+    def _weight_shape(self) -> tuple:
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
 
     def reset_parameters(self) -> None:
         """PyTorch's default: W ~ kaiming_uniform_(a=√5) = U(±1/√fan_in), b ~ U(±1/√fan_in),
@@ -78,7 +97,8 @@ class Conv1d(_ConvNd):
     _nd = 1
 
     def forward(self, input: Tensor) -> Tensor:
-        return conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+        x, padding = self._padded(input)
+        return conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation,
                       self.groups)
 
 
@@ -90,5 +110,6 @@ class Conv2d(_ConvNd):
     _nd = 2
 
     def forward(self, input: Tensor) -> Tensor:
-        return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+        x, padding = self._padded(input)
+        return conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
                       self.groups)

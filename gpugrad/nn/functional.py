@@ -11,8 +11,7 @@ from ..autograd.grad_mode import no_grad
 from ..errors import ShapeError
 from ..ops import activation as _act
 from ..ops.conv import conv1d, conv2d
-from ..ops.elementwise import cast, relu, sigmoid, tanh, where
-from ..ops.index import index_out_of_range, index_select
+from ..ops.elementwise import cast, relu, sigmoid, tanh
 from ..ops.linalg import linear as _linear
 from ..ops.normalization import layer_norm_rows, standardize
 from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
@@ -185,25 +184,6 @@ def _update_running(rm: Tensor, rv: Tensor, mean, var, n: int, momentum, backend
 
 
 # --- embeddings and encodings ----------------------------------------------------------------
-def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
-    """Rows of `weight` at the integer indices `input`: output shape input.shape + (dim,).
-    Positions equal to `padding_idx` give zeros and send no gradient to that row."""
-    if input.dtype.category != 1:
-        raise TypeError(f"embedding: indices must be an integer tensor, got dtype {input.dtype}")
-    bad = index_out_of_range(input, weight.shape[0])
-    if bad is not None:
-        raise IndexError(f"embedding: index {bad} is out of range for an embedding table of "
-                         f"{weight.shape[0]} rows (indices must be in [0, {weight.shape[0]}); "
-                         f"weight shape {tuple(weight.shape)}, input shape "
-                         f"{tuple(input.shape)})")
-    out = index_select(weight, 0, input.reshape(-1)).reshape(*input.shape, weight.shape[-1])
-    if padding_idx is not None:
-        if padding_idx < 0:
-            padding_idx += weight.shape[0]
-        out = where((input == padding_idx).unsqueeze(-1), 0.0, out)
-    return out
-
-
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """int64 one-hot encoding along a new last dimension. With num_classes = -1 the count
     is max + 1, which reads the maximum back to the host."""
@@ -228,3 +208,121 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 from .attention import scaled_dot_product_attention  # noqa: E402 - uses this module
 
 __all__ += ["scaled_dot_product_attention"]
+
+from ..ops.conv_transpose import (  # noqa: E402
+    conv3d,
+    conv_transpose1d,
+    conv_transpose2d,
+)
+from ..ops.conv_transpose import fold_patches as fold  # noqa: E402
+from ..ops.conv_transpose import unfold_patches as unfold  # noqa: E402
+from ..ops.pool_more import (  # noqa: E402
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    avg_pool3d,
+    max_pool1d,
+    max_pool3d,
+    max_unpool2d,
+)
+from ..ops.resample import interpolate, pad, pixel_shuffle, pixel_unshuffle  # noqa: E402
+from ..ops.softmax import softmin  # noqa: E402
+from ._functional_extra import (  # noqa: E402
+    cosine_embedding_loss,
+    cosine_similarity,
+    embedding,
+    gaussian_nll_loss,
+    glu,
+    gumbel_softmax,
+    kl_div,
+    margin_ranking_loss,
+    normalize,
+    pairwise_distance,
+    poisson_nll_loss,
+    triplet_margin_loss,
+)
+
+upsample = interpolate
+
+__all__ += [
+    "normalize", "cosine_similarity", "pairwise_distance", "kl_div", "margin_ranking_loss",
+    "triplet_margin_loss", "cosine_embedding_loss", "poisson_nll_loss", "gaussian_nll_loss",
+    "glu", "gumbel_softmax", "softmin", "conv_transpose1d", "conv_transpose2d", "conv3d",
+    "fold", "unfold", "max_pool1d", "avg_pool1d", "max_pool3d", "avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "max_unpool2d", "interpolate", "upsample",
+    "pad", "pixel_shuffle", "pixel_unshuffle",
+]
+
+from .layers_more import alpha_dropout, bilinear  # noqa: E402
+from .normalization_more import (  # noqa: E402
+    group_norm,
+    instance_norm,
+    local_response_norm,
+    rms_norm,
+)
+
+__all__ += ["alpha_dropout", "bilinear", "group_norm", "instance_norm", "local_response_norm",
+            "rms_norm"]
+
+from ..ops.ctc import ctc_loss  # noqa: E402
+
+__all__ += ["ctc_loss"]
+
+from ..ops.pool_more import adaptive_avg_pool1d  # noqa: E402
+from ._functional_extra import (  # noqa: E402
+    channel_shuffle,
+    hinge_embedding_loss,
+    multi_margin_loss,
+    multilabel_soft_margin_loss,
+    pdist,
+    soft_margin_loss,
+    triplet_margin_with_distance_loss,
+)
+from .layers_more import dropout1d, dropout2d, dropout3d  # noqa: E402
+
+__all__ += ["adaptive_avg_pool1d", "channel_shuffle", "hinge_embedding_loss",
+            "multi_margin_loss", "multilabel_soft_margin_loss", "pdist", "soft_margin_loss",
+            "triplet_margin_with_distance_loss", "dropout1d", "dropout2d", "dropout3d"]
+
+from ..ops.pool_more import (  # noqa: E402
+    adaptive_avg_pool3d,
+    adaptive_max_pool3d,
+    lp_pool1d,
+    lp_pool2d,
+    lp_pool3d,
+)
+
+__all__ += ["adaptive_avg_pool3d", "adaptive_max_pool3d", "lp_pool1d", "lp_pool2d",
+            "lp_pool3d"]
+
+from ..ops.conv_transpose import conv_transpose3d  # noqa: E402
+
+__all__ += ["conv_transpose3d"]
+
+from .layers_more import embedding_bag  # noqa: E402
+
+__all__ += ["embedding_bag"]
+
+from ..ops.pool_more import max_unpool1d  # noqa: E402
+from .layers_more import feature_alpha_dropout  # noqa: E402
+
+
+def upsample_nearest(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    """Deprecated PyTorch alias: `interpolate(..., mode="nearest")`."""
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    """Deprecated PyTorch alias: `interpolate(..., mode="bilinear", align_corners=True)`."""
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+__all__ += ["max_unpool1d", "feature_alpha_dropout", "upsample_nearest", "upsample_bilinear"]
+
+from .grid_sample import affine_grid, grid_sample  # noqa: E402
+
+__all__ += ["affine_grid", "grid_sample"]
+
+from ._functional_extra import multilabel_margin_loss  # noqa: E402
+
+__all__ += ["multilabel_margin_loss"]

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
+from . import hooks as _hooks
 from .parameter import Parameter
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -36,7 +37,38 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
+        if _hooks.has_hooks(self):
+            return _hooks.call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # -- hooks (see nn/hooks.py) ----------------------------------------------------------
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> _hooks.RemovableHandle:
+        """Run `hook(module, args)` before each forward (`hook(module, args, kwargs)`
+        with `with_kwargs`); a non-None result replaces the inputs."""
+        return _hooks.add_hook(self, "_forward_pre_hooks", hook, prepend,
+                               with_kwargs=with_kwargs)
+
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False,
+                              with_kwargs: bool = False,
+                              always_call: bool = False) -> _hooks.RemovableHandle:
+        """Run `hook(module, args, output)` after each forward (`hook(module, args,
+        kwargs, output)` with `with_kwargs`); a non-None result replaces the output.
+        `always_call` runs it (with output None) also when forward raises."""
+        return _hooks.add_hook(self, "_forward_hooks", hook, prepend, with_kwargs=with_kwargs,
+                               always_call=always_call)
+
+    def register_full_backward_hook(self, hook: Callable,
+                                    prepend: bool = False) -> _hooks.RemovableHandle:
+        """Run `hook(module, grad_input, grad_output)` when the gradients of the module's
+        tensor inputs are computed; a non-None result replaces grad_input."""
+        return _hooks.add_hook(self, "_backward_hooks", hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook: Callable,
+                                        prepend: bool = False) -> _hooks.RemovableHandle:
+        """Run `hook(module, grad_output)` when the gradients of the module's outputs are
+        known; a non-None result replaces grad_output."""
+        return _hooks.add_hook(self, "_backward_pre_hooks", hook, prepend)
 
     # -- registration ----------------------------------------------------------------
     def _registry(self, name: str) -> dict:

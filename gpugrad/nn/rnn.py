@@ -43,6 +43,10 @@ def _check_state(name: str, h: Tensor, expected: tuple, what: str) -> None:
 class RNNBase(Module):
     """Shared machinery of `RNN`, `LSTM` and `GRU` (see those for the math)."""
 
+    def flatten_parameters(self) -> None:
+        """Accepted for PyTorch compatibility (cuDNN's weight packing); the weights are
+        already used as they are stored, so this does nothing."""
+
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, device=None, dtype=None) -> None:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable
 
 from ..autograd.grad_mode import no_grad
+from ..ops.shape import cat
 from ..tensor import Tensor, _wrap_array
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
@@ -80,3 +81,44 @@ def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float) -
     with no_grad():
         for g in _grads(parameters):
             g.detach().clamp_(-clip_value, clip_value)
+
+
+def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
+    """All parameters flattened and concatenated into one 1-d tensor (differentiable)."""
+    params = list(parameters)
+    if params and len({p.device for p in params}) > 1:
+        raise RuntimeError(f"parameters_to_vector: parameters are on several devices "
+                           f"{sorted({str(p.device) for p in params})}")
+    return cat([p.reshape(-1) for p in params])
+
+
+def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
+    """Copy consecutive slices of the 1-d `vec` into the parameters, in place (no
+    gradient is recorded)."""
+    if not isinstance(vec, Tensor):
+        raise TypeError(f"expected vec to be a Tensor, but got: {type(vec).__name__}")
+    params = list(parameters)
+    total = sum(p.numel() for p in params)
+    if vec.ndim != 1 or vec.shape[0] != total:
+        raise ValueError(f"vector_to_parameters: vec of shape {tuple(vec.shape)} must be 1-d "
+                         f"with {total} elements (the parameters' total)")
+    offset = 0
+    with no_grad():
+        for p in params:
+            n = p.numel()
+            p.copy_(vec[offset:offset + n].reshape(p.shape))
+            offset += n
+
+
+from . import parametrizations, parametrize  # noqa: E402 - attributes of nn.utils, as in torch
+
+__all__ += ["parameters_to_vector", "vector_to_parameters", "parametrize", "parametrizations"]
+
+from .legacy_norms import (  # noqa: E402
+    remove_spectral_norm,
+    remove_weight_norm,
+    spectral_norm,
+    weight_norm,
+)
+
+__all__ += ["weight_norm", "remove_weight_norm", "spectral_norm", "remove_spectral_norm"]

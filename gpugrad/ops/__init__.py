@@ -299,3 +299,16 @@ def _bind_api15_methods() -> None:
 
 
 _bind_api15_methods()
+
+def _bind_softmax_methods() -> None:
+    from ..tensor import Tensor
+    from .softmax import log_softmax as _log_softmax
+    from .softmax import softmax as _softmax
+    from .softmax import softmin as _softmin
+
+    Tensor.softmax = _softmax
+    Tensor.log_softmax = _log_softmax
+    Tensor.softmin = _softmin
+
+
+_bind_softmax_methods()

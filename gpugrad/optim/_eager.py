@@ -1,0 +1,49 @@
+"""A base for optimizers whose update is written as plain array math (no fused backend
+kernel): each parameter's update runs on its backend's array module, `backend.xp`."""
+
+from __future__ import annotations
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, group_by_backend
+
+__all__ = ["EagerOptimizer", "check_betas", "check_nonnegative"]
+
+
+class EagerOptimizer(Optimizer):
+    """Subclasses define `_update_param(group, p, g, state, step, xp)`, which updates the
+    arrays `p` (the parameter) and the state tensors' arrays in place from the gradient
+    array `g`; `step` is the parameter's step count after this step (an int).
+
+    A GradScaler's `found_inf` flag is read on the host here (as PyTorch does for
+    optimizers without a fused kernel): when set, nothing changes, steps included."""
+
+    def _update_group(self, group: dict, params: list[Tensor], grads: list[Tensor],
+                      found_inf) -> None:
+        for backend, idx in group_by_backend(params).items():
+            flag = found_inf.on(backend)
+            if flag is not None and bool(backend.to_host(flag).reshape(-1)[0] != 0):
+                continue
+            ps = [params[i] for i in idx]
+            steps = self._next_steps(group, ps)
+            for i, step in zip(idx, steps):
+                p, g = params[i], grads[i]
+                self._update_param(group, p._data, g._data, self.state[p], step, backend.xp)
+
+    def _update_param(self, group: dict, p, g, state: dict, step: int, xp) -> None:
+        raise NotImplementedError
+
+
+def check_nonnegative(group: dict, *keys: str) -> None:
+    """Raise ValueError naming the first of `keys` whose value in `group` is negative."""
+    for key in keys:
+        if group[key] < 0:
+            raise ValueError(f"Invalid {key} value: {group[key]}")
+
+
+def check_betas(betas) -> None:
+    """Raise ValueError unless `betas` is two numbers in [0, 1)."""
+    if len(betas) != 2:
+        raise ValueError(f"Invalid betas: {betas} (expected two numbers)")
+    for i, b in enumerate(betas):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {b}")
