@@ -11,7 +11,7 @@ from oracle import check, gradcheck, positive, rand
 import gpugrad as gg
 import gpugrad.nn.functional as F
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*(reduction: .mean.|padding=.same.).*:UserWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:.*(reduction. .mean.|padding=.same.).*:UserWarning")
 
 
 # --- convolutions ---------------------------------------------------------------------------
