@@ -121,6 +121,30 @@ class Backend:
         self._run_elementwise(_normal_cdf_into, (out,), (x,))
         return out
 
+    def pointwise(self, prog, ins, params=()):
+        """The output(s) of a pointwise program (gpugrad/backend/pointwise.py) over `ins`
+        (arrays, broadcasting, or Python numbers) and the scalar `params`: its NumPy/CuPy
+        rendering, with float16/bfloat16 operands computed in float32 and the results
+        stored back in their dtype (the CUDA backend compiles the program instead)."""
+        xp = self.xp
+        half = None
+        for a in ins:
+            if _is_half(a):
+                half = a.dtype
+        if half is not None:
+            ins = [_widen(xp, a) for a in ins]
+        fn = prog.numpy_fn()
+        if prog.quiet:
+            with _quiet_fp(xp):
+                out = fn(xp, *ins, *params)
+        else:
+            out = fn(xp, *ins, *params)
+        if half is not None:
+            if type(out) is tuple:
+                return tuple(_narrow(xp, o, half) for o in out)
+            return _narrow(xp, out, half)
+        return out
+
     def sum(self, x, axis, keepdims: bool):
         """x.sum(axis=axis, keepdims=keepdims) (the CPU backend splits a large full
         reduction across threads: a different, fixed summation order)."""
@@ -648,6 +672,12 @@ def _is_half(a) -> bool:
 def _widen(xp, a):
     """float16/bfloat16 arrays as float32 (the kernels' accumulation type); others as is."""
     return a.astype(xp.float32) if _is_half(a) else a
+
+
+def _narrow(xp, a, half):
+    """A float32 result stored back as the 16-bit operand dtype `half`."""
+    a = xp.asarray(a)
+    return a.astype(half) if a.dtype == xp.float32 else a
 
 
 def _quiet_fp(xp):

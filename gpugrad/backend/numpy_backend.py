@@ -113,6 +113,46 @@ class NumpyBackend(Backend):
         cpu_parallel.split_rows(_ufunc_kernel(ufunc), out, (a,))
         return out
 
+    def pointwise(self, prog, ins, params=()):
+        """Small programs run directly; large ones in cache-sized row blocks shared among
+        the threads (each block runs the whole rendered expression while it is in cache)."""
+        big = 0
+        half = None
+        for a in ins:
+            if type(a) is _ndarray:
+                if a.size > big:
+                    big = a.size
+                if a.dtype.itemsize == 2 and a.dtype.kind == "f":
+                    half = a.dtype
+        fn = prog.numpy_fn()
+        if big < _PARALLEL_MIN or _THREADS == 1 or len(prog.outputs) != 1:
+            if half is not None:
+                return super().pointwise(prog, ins, params)
+            if prog.quiet:
+                with _quiet():
+                    return fn(np, *ins, *params)
+            return fn(np, *ins, *params)
+        shape = np.broadcast_shapes(*[np.shape(a) for a in ins])
+        if len(shape) == 0 or shape[0] < 2 * _THREADS:
+            return super().pointwise(prog, ins, params)
+        with _quiet():  # the dtype of the result, from one element
+            probe = fn(np, *[a.reshape(-1)[:1] if type(a) is _ndarray else a for a in ins],
+                       *params)
+        out = np.empty(shape, dtype=half if half is not None else np.asarray(probe).dtype)
+
+        def kernel(xp, out, *blk):
+            if half is not None:
+                blk = [b.astype(np.float32) if type(b) is _ndarray and b.dtype == half else b
+                       for b in blk]
+            if prog.quiet:  # (NumPy's error state is per thread)
+                with _quiet():
+                    out[...] = fn(xp, *blk, *params)
+            else:
+                out[...] = fn(xp, *blk, *params)
+
+        cpu_parallel.blocked(kernel, (out,), tuple(ins))
+        return out
+
     def sum(self, x, axis, keepdims: bool):
         if ((axis is not None and len(axis) < x.ndim) or x.size < _PARALLEL_MIN
                 or x.dtype.kind != "f" or x.shape[0] < 2 or _THREADS == 1):
@@ -149,6 +189,10 @@ _ndarray = np.ndarray
 _PARALLEL_MIN = cpu_parallel.PARALLEL_MIN
 _THREADS = cpu_parallel.THREADS
 _UFUNC_KERNELS: dict = {}
+
+
+def _quiet():
+    return np.errstate(all="ignore")
 _EXP_KERNELS = {base._sigmoid_into, base._swish_into, base._swish_backward_into,
                 base._normal_cdf_into}
 
