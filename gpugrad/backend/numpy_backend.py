@@ -87,11 +87,7 @@ class NumpyBackend(Backend):
         """Apply an elementwise kernel in cache-sized row blocks shared among the threads,
         so that its several NumPy passes over a block stay in cache (NumPy's stand-in for
         a fused kernel)."""
-        if kernel in _EXP_KERNELS:  # exp overflow correctly gives 0 / inf here
-            with np.errstate(over="ignore", invalid="ignore"):
-                cpu_parallel.blocked(kernel, outs, ins)
-        else:
-            cpu_parallel.blocked(kernel, outs, ins)
+        cpu_parallel.blocked(kernel, outs, ins)
 
     def binary(self, ufunc, a, b):
         """Large elementwise ops run as one contiguous share of rows per thread (a single
@@ -193,8 +189,6 @@ _UFUNC_KERNELS: dict = {}
 
 def _quiet():
     return np.errstate(all="ignore")
-_EXP_KERNELS = {base._sigmoid_into, base._swish_into, base._swish_backward_into,
-                base._normal_cdf_into}
 
 
 def _ufunc_kernel(ufunc):

@@ -210,12 +210,16 @@ def cuda_source(prog: Program, storage: str, suffix: str, signature: str) -> str
     """A CUDA kernel computing `prog` over n elements: `storage` is the C storage type of
     the float operands (float, double, gg_half, gg_bf16); `signature` has one letter per
     input: 'a' a full array, 's' a single value broadcast to every element (read once),
-    'b' a full bool array, 'c' a single bool. Arguments: the inputs, the outputs, the
-    parameters (double) and n."""
+    'b' a full bool array, 'c' a single bool, 'p' a number (passed as a double).
+    Arguments: the inputs, the outputs, the parameters (double) and n."""
     name = prog.kernel_name(suffix, signature)
     args, body = [], []
     names: dict = {}
     for k, (n, sig) in enumerate(zip(prog.inputs, signature)):
+        if sig == "p":  # a number operand: passed by value, like a parameter
+            args.append(f"double v{k}")
+            names[("var", n)] = (f"A(v{k})", None)
+            continue
         ctype = "bool" if sig in "bc" else storage
         args.append(f"const {ctype}* __restrict__ v{k}")
         load = f"v{k}[{'i' if sig == 'b' else '0'}]" if sig in "bc" else \
