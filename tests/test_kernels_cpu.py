@@ -67,7 +67,8 @@ def pointwise_library(programs, dtype: str) -> str:
     """One source with the generated kernel of each (program, operand signature) for
     `dtype`, common.cuh pasted in once."""
     sfx = SUFFIX[dtype]
-    body = "\n".join(cuda_source(p, STORAGE[sfx], sfx, sig) for p, sig in programs)
+    unique = {p.kernel_name(sfx, sig): (p, sig) for p, sig in programs}  # rows may share
+    body = "\n".join(cuda_source(p, STORAGE[sfx], sfx, sig) for p, sig in unique.values())
     return expand_includes('#include "common.cuh"\n' + body, kernel_dir())
 
 
