@@ -549,9 +549,12 @@ def floor_divide(input, other) -> Tensor:
 
 
 def remainder(input, other) -> Tensor:
-    """input mod other with the sign of other, as Python's % (not differentiable)."""
+    """input mod other with the sign of other, as Python's %;  ā = ȳ, b̄ = −ȳ·⌊a/b⌋
+    (integers: not differentiable)."""
     a, b = binary_operands(input, other, "remainder")
     t = a if isinstance(a, Tensor) else b
+    if t._data.dtype.kind == "f":
+        return run("remainder", a, b)
     return _nondiff(t._backend.xp.remainder, a, b)
 
 

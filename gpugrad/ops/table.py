@@ -7,7 +7,8 @@ hand-written VJPs, which exist where the rule is a choice:
 - relu: x̄ = 0 where y ≤ 0, else ȳ (a NaN passes its gradient, as PyTorch);
 - clamp/hardtanh: ȳ inside the closed (clamp) or open (hardtanh, PyTorch's) interval;
 - fmax/fmin: the whole ȳ to the chosen operand (ties to the first, as PyTorch);
-- softplus: ȳ above the threshold, ȳ·σ(βx) below; hardswish at x = −3 as PyTorch.
+- softplus: ȳ above the threshold, ȳ·σ(βx) below;
+- hardsigmoid, hardswish: PyTorch's one-sided rules at x = ±3.
 
 maximum/minimum derive theirs from the `max`/`min` primitives (ties split evenly, a NaN
 operand takes the whole ȳ). Every other VJP, and every second derivative, is derived.
@@ -36,6 +37,10 @@ def _lerp(s, e, t):
     """s + t·(e − s), from the nearer end as PyTorch (exact at t = 0 and t = 1)."""
     d = e - s
     return E.where(E.abs_(t) < 0.5, s + t * d, e - d * (1 - t))
+
+
+def _relu6(v):
+    return E.minimum(E.maximum(v, 0), 6)
 
 
 def _unary(name: str, fn) -> Row:
@@ -94,9 +99,9 @@ ROWS: dict[str, Row] = {r.name: r for r in [
     Row("celu", _elu(x, P("alpha"), 1.0, 1.0 / P("alpha")), 1, ("alpha",)),
     Row("hardtanh", E.minimum(E.maximum(x, P("min")), P("max")), 1, ("min", "max"),
         vjp=(E.where((x > P("min")) & (x < P("max")), G, 0),)),
-    Row("hardsigmoid", E.where(x <= -3, 0, E.where(x >= 3, 1, x / 6 + 0.5)), 1),
-    Row("hardswish", E.where(x <= -3, 0, E.where(x >= 3, x, x * (x + 3) / 6)), 1,
-        vjp=(E.where(x < -3, 0, E.where(x <= 3, G * (x / 3 + 0.5), G)),)),
+    Row("hardsigmoid", _relu6(x + 3) / 6, 1, vjp=(E.where((x > -3) & (x < 3), G / 6, 0),)),
+    Row("hardswish", x * _relu6(x + 3) / 6, 1,
+        vjp=(E.where(x <= -3, 0, E.where(x < 3, G * (x / 3 + 0.5), G)),)),
     Row("softsign", x / (1 + E.abs_(x)), 1),
     Row("logsigmoid", -E.softplus(-x), 1),
 ]}
