@@ -21,7 +21,7 @@ from .complex import (
     view_as_complex,
     view_as_real,
 )
-from .elementwise import (  # noqa: I001 - appended: rows of the pointwise table
+from .elementwise import (
     abs,
     absolute,
     acos,
@@ -40,8 +40,10 @@ from .elementwise import (  # noqa: I001 - appended: rows of the pointwise table
     atan2,
     atanh,
     bitwise_and,
+    bitwise_left_shift,
     bitwise_not,
     bitwise_or,
+    bitwise_right_shift,
     bitwise_xor,
     cast,
     ceil,
@@ -216,6 +218,12 @@ def _bind_methods() -> None:
                square, tan):
         setattr(Tensor, fn.__name__, fn)
     Tensor.arcsin, Tensor.arccos, Tensor.arctan = asin, acos, atan
+    Tensor.__lshift__, Tensor.__rshift__ = bitwise_left_shift, bitwise_right_shift
+    Tensor.__rlshift__ = rev(bitwise_left_shift)
+    Tensor.__rrshift__ = rev(bitwise_right_shift)
+    for fn in (bitwise_and, bitwise_or, bitwise_xor, bitwise_not, bitwise_left_shift,
+               bitwise_right_shift, logical_xor, fmod, remainder):
+        setattr(Tensor, fn.__name__, fn)
 
 
 _bind_methods()

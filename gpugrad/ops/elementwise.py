@@ -234,17 +234,47 @@ def mul(input, other) -> Tensor:
 
 
 def div(input, other, *, rounding_mode=None) -> Tensor:
-    """input / other (true division; integers give float32), broadcasting."""
-    if rounding_mode == "floor":
-        return floor_divide(input, other)
+    """input / other, broadcasting: true division (integers give float32), or rounded
+    toward zero (`rounding_mode="trunc"`) or down (`"floor"`), which keeps an integer
+    dtype exactly (an integer division by zero raises, as in PyTorch)."""
+    if rounding_mode not in (None, "trunc", "floor"):
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                         f"but found {rounding_mode!r}")
     a, b = binary_operands(input, other, "div")
     t = a if isinstance(a, Tensor) else b
+    if rounding_mode is not None and t.dtype.category < 2:
+        return _int_divide(a, b, rounding_mode)
+    if rounding_mode == "floor":
+        return floor_divide(a, b)
     if t.dtype.category < 2:
         a = cast(a, _dtype.float32) if isinstance(a, Tensor) else a
         b = cast(b, _dtype.float32) if isinstance(b, Tensor) else b
     if rounding_mode == "trunc":
         return trunc(Div.apply(a, b))
     return Div.apply(a, b)
+
+
+def _check_int_divisor(op: str, b) -> None:
+    """PyTorch raises on an integer division by zero (NumPy would warn and give 0)."""
+    data = b._data if isinstance(b, Tensor) else b
+    zero = (data == 0).any() if isinstance(b, Tensor) else data == 0
+    if bool(b._backend.to_host(zero) if isinstance(b, Tensor) else zero):
+        raise RuntimeError(f"ZeroDivisionError ({op}: integer division by zero)")
+
+
+def _int_divide(a, b, rounding_mode: str) -> Tensor:
+    _check_int_divisor("div", b)
+    t = a if isinstance(a, Tensor) else b
+    xp = t._backend.xp
+    if rounding_mode == "floor":
+        return _nondiff(xp.floor_divide, a, b)
+
+    def trunc_div(x, y):
+        q = xp.floor_divide(x, y)
+        inexact = (q * y != x) & ((x < 0) != (y < 0))
+        return xp.where(inexact, q + 1, q).astype(q.dtype, copy=False)
+
+    return _nondiff(trunc_div, a, b)
 
 
 true_divide = divide = div
@@ -357,7 +387,6 @@ atan2 = arctan2 = _binary_float("atan2", "atan2(input, other), the angle of (oth
 hypot = _binary_float("hypot", "√(input² + other²) without overflow")
 copysign = _binary_float("copysign", "|input| with the sign of other")
 logaddexp = _binary_float("logaddexp", "ln(e^input + e^other), computed stably")
-fmod = _binary_float("fmod", "input − trunc(input/other)·other (the sign of input)")
 
 
 def abs(input: Tensor) -> Tensor:  # noqa: A001 - torch.abs
@@ -516,46 +545,85 @@ def _nondiff(fn, *args) -> Tensor:
     return _wrap_array(out, t._backend)
 
 
-def _compare(name: str):
+def _compare(name: str, ufunc: str | None = None):
+    ufunc = ufunc or name
+
     def op(input, other) -> Tensor:
         a, b = binary_operands(input, other, name)
         t = a if isinstance(a, Tensor) else b
-        return _nondiff(getattr(t._backend.xp, name), a, b)
+        return _nondiff(getattr(t._backend.xp, ufunc), a, b)
 
-    op.__name__ = name
-    op.__doc__ = f"Elementwise `{name}` (a bool tensor that never requires grad)."
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"Elementwise `{ufunc}` (a bool tensor that never requires grad)."
     return op
 
 
-eq = _compare("equal")
-ne = _compare("not_equal")
-lt = _compare("less")
-le = _compare("less_equal")
-gt = _compare("greater")
-ge = _compare("greater_equal")
+eq = _compare("eq", "equal")
+ne = _compare("ne", "not_equal")
+lt = _compare("lt", "less")
+le = _compare("le", "less_equal")
+gt = _compare("gt", "greater")
+ge = _compare("ge", "greater_equal")
 logical_and = _compare("logical_and")
 logical_or = _compare("logical_or")
 logical_xor = _compare("logical_xor")
-bitwise_and = _compare("bitwise_and")
-bitwise_or = _compare("bitwise_or")
-bitwise_xor = _compare("bitwise_xor")
 
 
 def floor_divide(input, other) -> Tensor:
-    """⌊input / other⌋ (not differentiable)."""
+    """⌊input / other⌋ (not differentiable; an integer division by zero raises)."""
     a, b = binary_operands(input, other, "floor_divide")
     t = a if isinstance(a, Tensor) else b
+    if t.dtype.category < 2:
+        _check_int_divisor("floor_divide", b)
     return _nondiff(t._backend.xp.floor_divide, a, b)
 
 
 def remainder(input, other) -> Tensor:
     """input mod other with the sign of other, as Python's %;  ā = ȳ, b̄ = −ȳ·⌊a/b⌋
-    (integers: not differentiable)."""
+    (integers: not differentiable, and a zero divisor raises)."""
     a, b = binary_operands(input, other, "remainder")
     t = a if isinstance(a, Tensor) else b
     if t._data.dtype.kind == "f":
         return run("remainder", a, b)
+    _check_int_divisor("remainder", b)
     return _nondiff(t._backend.xp.remainder, a, b)
+
+
+def fmod(input, other) -> Tensor:
+    """input − trunc(input/other)·other (the sign of input);  ā = ȳ, b̄ = −ȳ·trunc(a/b)
+    (integers keep their dtype, are not differentiable, and a zero divisor raises)."""
+    a, b = binary_operands(input, other, "fmod")
+    t = a if isinstance(a, Tensor) else b
+    if t._data.dtype.kind == "f":
+        return run("fmod", a, b)
+    _check_int_divisor("fmod", b)
+    return _nondiff(t._backend.xp.fmod, a, b)
+
+
+def _bitwise(name: str, ufunc: str, ints_only: bool = False):
+    def op(input, other) -> Tensor:
+        a, b = binary_operands(input, other, name)
+        for v in (a, b):
+            dt = v.dtype if isinstance(v, Tensor) else None
+            if (dt is not None and (dt.category >= 2 or (ints_only and dt.category == 0))) \
+                    or isinstance(v, float):
+                kinds = "integer" if ints_only else "integer or bool"
+                raise TypeError(f"{name}: expected {kinds} tensors, got "
+                                f"{getattr(a, 'dtype', type(a).__name__)} and "
+                                f"{getattr(b, 'dtype', type(b).__name__)}")
+        t = a if isinstance(a, Tensor) else b
+        return _nondiff(getattr(t._backend.xp, ufunc), a, b)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"Elementwise `{ufunc}` of integer{'' if ints_only else ' or bool'} tensors."
+    return op
+
+
+bitwise_and = _bitwise("bitwise_and", "bitwise_and")
+bitwise_or = _bitwise("bitwise_or", "bitwise_or")
+bitwise_xor = _bitwise("bitwise_xor", "bitwise_xor")
+bitwise_left_shift = _bitwise("bitwise_left_shift", "left_shift", ints_only=True)
+bitwise_right_shift = _bitwise("bitwise_right_shift", "right_shift", ints_only=True)
 
 
 def logical_not(input: Tensor) -> Tensor:
