@@ -116,6 +116,11 @@ class Backend:
         gpugrad/backend/pointwise.py for its accuracy)."""
         return normal_cdf(self.xp, x)
 
+    # Whether a pointwise row should keep its expensive intermediates from forward for a
+    # backward without a graph (compute-bound CPUs) rather than recompute them (GPUs,
+    # where the extra memory pass costs more than the arithmetic).
+    keeps_intermediates = False
+
     def pointwise(self, prog, ins, params=()):
         """The output(s) of a pointwise program (gpugrad/backend/pointwise.py) over `ins`
         (arrays, broadcasting, or Python numbers) and the scalar `params`: its NumPy/CuPy

@@ -45,6 +45,7 @@ class NumpyBackend(Backend):
 
     name = "cpu"
     xp = np
+    keeps_intermediates = True
     array_type = np.ndarray
 
     def __init__(self, dev: Device | None = None) -> None:
@@ -120,8 +121,8 @@ class NumpyBackend(Backend):
                     big = a.size
                 if a.dtype.itemsize == 2 and a.dtype.kind == "f":
                     half = a.dtype
-        fn = prog.numpy_fn()
-        if big < _PARALLEL_MIN or _THREADS == 1 or len(prog.outputs) != 1:
+        fn = prog._fn or prog.numpy_fn()
+        if big < _PARALLEL_MIN or _THREADS == 1:
             if half is not None:
                 return super().pointwise(prog, ins, params)
             if prog.quiet:
@@ -131,23 +132,27 @@ class NumpyBackend(Backend):
         shape = np.broadcast_shapes(*[np.shape(a) for a in ins])
         if len(shape) == 0 or shape[0] < 2 * _THREADS:
             return super().pointwise(prog, ins, params)
-        with _quiet():  # the dtype of the result, from one element
+        with _quiet():  # the dtypes of the results, from one element
             probe = fn(np, *[a.reshape(-1)[:1] if type(a) is _ndarray else a for a in ins],
                        *params)
-        out = np.empty(shape, dtype=half if half is not None else np.asarray(probe).dtype)
+        multi = type(probe) is tuple
+        outs = tuple(np.empty(shape, dtype=half if half is not None else np.asarray(p).dtype)
+                     for p in (probe if multi else (probe,)))
 
-        def kernel(xp, out, *blk):
+        fn_out = prog.numpy_out_fn()
+
+        def kernel(xp, *blk):
             if half is not None:
-                blk = [b.astype(np.float32) if type(b) is _ndarray and b.dtype == half else b
-                       for b in blk]
+                blk = [*blk[:len(outs)], *[b.astype(np.float32) if type(b) is _ndarray and
+                                           b.dtype == half else b for b in blk[len(outs):]]]
             if prog.quiet:  # (NumPy's error state is per thread)
                 with _quiet():
-                    out[...] = fn(xp, *blk, *params)
+                    fn_out(xp, *blk, *params)
             else:
-                out[...] = fn(xp, *blk, *params)
+                fn_out(xp, *blk, *params)
 
-        cpu_parallel.blocked(kernel, (out,), tuple(ins))
-        return out
+        cpu_parallel.blocked(kernel, outs, tuple(ins))
+        return outs if multi else outs[0]
 
     def sum(self, x, axis, keepdims: bool):
         if ((axis is not None and len(axis) < x.ndim) or x.size < _PARALLEL_MIN

@@ -158,7 +158,7 @@ class Program:
         self.inputs, self.outputs, self.params = tuple(inputs), tuple(outputs), tuple(params)
         self.nodes = topo_order(self.outputs)
         self.quiet = any(n.op in PRIMS and PRIMS[n.op].quiet for n in self.nodes)
-        self._fn = None
+        self._fn = self._out_fn = None
         self.key = hashlib.sha1(self.python_source().encode()).hexdigest()[:16]
 
     def python_source(self) -> str:
@@ -194,6 +194,42 @@ class Program:
         lines.append(f"    return {outs[0] if len(outs) == 1 else '(' + ', '.join(outs) + ',)'}")
         return "\n".join(lines)
 
+    def python_source_out(self) -> str:
+        """The rendering as fn(xp, *outs, *inputs, *params) writing each output into its
+        preallocated array (the last operation of each output writes there directly)."""
+        src = self.python_source().split("\n")
+        head, body, ret = src[0], src[1:-1], src[-1]
+        outs = [f"o{k}" for k in range(len(self.outputs))]
+        head = head.replace("(xp, ", f"(xp, {', '.join(outs)}, ", 1)
+        last = {}
+        for k, o in enumerate(self.outputs):
+            idx = self.nodes.index(o)
+            last.setdefault(f"t{idx}", k)
+        lines, written = [head], set()
+        for line in body:
+            name, _, code = line.strip().partition(" = ")
+            k = last.get(name)
+            ufunc = _out_form(code) if k is not None else None
+            if ufunc is not None:
+                lines.append(f"    {name} = {ufunc[:-1]}, out=o{k})")
+                written.add(k)
+            else:
+                lines.append(line)
+        values = ret.strip().replace("return ", "").strip("(),").split(", ")
+        for k, v in enumerate(values):
+            if k not in written:
+                lines.append(f"    o{k}[...] = {v}")
+        return "\n".join(lines)
+
+    def numpy_out_fn(self):
+        """The compiled fn(xp, *outs, *inputs, *params) of `python_source_out`."""
+        if self._out_fn is None:
+            scope = {"_H": _H}
+            exec(compile(self.python_source_out(), f"<pointwise {self.key} out>", "exec"),
+                 scope)
+            self._out_fn = scope["_pointwise"]
+        return self._out_fn
+
     def numpy_fn(self):
         """The compiled array function fn(xp, *inputs, *params)."""
         if self._fn is None:
@@ -204,6 +240,22 @@ class Program:
 
     def kernel_name(self, suffix: str, signature: str) -> str:
         return f"gg_pw_{self.key}_{signature}_{suffix}"
+
+
+_OPERATOR_UFUNCS = {"+": "add", "-": "subtract", "*": "multiply", "/": "true_divide"}
+_NOT_UFUNCS = ("xp.where(", "xp.real(")
+
+
+def _out_form(code: str) -> str | None:
+    """`code` (one rendered operation) as a ufunc call that takes `out=`, or None."""
+    if code.startswith("xp.") and not code.startswith(_NOT_UFUNCS):
+        return code
+    if code.startswith("(-") and " " not in code:
+        return f"xp.negative({code[2:-1]})"
+    parts = code[1:-1].split(" ") if code.startswith("(") else []
+    if len(parts) == 3 and parts[1] in _OPERATOR_UFUNCS:
+        return f"xp.{_OPERATOR_UFUNCS[parts[1]]}({parts[0]}, {parts[2]})"
+    return None
 
 
 def cuda_source(prog: Program, storage: str, suffix: str, signature: str) -> str:

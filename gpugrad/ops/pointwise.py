@@ -19,6 +19,7 @@ primitives), applied centrally by the differentiation; broadcasting is undone by
 from __future__ import annotations
 
 from ..autograd.function import Op
+from ..autograd.grad_mode import _state as _grad_state
 from ..backend import expr as E
 from ..backend.pointwise import Program
 from ..tensor import _wrap_array
@@ -47,16 +48,23 @@ def P(name: str) -> E.Expr:
 class Row:
     """One elementwise op: `outputs` (usually one expression) over operands x0..x{n-1} and
     the scalar `params`; `vjp`, where given, is one Expr (or None for no gradient) per
-    operand over the operands, Y, G and the params, used for real dtypes."""
+    operand over the operands, Y, G and the params, used for real dtypes. `keep` lists
+    subexpressions worth keeping from forward on backends that compute rather than stream
+    (the CPU: GELU's Φ), which a backward without a graph then reads instead of
+    recomputing; a differentiable (create_graph) backward always recomputes them."""
 
-    def __init__(self, name: str, outputs, n_in: int, params: tuple = (), vjp=None) -> None:
+    def __init__(self, name: str, outputs, n_in: int, params: tuple = (), vjp=None,
+                 keep: tuple = ()) -> None:
         self.name = name
         self.outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
         self.n_in = n_in
         self.params = tuple(params)
         self.vjp = None if vjp is None else tuple(vjp)
         self.program = Program(tuple(f"x{i}" for i in range(n_in)), self.outputs,
-                                 self.params)
+                               self.params)
+        self.keep = tuple(keep)
+        self.program_keep = Program(self.program.inputs, self.outputs + self.keep,
+                                    self.params) if keep else None
         self._backward: dict = {}
         every = (True,) * n_in
         srcs = self._grad_exprs(every, False)[1] + self._grad_exprs(every, True)[1]
@@ -66,9 +74,9 @@ class Row:
     def __repr__(self) -> str:
         return f"Row({self.name}: {', '.join(map(repr, self.outputs))})"
 
-    def _grad_exprs(self, need: tuple, cplx: bool):
+    def _grad_exprs(self, need: tuple, cplx: bool, kept: bool = False):
         """(one VJP Expr or None per operand that needs a gradient, the sources they read:
-        ("x", i), ("y", 0) or ("g", k), in argument order)."""
+        ("x", i), ("y", 0), ("g", k) or ("k", j) (kept values), in argument order)."""
         idx = [i for i, n in enumerate(need) if n]
         if self.vjp is not None and not cplx:
             exprs = [self.vjp[i] for i in idx]
@@ -78,20 +86,25 @@ class Row:
             if len(self.outputs) == 1 and self.outputs[0].op != "var":
                 exprs = [None if e is None else E.substitute(e, {self.outputs[0]: Y})
                          for e in exprs]
+        if kept:
+            sub = {k: E.var(f"k{j}") for j, k in enumerate(self.keep)}
+            exprs = [None if e is None else E.substitute(e, sub) for e in exprs]
         names = E.free_vars([e for e in exprs if e is not None])
         srcs = [("x", i) for i in range(self.n_in) if f"x{i}" in names]
         srcs += [("y", 0)] if "y0" in names else []
         srcs += [("g", k) for k in range(len(self.outputs)) if f"g{k}" in names]
+        srcs += [("k", j) for j in range(len(self.keep)) if f"k{j}" in names]
         return exprs, srcs
 
-    def backward_row(self, need: tuple, cplx: bool):
+    def backward_row(self, need: tuple, cplx: bool, kept: bool = False):
         """(the Row computing the needed operands' cotangents, its sources, the operand
-        index of each of its outputs), cached per need mask and complex flag."""
-        key = (need, cplx)
+        index of each of its outputs), cached per need mask, complex flag and whether the
+        kept values are read."""
+        key = (need, cplx, kept)
         hit = self._backward.get(key)
         if hit is not None:
             return hit
-        exprs, srcs = self._grad_exprs(need, cplx)
+        exprs, srcs = self._grad_exprs(need, cplx, kept)
         idx = [i for i, n in enumerate(need) if n]
         live = [(i, e) for i, e in zip(idx, exprs) if e is not None]
         rename = {E.var(f"{kind}{k}"): X(j) for j, (kind, k) in enumerate(srcs)}
@@ -119,6 +132,10 @@ class Pointwise(Op):
                 cplx = True
         ctx.cplx = cplx
         try:
+            if row.keep and ctx._backend.keeps_intermediates:
+                out = ctx._backend.pointwise(row.program_keep, arrays, params)
+                ctx.kept = out[1:]
+                return out[0]
             return ctx._backend.pointwise(row.program, arrays, params)
         except ValueError as e:
             shapes = [getattr(a, "shape", ()) for a in arrays]
@@ -133,21 +150,39 @@ class Pointwise(Op):
         for g in gs:
             if g is not None and g._data.dtype.kind == "c":
                 cplx = True
-        bw, srcs, targets = ctx.row.backward_row(need, cplx)
+        kept = None if _grad_state.enabled else ctx.kept
+        bw, srcs, targets = ctx.row.backward_row(need, cplx, kept is not None)
         result = [None] * len(need)
         if bw is not None:
-            ins = []
-            for kind, k in srcs:
-                if kind == "x":
-                    t = ctx.saved_input(k)
-                    ins.append(ctx.scalars[k] if t is None else t)
-                elif kind == "y":
-                    ins.append(ctx.saved_output)
-                else:
-                    ins.append(gs[k])
-            res = Pointwise.apply(*ins, row=bw, params=ctx.params)
-            if type(res) is not tuple:
-                res = (res,)
+            if _grad_state.enabled:  # create_graph: the backward is a node of its own
+                ins = []
+                for kind, k in srcs:
+                    if kind == "x":
+                        t = ctx.saved_input(k)
+                        ins.append(ctx.scalars[k] if t is None else t)
+                    elif kind == "y":
+                        ins.append(ctx.saved_output)
+                    else:
+                        ins.append(gs[k])
+                res = Pointwise.apply(*ins, row=bw, params=ctx.params)
+                if type(res) is not tuple:
+                    res = (res,)
+            else:  # nothing to record: run the backward program on the arrays
+                arrays = []
+                for kind, k in srcs:
+                    if kind == "x":
+                        t = ctx.saved_input(k)
+                        arrays.append(ctx.scalars[k] if t is None else t._data)
+                    elif kind == "y":
+                        arrays.append(ctx.saved_output_array())
+                    elif kind == "g":
+                        arrays.append(gs[k]._data)
+                    else:
+                        arrays.append(kept[k])
+                out = ctx._backend.pointwise(bw.program, arrays, ctx.params)
+                backend = ctx._backend
+                res = tuple(_wrap_array(o, backend) for o in out) if type(out) is tuple \
+                    else (_wrap_array(out, backend),)
             for i, r in zip(targets, res):
                 result[i] = sum_to(r, ctx.input_shape(i))
         for i, n in enumerate(need):
@@ -155,6 +190,8 @@ class Pointwise(Op):
                 shape, dtype = ctx._input_meta[i]
                 result[i] = _wrap_array(ctx.backend.xp.zeros(shape, dtype=dtype), ctx.backend)
         return tuple(result)
+
+    kept = None  # values of the row's `keep` expressions, where forward kept them
 
     def name(self) -> str:
         return "".join(p.capitalize() for p in self.row.name.split("_")) + "Backward"

@@ -85,7 +85,7 @@ ROWS: dict[str, Row] = {r.name: r for r in [
     # --- activations ---
     Row("relu", E.maximum(x, 0), 1, vjp=(E.where(Y <= 0, 0, G),)),
     Row("leaky_relu", E.where(x > 0, x, x * P("slope")), 1, ("slope",)),
-    Row("gelu", x * E.ndtr(x), 1),
+    Row("gelu", x * E.ndtr(x), 1, keep=(E.ndtr(x),)),
     Row("gelu_tanh", 0.5 * x * (1 + E.tanh(_SQRT_2_OVER_PI * x * (1 + GELU_TANH_C * x * x))), 1),
     Row("silu", x * E.sigmoid(x), 1),
     Row("swish", a * E.sigmoid(b * a), 2),
