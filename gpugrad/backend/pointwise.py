@@ -23,7 +23,7 @@ import types
 
 import numpy as np
 
-from .expr import PRIMS, Expr, free_vars, topo_order
+from .expr import PRIMS, free_vars, topo_order
 
 __all__ = ["Program", "normal_cdf", "cuda_source"]
 
@@ -184,10 +184,10 @@ class Program:
                 t = f"t{k}"
                 code = PRIMS[node.op].np.format(*[names[a] for a in node.args])
                 if all(a in uniform for a in node.args):
-                    # a NumPy scalar would not be weak in NumPy's promotion: float32 stays
-                    # float32 only against a Python number
+                    # computed on the host by NumPy, as a Python number: a NumPy scalar would
+                    # not be weak in promotion (float32 stays float32 only against a number)
                     uniform.add(node)
-                    code = f"_H.py({code})"
+                    code = f"_H.py({code.replace('xp', '_np')})"
                 lines.append(f"    {t} = {code}")
                 names[node] = t
         outs = [names[o] for o in self.outputs]
@@ -224,7 +224,7 @@ class Program:
     def numpy_out_fn(self):
         """The compiled fn(xp, *outs, *inputs, *params) of `python_source_out`."""
         if self._out_fn is None:
-            scope = {"_H": _H}
+            scope = {"_H": _H, "_np": np}
             exec(compile(self.python_source_out(), f"<pointwise {self.key} out>", "exec"),
                  scope)
             self._out_fn = scope["_pointwise"]
@@ -233,7 +233,7 @@ class Program:
     def numpy_fn(self):
         """The compiled array function fn(xp, *inputs, *params)."""
         if self._fn is None:
-            scope = {"_H": _H}
+            scope = {"_H": _H, "_np": np}
             exec(compile(self.python_source(), f"<pointwise {self.key}>", "exec"), scope)
             self._fn = scope["_pointwise"]
         return self._fn
@@ -309,8 +309,3 @@ def cuda_source(prog: Program, storage: str, suffix: str, signature: str) -> str
         "    }",
         "}",
     ])
-
-
-def rendered(e: Expr) -> str:
-    """A readable rendering of one expression (for docs and errors)."""
-    return repr(e)

@@ -1,12 +1,15 @@
 """Elementwise ops: arithmetic, unary math, activations, casts, comparisons.
 
-Each Op's docstring states its forward and its VJP; `sum_to` reduces a broadcast
-gradient back to an input's shape.
+The differentiable math beyond + − × ÷ is rows of the pointwise table (gpugrad/ops/table.py)
+run by the one `Pointwise` op (`run(name, ...)`): each function here only promotes its
+operands and picks the row; forward, VJP and second derivatives come from the row's
+expression. Add, Sub, Mul and Div stay hand-written Ops (the hottest ops, with a
+fused two-product backward); `sum_to` reduces a broadcast gradient back to an input's
+shape.
 
 Complex tensors follow PyTorch's convention: the cotangent of a complex value is the
 conjugate Wirtinger derivative ∂L/∂z̄ (times 2), so for a holomorphic y = f(x) the VJP is
-x̄ = ȳ·conj(f'(x)). The real formulas below are the same with conj dropped; each backward
-applies `conj` only when its cotangent is complex, so real dtypes pay one dtype test.
+x̄ = ȳ·conj(f'(x)); the table's differentiation applies the conjugation centrally.
 """
 
 from __future__ import annotations
