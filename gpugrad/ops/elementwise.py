@@ -309,6 +309,9 @@ def neg(input: Tensor) -> Tensor:
 negative = neg
 
 
+_apply = Pointwise.apply
+
+
 def run(name: str, *operands, params: tuple = ()) -> Tensor:
     """Row `name` of the pointwise table (gpugrad/ops/table.py) applied to `operands`
     (Tensors of one dtype, or numbers) with its scalar `params`, in the row's order."""
@@ -338,8 +341,12 @@ def _float(x: Tensor) -> Tensor:
 
 
 def _unary_doc(name: str, math_: str):
+    row = ROWS[name]
+
     def op(input: Tensor) -> Tensor:
-        return run(name, _float(input))
+        if input._data.dtype.kind not in "fc":
+            input = cast(input, float_dtype_of(input))
+        return _apply(input, row=row)
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"{math_} elementwise (integers computed as float32; row `{name}`)."

@@ -120,17 +120,18 @@ class Pointwise(Op):
 
     @staticmethod
     def forward(ctx, *arrays, row, params=()):
-        ctx.row, ctx.params = row, params
-        ctx._save_in = row.saved_inputs
+        ctx.row = row
+        if params:
+            ctx.params = params
+        if row.saved_inputs:
+            ctx._save_in = row.saved_inputs
         if row.saves_output:
             ctx._save_out = _OUT0
-        cplx = False
         for a in arrays:
             if type(a) in _PY:
                 ctx.scalars = tuple(a if type(a) in _PY else None for a in arrays)
             elif a.dtype.kind == "c":
-                cplx = True
-        ctx.cplx = cplx
+                ctx.cplx = True
         try:
             if row.keep and ctx._backend.keeps_intermediates:
                 out = ctx._backend.pointwise(row.program_keep, arrays, params)
@@ -192,6 +193,8 @@ class Pointwise(Op):
         return tuple(result)
 
     kept = None  # values of the row's `keep` expressions, where forward kept them
+    params = ()  # the row's scalar parameters
+    cplx = False  # whether an operand is complex
 
     def name(self) -> str:
         return "".join(p.capitalize() for p in self.row.name.split("_")) + "Backward"
