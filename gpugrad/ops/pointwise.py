@@ -68,7 +68,7 @@ class Row:
         self._backward: dict = {}
         every = (True,) * n_in
         srcs = self._grad_exprs(every, False)[1] + self._grad_exprs(every, True)[1]
-        self.saved_inputs = tuple(k for kind, k in srcs if kind == "x")
+        self.saved_inputs = tuple(sorted({k for kind, k in srcs if kind == "x"}))
         self.saves_output = any(kind == "y" for kind, _ in srcs)
 
     def __repr__(self) -> str:
