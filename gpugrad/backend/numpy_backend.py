@@ -119,8 +119,8 @@ class NumpyBackend(Backend):
             if type(a) is _ndarray:
                 if a.size > big:
                     big = a.size
-                if a.dtype.itemsize == 2 and a.dtype.kind == "f":
-                    half = a.dtype
+                if a.dtype is _F16:
+                    half = _F16
         fn = prog._fn or prog.numpy_fn()
         if big < _PARALLEL_MIN or _THREADS == 1:
             if half is not None:
@@ -190,6 +190,7 @@ _ndarray = np.ndarray
 _PARALLEL_MIN = cpu_parallel.PARALLEL_MIN
 _THREADS = cpu_parallel.THREADS
 _UFUNC_KERNELS: dict = {}
+_F16 = np.dtype(np.float16)  # (NumPy has no bfloat16)
 
 
 def _quiet():

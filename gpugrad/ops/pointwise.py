@@ -148,9 +148,10 @@ class Pointwise(Op):
     def backward(ctx, *gs):
         need = ctx.needs_input_grad
         cplx = ctx.cplx
-        for g in gs:
-            if g is not None and g._data.dtype.kind == "c":
-                cplx = True
+        if not cplx:
+            for g in gs:
+                if g is not None and g._data.dtype.kind == "c":
+                    cplx = True
         kept = None if _grad_state.enabled else ctx.kept
         bw, srcs, targets = ctx.row.backward_row(need, cplx, kept is not None)
         result = [None] * len(need)
