@@ -183,6 +183,10 @@ class Pointwise(Op):
                         arrays.append(kept[k])
                 out = ctx._backend.pointwise(bw.program, arrays, ctx.params)
                 backend = ctx._backend
+                if type(out) is not tuple and len(need) == 1:  # a unary row: the common case
+                    r = _wrap_array(out, backend)
+                    shape = ctx._input_meta[0][0]
+                    return (r if out.shape == shape else sum_to(r, shape),)
                 res = tuple(_wrap_array(o, backend) for o in out) if type(out) is tuple \
                     else (_wrap_array(out, backend),)
             for i, r in zip(targets, res):
