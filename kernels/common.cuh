@@ -97,6 +97,38 @@ __device__ __forceinline__ double gg_pow(double x, double y) { return pow(x, y);
 __device__ __forceinline__ float gg_rsqrt(float x) { return rsqrtf(x); }
 __device__ __forceinline__ double gg_rsqrt(double x) { return rsqrt(x); }
 
+// The rest of the pointwise primitives (gpugrad/backend/expr.py renders each to one of these).
+#define GG_MATH1(name, ff, fd)                                                      \
+    __device__ __forceinline__ float name(float x) { return ff(x); }               \
+    __device__ __forceinline__ double name(double x) { return fd(x); }
+#define GG_MATH2(name, ff, fd)                                                      \
+    __device__ __forceinline__ float name(float x, float y) { return ff(x, y); }   \
+    __device__ __forceinline__ double name(double x, double y) { return fd(x, y); }
+GG_MATH1(gg_expm1, expm1f, expm1)
+GG_MATH1(gg_exp2, exp2f, exp2)
+GG_MATH1(gg_log1p, log1pf, log1p)
+GG_MATH1(gg_log2, log2f, log2)
+GG_MATH1(gg_log10, log10f, log10)
+GG_MATH1(gg_sin, sinf, sin)
+GG_MATH1(gg_cos, cosf, cos)
+GG_MATH1(gg_tan, tanf, tan)
+GG_MATH1(gg_asin, asinf, asin)
+GG_MATH1(gg_acos, acosf, acos)
+GG_MATH1(gg_atan, atanf, atan)
+GG_MATH1(gg_sinh, sinhf, sinh)
+GG_MATH1(gg_cosh, coshf, cosh)
+GG_MATH1(gg_asinh, asinhf, asinh)
+GG_MATH1(gg_acosh, acoshf, acosh)
+GG_MATH1(gg_atanh, atanhf, atanh)
+GG_MATH1(gg_erfc, erfcf, erfc)
+GG_MATH1(gg_abs, fabsf, fabs)
+GG_MATH1(gg_floor, floorf, floor)
+GG_MATH1(gg_trunc, truncf, trunc)
+GG_MATH2(gg_atan2, atan2f, atan2)
+GG_MATH2(gg_hypot, hypotf, hypot)
+GG_MATH2(gg_copysign, copysignf, copysign)
+GG_MATH2(gg_fmod, fmodf, fmod)
+
 template <typename A> __device__ __forceinline__ A gg_inf();
 template <> __device__ __forceinline__ float gg_inf<float>() { return __uint_as_float(0x7f800000u); }
 template <> __device__ __forceinline__ double gg_inf<double>() {
@@ -108,6 +140,43 @@ template <typename A> __device__ __forceinline__ A gg_nan() { return gg_inf<A>()
 // max that propagates a NaN from either side (as NumPy's maximum).
 template <typename A> __device__ __forceinline__ A gg_max(A a, A b) {
     return (a != a || a > b) ? a : b;
+}
+
+// min that propagates a NaN from either side (as NumPy's minimum).
+template <typename A> __device__ __forceinline__ A gg_min(A a, A b) {
+    return (a != a || a < b) ? a : b;
+}
+
+// -1, 0 or 1 (0 at NaN, as torch.sign).
+template <typename A> __device__ __forceinline__ A gg_sign(A x) {
+    return A((x > A(0)) - (x < A(0)));
+}
+
+// Python's / NumPy's remainder: the sign of the divisor.
+template <typename A> __device__ __forceinline__ A gg_remainder(A a, A b) {
+    A r = gg_fmod(a, b);
+    return (r != A(0) && ((r < A(0)) != (b < A(0)))) ? r + b : r;
+}
+
+// 1 / (1 + e^-x): exp overflow gives 1/inf = 0, never NaN.
+template <typename A> __device__ __forceinline__ A gg_sigmoid(A x) {
+    return A(1) / (A(1) + gg_exp(-x));
+}
+
+// ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|), without overflow.
+template <typename A> __device__ __forceinline__ A gg_softplus(A x) {
+    return gg_max(x, A(0)) + gg_log1p(gg_exp(-gg_abs(x)));
+}
+
+// ln(e^a + e^b) (NumPy's logaddexp: equal infinities give themselves).
+template <typename A> __device__ __forceinline__ A gg_logaddexp(A a, A b) {
+    if (a == b) return a + A(0.69314718055994530942);
+    return gg_max(a, b) + gg_log1p(gg_exp(-gg_abs(a - b)));
+}
+
+// Φ(x) = ½·erfc(−x/√2), accurate in relative terms in both tails.
+template <typename A> __device__ __forceinline__ A gg_ndtr(A x) {
+    return A(0.5) * gg_erfc(x * A(-0.70710678118654752440));
 }
 
 // x - x is 0 exactly for finite x and NaN for inf or NaN (valid without fast-math).

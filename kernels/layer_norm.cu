@@ -73,7 +73,7 @@ __device__ void layer_norm_backward_impl(const T* __restrict__ x, const T* __res
     }
 }
 
-// Block (32, 8), grid (ceil(cols / 32), gy), as bias_act_backward: per-block column sums
+// Block (32, 8), grid (ceil(cols / 32), gy): per-block column sums
 // of ȳ·x̂ into pw[by·cols + col] and of ȳ into pb[...] (either may be null); the caller
 // sums the gy rows.
 template <typename T>

@@ -3,18 +3,18 @@
 import numpy as np
 import pytest
 
-from gpugrad.backend import base, cpu_backend
+from gpugrad.backend import cpu_backend, numpy_backend
 from gpugrad.backend.cpu_parallel import BLOCK as _BLOCK
-
-
-def _whole(kernel, outs, ins):
-    with np.errstate(over="ignore", invalid="ignore"):
-        kernel(np, *outs, *ins)
+from gpugrad.ops.table import ROWS
 
 
 @pytest.mark.parametrize("layout", ["c", "transposed", "broadcast_g", "rows_broadcast"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_blocked_kernels_match_whole_array(layout, dtype):
+def test_blocked_pointwise_matches_whole_array(layout, dtype, monkeypatch):
+    """Generated pointwise programs run in threaded cache blocks give exactly the whole-array
+    result (the blocked path forced on for a mid-sized array)."""
+    monkeypatch.setattr(numpy_backend, "_PARALLEL_MIN", 0)
+    monkeypatch.setattr(numpy_backend, "_THREADS", 2)
     rng = np.random.default_rng(0)
     shape = (4 * _BLOCK // 64 + 37, 64)  # several blocks plus a ragged last one
     x = (rng.standard_normal(shape) * 10).astype(dtype)
@@ -25,16 +25,19 @@ def test_blocked_kernels_match_whole_array(layout, dtype):
         g = np.broadcast_to(np.asarray(1.5, dtype), shape)
     elif layout == "rows_broadcast":
         g = rng.standard_normal(shape[1]).astype(dtype)
-    for kernel, ins, n_out in [(base._sigmoid_into, (x, 1), 1), (base._swish_into, (x, 0.7), 1),
-                               (base._tanh_backward_into, (np.tanh(x), g), 1),
-                               (base._sigmoid_backward_into, (x, g), 1),
-                               (base._swish_backward_into, (x, 0.7, g), 2)]:
-        got = tuple(np.empty(shape, dtype) for _ in range(n_out))
-        ref = tuple(np.empty(shape, dtype) for _ in range(n_out))
-        cpu_backend._run_elementwise(kernel, got, ins)
-        _whole(kernel, ref, ins)
-        for a, b in zip(got, ref):
-            np.testing.assert_array_equal(a, b, err_msg=kernel.__name__)
+    silu_bw = ROWS["silu"].backward_row((True,), False)[0]
+    swish_bw = ROWS["swish"].backward_row((True, True), False)[0]
+    for prog, ins, params in [(ROWS["sigmoid"].program, (x,), ()),
+                              (ROWS["swish_scalar"].program, (x,), (0.7,)),
+                              (ROWS["gelu"].program, (x,), ()),
+                              (silu_bw.program, (x, g), ()),
+                              (swish_bw.program, (x, g, g), ())]:
+        got = cpu_backend.pointwise(prog, ins, params)
+        with np.errstate(all="ignore"):
+            ref = prog.numpy_fn()(np, *ins, *params)
+        for a, b in zip(got if isinstance(got, tuple) else (got,),
+                        ref if isinstance(ref, tuple) else (ref,)):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 64])

@@ -1,5 +1,6 @@
-"""The NumPy reference of each fused kernel (Backend methods in gpugrad/backend/base.py)
-against PyTorch on the CPU, and Philox4x32-10 against Random123's known answers."""
+"""The NumPy reference of each fused kernel (Backend methods in gpugrad/backend/base.py,
+and the activation rows of the pointwise table through `Backend.pointwise`) against
+PyTorch on the CPU, and Philox4x32-10 against Random123's known answers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from gpugrad.backend import cpu_backend as B
 from gpugrad.backend.base import philox4x32_10
+from gpugrad.ops.table import ROWS
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -32,6 +34,19 @@ TORCH_ACT = {
 }
 
 
+def _row(name, x, g, params=()):
+    """(y, x̄) of a table row through the backend's NumPy rendering (forward program, then
+    the derived or hand-written backward program on the values it reads)."""
+    row = ROWS[name]
+    y = B.pointwise(row.program, [x], params)
+    bw, srcs, _ = row.backward_row((True,), False)
+    ins = [{"x": x, "y": y, "g": g}[kind] for kind, _ in srcs]
+    return y, B.pointwise(bw.program, ins, params)
+
+
+ROW_ARGS = {"leaky_relu": ("leaky_relu", (0.2,)), "gelu_tanh": ("gelu_tanh", ())}
+
+
 @pytest.mark.parametrize("kind", sorted(TORCH_ACT))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_activations_match_torch(kind, dtype):
@@ -43,53 +58,18 @@ def test_activations_match_torch(kind, dtype):
     # float32 gelu_tanh's derivative cancels near x = −5 (½(1 + tanh u), tanh u ≈ −1):
     # there two float32 tanh implementations differ by ~1e-6 absolute.
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
-    y = B.act_forward(kind, x, slope=0.2)
+    name, params = ROW_ARGS.get(kind, (kind, ()))
+    y, gx = _row(name, x, g, params)
     np.testing.assert_allclose(y, y_want, **tol)
-    v = y if kind in ("relu", "sigmoid", "tanh") else x
-    np.testing.assert_allclose(B.act_backward(kind, v, g, slope=0.2), gx_want, **tol)
+    np.testing.assert_allclose(gx, gx_want, **tol)
 
 
 def test_activations_in_float16():
     x = np.linspace(-6, 6, 101).astype(np.float16)
-    y = B.act_forward("gelu", x)
+    y = B.pointwise(ROWS["gelu"].program, [x])
     assert y.dtype == np.float16
     want = F.gelu(_t(x.astype(np.float64))).numpy()
     np.testing.assert_allclose(y.astype(np.float64), want, rtol=1e-3, atol=1e-6)
-
-
-def test_unknown_activation_is_an_error():
-    with pytest.raises(ValueError, match="unknown activation"):
-        B.act_forward("swoosh", np.zeros(3))
-
-
-@pytest.mark.parametrize("beta", [1.0, 0.3, -1.5])
-def test_swish_backward_reduced_matches_torch(beta):
-    rng = np.random.default_rng(1)
-    x, g = rng.standard_normal((2, 7, 5))
-    xt, bt = _t(x, True), _t(np.float64(beta), True)
-    (xt * torch.sigmoid(bt * xt)).backward(_t(g))
-    gx, gb = B.swish_backward_reduced(x, beta, g)
-    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-12)
-    assert gb.shape == ()
-    np.testing.assert_allclose(gb, bt.grad.numpy(), rtol=1e-12)
-
-
-@pytest.mark.parametrize("kind", ["relu", "tanh", "gelu", "silu", "leaky_relu"])
-def test_bias_act_matches_torch(kind):
-    rng = np.random.default_rng(2)
-    x, g = rng.standard_normal((2, 6, 4, 9))
-    b = rng.standard_normal(9)
-    xt, bt = _t(x, True), _t(b, True)
-    y = TORCH_ACT[kind](xt + bt)
-    y.backward(_t(g))
-    ours = B.bias_act_forward(kind, x, b, slope=0.2)
-    np.testing.assert_allclose(ours, y.detach().numpy(), rtol=1e-12)
-    if kind in ("relu", "tanh"):
-        gx, gb = B.bias_act_backward(kind, ours, g)
-    else:
-        gx, gb = B.bias_act_backward(kind, x, g, bias=b, slope=0.2)
-    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(gb, bt.grad.numpy(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("log", [False, True])

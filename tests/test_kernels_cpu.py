@@ -7,15 +7,15 @@ strides); the results are compared with the NumPy reference methods in
 gpugrad/backend/base.py, for float32, float64, float16 and bfloat16 (the shim converts the
 16-bit types in software, with the same round-to-nearest-even as the GPU).
 
-Covered here: act_forward/act_backward (every kind), swish_forward/swish_backward,
-bias_act_forward, softmax_xent_backward, dropout_apply (masks bit-identical to the NumPy
+Covered here: the generated pointwise kernels (tests/test_pointwise_kernels.py runs every
+row of the table), softmax_xent_backward, dropout_apply (masks bit-identical to the NumPy
 Philox) and the Philox known-answer block, sgd_multi, adam_multi, unscale_multi.
 
-Block-level (shared memory / warp shuffles): swish_backward_reduce, bias_act_backward,
-softmax_forward, softmax_backward, softmax_xent_forward, layer_norm_forward,
-layer_norm_backward, layer_norm_param_grad, sumsq_multi run in tests/gpu/, on a GPU or on
-the mock CUDA device (GPUGRAD_MOCK_CUDA=1), whose launcher (the same shim) runs blocks of
-cooperating threads; tests/test_cuda_emulator.py checks that launcher.
+Block-level (shared memory / warp shuffles): softmax_forward, softmax_backward,
+softmax_xent_forward, layer_norm_forward, layer_norm_backward, layer_norm_param_grad,
+sumsq_multi run in tests/gpu/, on a GPU or on the mock CUDA device (GPUGRAD_MOCK_CUDA=1),
+whose launcher (the same shim) runs blocks of cooperating threads;
+tests/test_cuda_emulator.py checks that launcher.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ import pytest
 from gpugrad.backend import cpu_backend
 from gpugrad.backend.base import dropout_threshold, philox4x32_10
 from gpugrad.backend.cupy_backend import multi_tensor_meta
-from gpugrad.backend.kernels import ACTIVATION_KINDS, kernel_source
+from gpugrad.backend.kernels import STORAGE, expand_includes, kernel_dir, kernel_source
+from gpugrad.backend.pointwise import cuda_source
+from gpugrad.ops.table import ROWS
 
 SHIM = Path(__file__).parent / "kernels_cpu" / "cuda_host_shim.h"
 GRID, BLOCK = 3, 5
@@ -49,19 +51,28 @@ def shim_lib(tmp_path_factory):
     folder = tmp_path_factory.mktemp("kernels_cpu")
     libs: dict[str, ctypes.CDLL] = {}
 
-    def lib(name: str) -> ctypes.CDLL:
+    def lib(name: str, source: str | None = None) -> ctypes.CDLL:
         if name not in libs:
             src = folder / f"{name}.cpp"
-            src.write_text(kernel_source(name))
+            src.write_text(kernel_source(name) if source is None else source)
             out = folder / f"lib{name}.so"
             cmd = [gxx, "-std=c++17", "-O1", "-shared", "-fPIC", "-include", str(SHIM),
                    str(src), "-o", str(out)]
             res = subprocess.run(cmd, capture_output=True, text=True)
-            assert res.returncode == 0, f"g++ failed for {name}.cu:\n{res.stderr}"
+            assert res.returncode == 0, f"g++ failed for {name}:\n{res.stderr}"
             libs[name] = ctypes.CDLL(str(out))
         return libs[name]
 
     return lib
+
+
+def pointwise_library(programs, dtype: str) -> str:
+    """One source with the generated kernel of each (program, operand signature) for
+    `dtype`, common.cuh pasted in once."""
+    sfx = SUFFIX[dtype]
+    unique = {p.kernel_name(sfx, sig): (p, sig) for p, sig in programs}  # rows may share
+    body = "\n".join(cuda_source(p, STORAGE[sfx], sfx, sig) for p, sig in unique.values())
+    return expand_includes('#include "common.cuh"\n' + body, kernel_dir())
 
 
 def launch(lib, entry: str, *args, grid: int = GRID, block: int = BLOCK) -> None:
@@ -154,18 +165,17 @@ def test_16bit_conversions_match_numpy(shim_lib, dtype):
                                np.nan]]).astype(np.float32)
     with np.errstate(over="ignore"):  # 1e6 and 65520 overflow to inf, as intended
         src = x.astype(np.float16) if dtype == "float16" else to_bf16_bits(x)
-    lib = shim_lib("activation")
-    entry = f"act_forward_{SUFFIX[dtype]}"
+    relu, leaky = ROWS["relu"].program, ROWS["leaky_relu"].program
+    lib = shim_lib(f"pw16_{dtype}", pointwise_library([(relu, "a"), (leaky, "a")], dtype))
     y = np.empty_like(src)
-    launch(lib, entry, ptr(src), ptr(y), i64(src.size), i32(ACTIVATION_KINDS["relu"]),
-           f64(0.0))
+    launch(lib, relu.kernel_name(SUFFIX[dtype], "a"), ptr(src), ptr(y), i64(src.size))
     np.testing.assert_array_equal(y.view(np.uint16), src.view(np.uint16))
 
     slope = 1.2345678
     neg = (-src.astype(np.float32) if dtype == "float16" else -from_bf16_bits(src))
     neg_src = neg.astype(np.float16) if dtype == "float16" else to_bf16_bits(neg)
-    launch(lib, entry, ptr(neg_src), ptr(y), i64(src.size),
-           i32(ACTIVATION_KINDS["leaky_relu"]), f64(slope))
+    launch(lib, leaky.kernel_name(SUFFIX[dtype], "a"), ptr(neg_src), ptr(y), f64(slope),
+           i64(src.size))
     wide = (neg_src.astype(np.float32) if dtype == "float16" else from_bf16_bits(neg_src))
     product = wide * np.float32(slope)
     with np.errstate(over="ignore"):
@@ -173,71 +183,6 @@ def test_16bit_conversions_match_numpy(shim_lib, dtype):
     np.testing.assert_array_equal(y.view(np.uint16), want.view(np.uint16))
 
 
-# -- activations ----------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", sorted(ACTIVATION_KINDS))
-def test_activation_kernels(shim_lib, kind, dtype):
-    lib = shim_lib("activation")
-    n = 203
-    x = sample(n, dtype)
-    g = sample(n, dtype, seed=1, scale=1.0)
-    g[6] = 1.0
-    slope = 0.2
-    y_ref = cpu_backend.act_forward(kind, x, slope=slope)
-    xs = store(x, dtype)
-    y = np.empty_like(xs)
-    launch(lib, f"act_forward_{SUFFIX[dtype]}", ptr(xs), ptr(y), i64(n),
-           i32(ACTIVATION_KINDS[kind]), f64(slope))
-    np.testing.assert_allclose(load(y, dtype), rounded(y_ref, dtype), **ACT_TOL[dtype])
-
-    v = y_ref if kind in ("relu", "sigmoid", "tanh") else x
-    v = load(store(v, dtype), dtype).astype(ref_dtype(dtype))
-    gx_ref = cpu_backend.act_backward(kind, v, g, slope=slope)
-    vs, gs = store(v, dtype), store(g, dtype)
-    gx = np.empty_like(vs)
-    launch(lib, f"act_backward_{SUFFIX[dtype]}", ptr(vs), ptr(gs), ptr(gx), i64(n),
-           i32(ACTIVATION_KINDS[kind]), f64(slope))
-    np.testing.assert_allclose(load(gx, dtype), rounded(gx_ref, dtype), **ACT_TOL[dtype])
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("beta_on_device", [False, True])
-def test_swish_kernels(shim_lib, dtype, beta_on_device):
-    lib = shim_lib("activation")
-    n, beta = 101, 0.7
-    x = sample(n, dtype)[7:]  # NaN-free: β̄'s sum below must be finite
-    g = sample(n, dtype, seed=2, scale=1.0)[7:]
-    m = x.size
-    b_arr = np.asarray(beta, dtype=dtype)
-    b_args = (ptr(b_arr), f64(0.0)) if beta_on_device else (NULL, f64(beta))
-    y = np.empty_like(x)
-    launch(lib, f"swish_forward_{SUFFIX[dtype]}", ptr(x), *b_args, ptr(y), i64(m))
-    np.testing.assert_allclose(y, cpu_backend.swish_forward(x, beta), **TOL[dtype])
-    gx, gb = np.empty_like(x), np.empty_like(x)
-    launch(lib, f"swish_backward_{SUFFIX[dtype]}", ptr(x), ptr(g), *b_args, ptr(gx), ptr(gb),
-           i64(m))
-    rx, rb = cpu_backend.swish_backward(x, beta, g, True)
-    np.testing.assert_allclose(gx, rx, **TOL[dtype])
-    np.testing.assert_allclose(gb, rb, **TOL[dtype])
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", ["relu", "gelu_tanh", "leaky_relu"])
-def test_bias_act_forward_kernel(shim_lib, kind, dtype):
-    lib = shim_lib("bias_act")
-    rows, cols = 9, 13
-    x = sample(rows * cols, dtype).reshape(rows, cols)
-    b = sample(cols, dtype, seed=3)
-    b[:] = np.nan_to_num(b)
-    xs, bs = store(x, dtype), store(b, dtype)
-    y = np.empty_like(xs)
-    launch(lib, f"bias_act_forward_{SUFFIX[dtype]}", ptr(xs), ptr(bs), ptr(y), i64(rows),
-           i64(cols), i32(ACTIVATION_KINDS[kind]), f64(0.1))
-    y_ref = cpu_backend.bias_act_forward(kind, x, b, slope=0.1)
-    np.testing.assert_allclose(load(y, dtype), rounded(y_ref, dtype), **TOL[dtype])
-
-
-# -- softmax cross-entropy backward -------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_softmax_xent_backward_kernel(shim_lib, dtype, reduction):

@@ -86,10 +86,8 @@ def _check_grad(node, i: int, g, meta):
                 f"{node.name()} returned an invalid gradient at index {i}: got shape "
                 f"{tuple(g._data.shape)} but expected shape {tuple(shape)}")
     if g._data.dtype != dtype:
-        if g._data.dtype.kind == "c" and dtype.kind != "c":
-            from ..ops.complex import real
-
-            g = real(g)  # a real input only moves along the real axis (PyTorch's rule)
+        # complex → real keeps the real part (a dtype rule of the cast): a real input only
+        # moves along the real axis (PyTorch's rule)
         g = g.to(from_numpy_dtype(dtype))
     return g
 

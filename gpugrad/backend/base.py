@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..device import device as Device
+from .pointwise import normal_cdf
 
 
 class TransferCounter:
@@ -103,10 +104,11 @@ class Backend:
         """`array` reshaped without a copy; raises ValueError when a copy would be needed."""
         raise NotImplementedError
 
-    # -- fused activation kernels (the NumPy versions are the reference) ---------------
-    # Each multi-step formula is one `*_into` kernel writing into preallocated outputs;
+    # -- elementwise kernels (the NumPy versions are the reference) ----------------------
+    # A multi-step formula is one `*_into` kernel writing into preallocated outputs;
     # `_run_elementwise` applies it (the NumPy backend in cache-sized blocks, so its
-    # several passes cost about one trip through memory, like a fused GPU kernel).
+    # several passes cost about one trip through memory, like a fused GPU kernel). The
+    # pointwise table's rows go through `pointwise`.
     def _run_elementwise(self, kernel, outs: tuple, ins: tuple) -> None:
         kernel(self.xp, *outs, *ins)
 
@@ -119,15 +121,37 @@ class Backend:
         return ufunc(a)
 
     def normal_cdf(self, x):
-        """Φ(x) = ½·erfc(−x/√2), the standard normal CDF (GELU's gate), accurate in relative
-        terms in both tails. float64: SciPy's erfc when installed, else math.erfc per
-        element; float32 and 16-bit: erfc by Numerical Recipes' Chebyshev fit (relative
-        error < 1.2e-7 everywhere) evaluated in float64, in cache-sized blocks."""
+        """Φ(x), the standard normal CDF (the table's `ndtr` primitive; see
+        gpugrad/backend/pointwise.py for its accuracy)."""
+        return normal_cdf(self.xp, x)
+
+    # Whether a pointwise row should keep its expensive intermediates from forward for a
+    # backward without a graph (compute-bound CPUs) rather than recompute them (GPUs,
+    # where the extra memory pass costs more than the arithmetic).
+    keeps_intermediates = False
+
+    def pointwise(self, prog, ins, params=()):
+        """The output(s) of a pointwise program (gpugrad/backend/pointwise.py) over `ins`
+        (arrays, broadcasting, or Python numbers) and the scalar `params`: its NumPy/CuPy
+        rendering, with float16/bfloat16 operands computed in float32 and the results
+        stored back in their dtype (the CUDA backend compiles the program instead)."""
         xp = self.xp
-        if x.dtype == xp.float64:
-            return 0.5 * _erfc_exact(xp, x * -_SQRT1_2)
-        out = self._new(x)
-        self._run_elementwise(_normal_cdf_into, (out,), (x,))
+        half = None
+        for a in ins:
+            if _is_half(a):
+                half = a.dtype
+        if half is not None:
+            ins = [_widen(xp, a) for a in ins]
+        fn = prog.numpy_fn()
+        if prog.quiet:
+            with _quiet_fp(xp):
+                out = fn(xp, *ins, *params)
+        else:
+            out = fn(xp, *ins, *params)
+        if half is not None:
+            if type(out) is tuple:
+                return tuple(_narrow(xp, o, half) for o in out)
+            return _narrow(xp, out, half)
         return out
 
     def sum(self, x, axis, keepdims: bool):
@@ -155,112 +179,10 @@ class Backend:
     def _new(self, like):
         return self.xp.empty(like.shape, dtype=like.dtype)
 
-    def act_forward(self, kind: str, x, *, slope: float = 0.01):
-        """y = act(x) for kind in relu, sigmoid, tanh, leaky_relu (negative `slope`),
-        gelu (erf form), gelu_tanh, silu. float16/bfloat16 are computed in float32."""
-        xp = self.xp
-        if kind not in _ACT_KINDS:
-            raise ValueError(f"unknown activation {kind!r}")
-        if _is_half(x):
-            return self.act_forward(kind, x.astype(xp.float32), slope=slope).astype(x.dtype)
-        if kind == "relu":
-            return self.binary(xp.maximum, x, 0)
-        if kind == "tanh":
-            return self.unary(xp.tanh, x)
-        if kind in ("sigmoid", "silu"):
-            out = self._new(x)
-            self._run_elementwise(_sigmoid_into, (out,), (x, 1))
-            return out * x if kind == "silu" else out
-        if kind == "leaky_relu":
-            return xp.where(x > 0, x, x * slope)
-        if kind == "gelu":
-            return x * self.normal_cdf(x)
-        u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
-        return 0.5 * x * (1 + xp.tanh(u))
-
-    def act_backward(self, kind: str, x_or_y, g, *, slope: float = 0.01):
-        """x̄ from upstream ȳ, in one pass. relu, sigmoid and tanh read the output y
-        (relu: ȳ·[not y ≤ 0], sigmoid: ȳ·y(1 − y), tanh: ȳ·(1 − y²)); leaky_relu, gelu,
-        gelu_tanh and silu read the input x (leaky_relu: ȳ·(1 if x > 0 else slope),
-        gelu: ȳ·(Φ(x) + x·φ(x)), gelu_tanh: ȳ·(½(1 + t) + ½x(1 − t²)·u'), t = tanh u,
-        silu: ȳ·s(1 + x(1 − s)), s = σ(x)). float16/bfloat16 are computed in float32."""
-        xp = self.xp
-        v = x_or_y
-        if kind not in _ACT_KINDS:
-            raise ValueError(f"unknown activation {kind!r}")
-        if _is_half(v):
-            f32 = xp.float32
-            return self.act_backward(kind, v.astype(f32), g.astype(f32),
-                                     slope=slope).astype(v.dtype)
-        if kind == "relu":
-            # Zero only where y <= 0, so a NaN passes its gradient through (as PyTorch).
-            return xp.where(v <= 0, xp.zeros((), dtype=g.dtype), g)
-        if kind in ("tanh", "sigmoid"):
-            kernel = _tanh_backward_into if kind == "tanh" else _sigmoid_backward_into
-            out = self._new(v)
-            self._run_elementwise(kernel, (out,), (v, g))
-            return out
-        if kind == "leaky_relu":
-            return xp.where(v > 0, g, g * slope)
-        if kind == "silu":
-            gx, _ = self.swish_backward(v, 1, g, False)
-            return gx
-        with _quiet_fp(xp):
-            if kind == "gelu":
-                cdf = self.normal_cdf(v)
-                pdf = xp.exp(-0.5 * v * v) * _INV_SQRT_2PI
-                return g * (cdf + v * pdf)
-            t = xp.tanh(_SQRT_2_OVER_PI * (v + _GELU_C * v * v * v))
-            du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * v * v)
-            return g * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * du)
-
-    def swish_forward(self, x, beta):
-        """y = x·σ(βx) (β a number or a broadcastable array)."""
-        out = self._new(x)
-        self._run_elementwise(_swish_into, (out,), (x, beta))
-        return out
-
-    def swish_backward(self, x, beta, g, need_beta: bool):
-        """(x̄, per-element β̄) of swish: with s = σ(βx),
-        x̄ = ȳ·s·(1 + βx(1 − s)) and β̄ᵢ = ȳ·x²·s(1 − s) (None unless need_beta)."""
-        gx = self._new(x)
-        gb = self._new(x) if need_beta else None
-        self._run_elementwise(_swish_backward_into, (gx, gb), (x, beta, g))
-        return gx, gb
-
-    def swish_backward_reduced(self, x, beta, g):
-        """(x̄, β̄) of swish for a scalar β (a number or a 0-d array): x̄ as in
-        `swish_backward` and β̄ = Σᵢ ȳ·xᵢ²·s(1 − s) as a 0-d array of x's dtype, summed in
-        float32 for float16/bfloat16 (the CUDA backend fuses the sum into the same pass)."""
-        gx, gb = self.swish_backward(x, beta, g, True)
-        return gx, _widen(self.xp, gb).sum().astype(x.dtype)
-
-    # -- fused bias + activation over the last axis ---------------------------------------
-    def bias_act_forward(self, kind: str, x, bias, *, slope: float = 0.01):
-        """y = act(x + bias) for x of shape (..., C) and bias of shape (C,); x + bias is
-        kept in float32 for float16/bfloat16, as in the kernel."""
-        xp = self.xp
-        z = _widen(xp, x) + _widen(xp, bias)
-        return self.act_forward(kind, z, slope=slope).astype(x.dtype, copy=False)
-
-    def bias_act_backward(self, kind: str, x_or_y, g, *, bias=None, slope: float = 0.01):
-        """(x̄, b̄) of y = act(x + b): x̄ = act'(·)·ȳ and b̄ = Σ over all leading axes of x̄.
-        For relu, sigmoid and tanh `x_or_y` is the output y (leave `bias` None); for the
-        others it is the input x, and `bias` is added to it first (the activation's input is
-        x + b). b̄ is summed in float32 for float16/bfloat16."""
-        xp = self.xp
-        v = _widen(xp, x_or_y)
-        if bias is not None:
-            v = v + _widen(xp, bias)
-        gx = self.act_backward(kind, v, _widen(xp, g), slope=slope)
-        gb = gx.reshape(-1, gx.shape[-1]).sum(axis=0)
-        return gx.astype(g.dtype, copy=False), gb.astype(g.dtype, copy=False)
-
     # -- softmax family over the last axis ----------------------------------------------------
     # Whether ops route through the fused kernels below that only pay off on a GPU: the
     # row kernels (softmax, log_softmax, integer-target cross-entropy and layer norm over
-    # the last axis) and the GELU / leaky-ReLU activation kernels (the CUDA backend: one
-    # launch each way). The CPU ops keep their own NumPy formulas.
+    # the last axis; the CUDA backend). The CPU ops keep their own NumPy formulas.
     fused_kernels = False
 
     def softmax(self, x):
@@ -637,11 +559,6 @@ class Backend:
                 xp.copyto(a, xp.zeros((), a.dtype) if s is None else s, where=skip)
 
 # --- helpers of the fused-kernel references ---------------------------------------------------
-_ACT_KINDS = ("relu", "sigmoid", "tanh", "leaky_relu", "gelu", "gelu_tanh", "silu")
-_SQRT1_2 = 0.7071067811865476
-_SQRT_2_OVER_PI = 0.7978845608028654
-_INV_SQRT_2PI = 0.3989422804014327
-_GELU_C = 0.044715
 _U32 = 0xFFFFFFFF
 _PHILOX_M = (0xD2511F53, 0xCD9E8D57)
 _PHILOX_W = (0x9E3779B9, 0xBB67AE85)
@@ -659,6 +576,12 @@ def _widen(xp, a):
     return a.astype(xp.float32) if _is_half(a) else a
 
 
+def _narrow(xp, a, half):
+    """A float32 result stored back as the 16-bit operand dtype `half`."""
+    a = xp.asarray(a)
+    return a.astype(half) if a.dtype == xp.float32 else a
+
+
 def _quiet_fp(xp):
     """NumPy's floating-point warnings off (exp overflow to inf is intended); CuPy never
     warns."""
@@ -666,44 +589,6 @@ def _quiet_fp(xp):
 
     errstate = getattr(xp, "errstate", None)
     return errstate(all="ignore") if errstate else contextlib.nullcontext()
-
-
-def _erfc_exact(xp, z):
-    """erfc elementwise to the dtype's precision (SciPy, else math.erfc per element)."""
-    try:
-        from scipy.special import erfc
-    except ImportError:
-        import math
-
-        return xp.vectorize(math.erfc, otypes=[z.dtype])(z)
-    return erfc(z).astype(z.dtype, copy=False)
-
-
-# erfc(a) = t·exp(−a² + P(t)), t = 1/(1 + a/2), a ≥ 0 (Numerical Recipes, "erfcc")
-_ERFC_P = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
-           -1.13520398, 1.48851587, -0.82215223, 0.17087277)
-
-
-def _normal_cdf_into(xp, out, x):
-    """out = Φ(x) = ½·erfc(z), z = −x/√2, computed in float64 (see Backend.normal_cdf)."""
-    z = x.astype(xp.float64)
-    z *= -_SQRT1_2
-    a = xp.abs(z)
-    t = a * 0.5
-    t += 1.0
-    xp.reciprocal(t, out=t)
-    p = t * _ERFC_P[9]
-    for c in _ERFC_P[8:0:-1]:
-        p += c
-        p *= t
-    p += _ERFC_P[0]
-    a *= a
-    p -= a
-    xp.exp(p, out=p)
-    p *= t  # erfc(|z|)
-    xp.subtract(2.0, p, out=a)
-    xp.copyto(p, a, where=z < 0)  # erfc(z) = 2 − erfc(−z)
-    xp.multiply(p, 0.5, out=out, casting="unsafe")
 
 
 def _check_xent(logits, target, reduction: str) -> None:
@@ -752,59 +637,7 @@ def philox4x32_10(xp, counter, key) -> tuple:
 
 
 # --- elementwise kernels shared by every backend: kernel(xp, *outs, *ins) ------------------
-def _is_one(beta) -> bool:
-    return isinstance(beta, (int, float)) and beta == 1
-
-
-def _sigmoid_into(xp, out, x, beta):
-    """out = σ(βx); β = 1 (SiLU, sigmoid) skips a pass."""
-    if _is_one(beta):
-        xp.negative(x, out=out)
-    else:
-        xp.multiply(x, -beta, out=out)
-    xp.exp(out, out=out)
-    out += 1
-    xp.reciprocal(out, out=out)
-
-
 def _mul_pair_into(xp, ga, gb, g, a, b):
     """ga = g·b, gb = g·a."""
     xp.multiply(g, b, out=ga)
     xp.multiply(g, a, out=gb)
-
-
-def _tanh_backward_into(xp, out, y, g):
-    """out = ȳ·(1 − y²)."""
-    xp.multiply(y, y, out=out)
-    xp.subtract(1, out, out=out)
-    xp.multiply(out, g, out=out)
-
-
-def _sigmoid_backward_into(xp, out, y, g):
-    """out = ȳ·y(1 − y)."""
-    xp.subtract(1, y, out=out)
-    out *= y
-    xp.multiply(out, g, out=out)
-
-
-def _swish_into(xp, out, x, beta):
-    """out = x·σ(βx)."""
-    _sigmoid_into(xp, out, x, beta)
-    out *= x
-
-
-def _swish_backward_into(xp, gx, gb, x, beta, g):
-    """gx = ȳ·s·(1 + βx(1 − s)), gb = ȳ·x²·s(1 − s) (if gb is not None), s = σ(βx)."""
-    s = xp.empty(gx.shape, dtype=gx.dtype)
-    _sigmoid_into(xp, s, x, beta)
-    xp.subtract(1, s, out=gx)
-    gx *= x                                  # gx = x(1 − s) so far
-    if gb is not None:
-        xp.multiply(gx, x, out=gb)
-        gb *= s
-        gb *= g
-    if not _is_one(beta):
-        gx *= beta
-    gx += 1
-    gx *= s
-    gx *= g

@@ -7,7 +7,7 @@ import numpy as np
 from ..device import device as Device
 from . import base
 from .base import Backend
-from .kernels import ACTIVATION_KINDS, dtype_suffix, kernel
+from .kernels import dtype_suffix, kernel, pointwise_kernel
 
 _THREADS = 256  # threads per block of the elementwise kernels
 _MAX_BLOCKS = 8192  # grid-stride loops cover the rest
@@ -40,7 +40,7 @@ class CupyBackend(Backend):
 
     name = "cuda"
     regenerates_dropout_mask = True  # kernels/dropout.cu, Philox counters
-    fused_kernels = True  # kernels/softmax.cu, layer_norm.cu, activation.cu
+    fused_kernels = True  # kernels/softmax.cu, layer_norm.cu
     # While gpugrad.cuda.CUDAGraph captures: the graph's list of objects to keep alive.
     _capture_keep: list | None = None
 
@@ -183,125 +183,48 @@ class CupyBackend(Backend):
         """Grid of a (32, 8)-block column-sum kernel: each thread walks ~8 rows or more."""
         return (-(-cols // 32), max(1, min(-(-rows // 64), 256)))
 
-    # -- activations ---------------------------------------------------------------------
-    def act_forward(self, kind: str, x, *, slope: float = 0.01):
-        code = ACTIVATION_KINDS.get(kind)
-        if code is None or not self._has_kernel(x):
-            return super().act_forward(kind, x, slope=slope)
-        x = self._c(x)
-        y = self.xp.empty_like(x)
-        if x.size:
-            self._elementwise("activation", "act_forward", x.dtype, x.size,
-                              (x, y, np.int64(x.size), np.int32(code), np.float64(slope)))
-        return y
-
-    def act_backward(self, kind: str, x_or_y, g, *, slope: float = 0.01):
-        code = ACTIVATION_KINDS.get(kind)
-        if code is None or not self._has_kernel(x_or_y, g):
-            return super().act_backward(kind, x_or_y, g, slope=slope)
-        v = self._c(x_or_y)
-        g = self._c(self.xp.broadcast_to(g, v.shape))
-        out = self.xp.empty_like(v)
-        if v.size:
-            self._elementwise("activation", "act_backward", v.dtype, v.size,
-                              (v, g, out, np.int64(v.size), np.int32(code), np.float64(slope)))
-        return out
-
-    def _swish_beta(self, beta, x):
-        """(device pointer argument, host value) of a scalar β, or None if β is an array
-        that is not a single value."""
-        if isinstance(beta, (int, float, np.generic)):  # a host number, NumPy scalars too
-            return _NULL, np.float64(beta)
-        if getattr(beta, "size", 0) != 1:
-            return None
-        return self._c(beta.astype(x.dtype, copy=False).reshape(())), np.float64(0)
-
-    def normal_cdf(self, x):
-        """Φ(x) = ½·erfc(−x/√2) through cupyx's erfc (one elementwise kernel)."""
-        from cupyx.scipy.special import erfc
-
-        if x.dtype.itemsize == 2:  # float16/bfloat16: computed in float32
-            return (0.5 * erfc(x.astype(np.float32) * np.float32(-0.7071067811865476))
-                    ).astype(x.dtype)
-        return 0.5 * erfc(x * x.dtype.type(-0.7071067811865476))
-
-    def swish_forward(self, x, beta):
-        b = self._swish_beta(beta, x) if self._has_kernel(x) else None
-        if b is None:
-            return super().swish_forward(x, beta)
-        x = self._c(x)
-        y = self.xp.empty_like(x)
-        if x.size:
-            self._elementwise("activation", "swish_forward", x.dtype, x.size,
-                              (x, *b, y, np.int64(x.size)))
-        return y
-
-    def swish_backward(self, x, beta, g, need_beta: bool):
-        b = self._swish_beta(beta, x) if self._has_kernel(x, g) else None
-        if b is None:
-            return super().swish_backward(x, beta, g, need_beta)
-        x = self._c(x)
-        g = self._c(self.xp.broadcast_to(g, x.shape))
-        gx = self.xp.empty_like(x)
-        gb = self.xp.empty_like(x) if need_beta else None
-        if x.size:
-            self._elementwise("activation", "swish_backward", x.dtype, x.size,
-                              (x, g, *b, gx, _NULL if gb is None else gb, np.int64(x.size)))
-        return gx, gb
-
-    def swish_backward_reduced(self, x, beta, g):
-        """Fused: each block sums its β̄ᵢ (block reduction) into a partial; a second tiny
-        launch (CuPy's sum) adds the partials, so the result is deterministic."""
+    # -- generated pointwise kernels -------------------------------------------------------
+    def pointwise(self, prog, ins, params=()):
+        """One generated kernel (gpugrad/backend/pointwise.py) when every array operand has
+        the same float dtype (or is a bool condition): full-size operands are read at the
+        element index, single values once, numbers become kernel arguments; other
+        broadcasts are materialised first. Anything else (integers, complex, mixed
+        dtypes) runs the NumPy/CuPy rendering."""
         xp = self.xp
-        b = self._swish_beta(beta, x) if self._has_kernel(x, g) else None
-        if b is None or not x.size:
-            return super().swish_backward_reduced(x, beta, g)
-        x = self._c(x)
-        g = self._c(xp.broadcast_to(g, x.shape))
-        gx = xp.empty_like(x)
-        blocks = max(1, min(-(-x.size // _THREADS), 1024))
-        partials = xp.empty(blocks, dtype=self._acc(x.dtype))
-        self._launch("activation", "swish_backward_reduce", x.dtype, (blocks,), (_THREADS,),
-                     (x, g, *b, gx, partials, np.int64(x.size)))
-        return gx, partials.sum().astype(x.dtype)
+        dtype = None
+        for a in ins:
+            if isinstance(a, xp.ndarray) and a.dtype != np.bool_:
+                if dtype is None:
+                    dtype = a.dtype
+                elif a.dtype != dtype:
+                    return super().pointwise(prog, ins, params)
+        if dtype is None or dtype_suffix(dtype) is None or any(
+                type(a) is complex for a in ins):
+            return super().pointwise(prog, ins, params)
+        shape = np.broadcast_shapes(*[np.shape(a) for a in ins])
+        n = int(np.prod(shape))
+        sig, args = [], []
+        for a in ins:
+            if not isinstance(a, xp.ndarray):
+                sig.append("p")
+                args.append(np.float64(a))
+                continue
+            b = a.dtype == np.bool_
+            if a.size == 1:
+                sig.append("c" if b else "s")
+                args.append(self._c(a.reshape(())))
+            else:
+                sig.append("b" if b else "a")
+                args.append(self._c(xp.broadcast_to(a, shape)))
+        outs = tuple(xp.empty(shape, dtype=dtype) for _ in prog.outputs)
+        if n:
+            fn = pointwise_kernel(prog, dtype, "".join(sig))
+            blocks = max(1, min(-(-n // _THREADS), _MAX_BLOCKS))
+            with self.cuda_device:
+                fn((blocks,), (_THREADS,), (*args, *outs, *[np.float64(p) for p in params],
+                                             np.int64(n)))
+        return outs[0] if len(outs) == 1 else outs
 
-    # -- bias + activation ---------------------------------------------------------------------
-    def _bias_act_ok(self, x, bias, *others) -> bool:
-        return (x.ndim >= 1 and bias is not None and bias.shape == x.shape[-1:]
-                and self._has_kernel(x, bias, *others))
-
-    def bias_act_forward(self, kind: str, x, bias, *, slope: float = 0.01):
-        code = ACTIVATION_KINDS.get(kind)
-        if code is None or not self._bias_act_ok(x, bias):
-            return super().bias_act_forward(kind, x, bias, slope=slope)
-        x, bias = self._c(x), self._c(bias)
-        y = self.xp.empty_like(x)
-        cols = x.shape[-1]
-        if x.size:
-            self._elementwise("bias_act", "bias_act_forward", x.dtype, x.size,
-                              (x, bias, y, np.int64(x.size // cols), np.int64(cols),
-                               np.int32(code), np.float64(slope)))
-        return y
-
-    def bias_act_backward(self, kind: str, x_or_y, g, *, bias=None, slope: float = 0.01):
-        xp = self.xp
-        code = ACTIVATION_KINDS.get(kind)
-        v = x_or_y
-        ok = code is not None and v.ndim >= 1 and g.shape == v.shape and self._has_kernel(v, g)
-        if not ok or (bias is not None and not self._bias_act_ok(v, bias)) or not v.size:
-            return super().bias_act_backward(kind, v, g, bias=bias, slope=slope)
-        v, g = self._c(v), self._c(g)
-        cols = v.shape[-1]
-        rows = v.size // cols
-        gx = xp.empty_like(v)
-        grid = self._tile_grid(rows, cols)
-        partials = xp.empty((grid[1], cols), dtype=self._acc(v.dtype))
-        self._launch("bias_act", "bias_act_backward", v.dtype, grid, _TILE,
-                     (v, _NULL if bias is None else self._c(bias), g, gx, partials,
-                      np.int64(rows), np.int64(cols), np.int32(code), np.float64(slope)))
-        return gx, partials.sum(axis=0).astype(v.dtype)
-
-    # -- softmax family ------------------------------------------------------------------------
     def _softmax_rows(self, x, log_out: bool):
         if x.ndim == 0 or not x.size or not self._has_kernel(x):
             return None

@@ -5,7 +5,7 @@ repository's top-level `kernels/` folder there); a source checkout that is not i
 finds them next to the package.
 
 Every kernel exists once per float dtype, as an `extern "C"` wrapper named
-`BASE_SUFFIX` (`act_forward_f32`, `act_forward_bf16`, ...). `ENTRY_POINTS` lists the
+`BASE_SUFFIX` (`softmax_forward_f32`, `softmax_forward_bf16`, ...). `ENTRY_POINTS` lists the
 bases of each file; the NVRTC test checks that every name it implies is in the PTX.
 """
 
@@ -16,18 +16,11 @@ import re
 from importlib import resources
 from pathlib import Path
 
-ACTIVATION_KINDS = {"relu": 0, "sigmoid": 1, "tanh": 2, "leaky_relu": 3, "gelu": 4,
-                    "gelu_tanh": 5, "silu": 6}
-
-# Activation kinds whose backward reads the forward output y (the others read the input x).
-BACKWARD_FROM_OUTPUT = frozenset({"relu", "sigmoid", "tanh"})
+from .pointwise import cuda_source
 
 DTYPE_SUFFIX = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
 
 ENTRY_POINTS: dict[str, tuple[str, ...]] = {
-    "activation": ("act_forward", "act_backward", "swish_forward", "swish_backward",
-                   "swish_backward_reduce"),
-    "bias_act": ("bias_act_forward", "bias_act_backward"),
     "softmax": ("softmax_forward", "softmax_backward", "softmax_xent_forward",
                 "softmax_xent_backward"),
     "layer_norm": ("layer_norm_forward", "layer_norm_backward", "layer_norm_param_grad"),
@@ -108,3 +101,32 @@ def raw_module(name: str):
 def kernel(name: str, base: str, dtype):
     """The compiled kernel BASE for `dtype` from `kernels/NAME.cu`."""
     return raw_module(name).get_function(f"{base}_{dtype_suffix(dtype)}")
+
+
+STORAGE = {"f32": "float", "f64": "double", "f16": "gg_half", "bf16": "gg_bf16"}
+
+
+def pointwise_source(prog, dtype, signature: str) -> str:
+    """The complete CUDA source (common.cuh pasted in) of the generated kernel of a
+    pointwise program for `dtype` and an operand `signature` (see
+    `gpugrad.backend.pointwise.cuda_source`)."""
+    sfx = dtype_suffix(dtype)
+    body = cuda_source(prog, STORAGE[sfx], sfx, signature)
+    return expand_includes('#include "common.cuh"\n' + body, kernel_dir())
+
+
+def pointwise_kernel(prog, dtype, signature: str):
+    """The compiled kernel of a pointwise program, cached per program, dtype and operand
+    signature (and on disk by CuPy, keyed on the source)."""
+    sfx = dtype_suffix(dtype)
+    name = prog.kernel_name(sfx, signature)
+    hit = _KERNELS.get(name)
+    if hit is None:
+        import cupy
+
+        hit = _KERNELS[name] = cupy.RawKernel(pointwise_source(prog, dtype, signature), name,
+                                              options=("--std=c++17",))
+    return hit
+
+
+_KERNELS: dict = {}

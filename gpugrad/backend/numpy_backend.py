@@ -45,6 +45,7 @@ class NumpyBackend(Backend):
 
     name = "cpu"
     xp = np
+    keeps_intermediates = True
     array_type = np.ndarray
 
     def __init__(self, dev: Device | None = None) -> None:
@@ -92,11 +93,7 @@ class NumpyBackend(Backend):
         """Apply an elementwise kernel in cache-sized row blocks shared among the threads,
         so that its several NumPy passes over a block stay in cache (NumPy's stand-in for
         a fused kernel)."""
-        if kernel in _EXP_KERNELS:  # exp overflow correctly gives 0 / inf here
-            with np.errstate(over="ignore", invalid="ignore"):
-                cpu_parallel.blocked(kernel, outs, ins)
-        else:
-            cpu_parallel.blocked(kernel, outs, ins)
+        cpu_parallel.blocked(kernel, outs, ins)
 
     def binary(self, ufunc, a, b):
         """Large elementwise ops run as one contiguous share of rows per thread (a single
@@ -117,6 +114,50 @@ class NumpyBackend(Backend):
         out = np.empty(a.shape, dtype=a.dtype)
         cpu_parallel.split_rows(_ufunc_kernel(ufunc), out, (a,))
         return out
+
+    def pointwise(self, prog, ins, params=()):
+        """Small programs run directly; large ones in cache-sized row blocks shared among
+        the threads (each block runs the whole rendered expression while it is in cache)."""
+        big = 0
+        half = None
+        for a in ins:
+            if type(a) is _ndarray:
+                if a.size > big:
+                    big = a.size
+                if a.dtype is _F16:
+                    half = _F16
+        fn = prog._fn or prog.numpy_fn()
+        if big < _PARALLEL_MIN or _THREADS == 1:
+            if half is not None:
+                return super().pointwise(prog, ins, params)
+            if prog.quiet:
+                with _quiet():
+                    return fn(np, *ins, *params)
+            return fn(np, *ins, *params)
+        shape = np.broadcast_shapes(*[np.shape(a) for a in ins])
+        if len(shape) == 0 or shape[0] < 2 * _THREADS:
+            return super().pointwise(prog, ins, params)
+        with _quiet():  # the dtypes of the results, from one element
+            probe = fn(np, *[a.reshape(-1)[:1] if type(a) is _ndarray else a for a in ins],
+                       *params)
+        multi = type(probe) is tuple
+        outs = tuple(np.empty(shape, dtype=half if half is not None else np.asarray(p).dtype)
+                     for p in (probe if multi else (probe,)))
+
+        fn_out = prog.numpy_out_fn()
+
+        def kernel(xp, *blk):
+            if half is not None:
+                blk = [*blk[:len(outs)], *[b.astype(np.float32) if type(b) is _ndarray and
+                                           b.dtype == half else b for b in blk[len(outs):]]]
+            if prog.quiet:  # (NumPy's error state is per thread)
+                with _quiet():
+                    fn_out(xp, *blk, *params)
+            else:
+                fn_out(xp, *blk, *params)
+
+        cpu_parallel.blocked(kernel, outs, tuple(ins))
+        return outs if multi else outs[0]
 
     def sum(self, x, axis, keepdims: bool):
         if ((axis is not None and len(axis) < x.ndim) or x.size < _PARALLEL_MIN
@@ -154,8 +195,11 @@ _ndarray = np.ndarray
 _PARALLEL_MIN = cpu_parallel.PARALLEL_MIN
 _THREADS = cpu_parallel.THREADS
 _UFUNC_KERNELS: dict = {}
-_EXP_KERNELS = {base._sigmoid_into, base._swish_into, base._swish_backward_into,
-                base._normal_cdf_into}
+_F16 = np.dtype(np.float16)  # (NumPy has no bfloat16)
+
+
+def _quiet():
+    return np.errstate(all="ignore")
 
 
 def _ufunc_kernel(ufunc):

@@ -94,6 +94,107 @@ class LeakyReLU(Module):
         return f"negative_slope={self.negative_slope}"
 
 
+class _Stateless(Module):
+    """An activation without parameters or options: forward is `fn`."""
+
+    fn = None
+
+    def forward(self, input: Tensor) -> Tensor:
+        return type(self).fn(input)
+
+
+class Mish(_Stateless):
+    """x·tanh(softplus(x))."""
+
+    fn = staticmethod(F.mish)
+
+
+class SELU(_Stateless):
+    """λ·(x if x > 0 else α(eˣ − 1)) with SELU's fixed λ and α."""
+
+    fn = staticmethod(F.selu)
+
+
+class ReLU6(_Stateless):
+    """min(max(x, 0), 6)."""
+
+    fn = staticmethod(F.relu6)
+
+
+class Hardsigmoid(_Stateless):
+    """relu6(x + 3)/6."""
+
+    fn = staticmethod(F.hardsigmoid)
+
+
+class Hardswish(_Stateless):
+    """x·relu6(x + 3)/6."""
+
+    fn = staticmethod(F.hardswish)
+
+
+class Softsign(_Stateless):
+    """x/(1 + |x|)."""
+
+    fn = staticmethod(F.softsign)
+
+
+class LogSigmoid(_Stateless):
+    """ln σ(x)."""
+
+    fn = staticmethod(F.logsigmoid)
+
+
+class Softplus(Module):
+    """ln(1 + e^(βx))/β, or x where βx > threshold."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class ELU(Module):
+    """x if x > 0 else α(eˣ − 1)."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.elu(input, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class CELU(ELU):
+    """x if x > 0 else α(e^(x/α) − 1)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.celu(input, self.alpha)
+
+
+class Hardtanh(Module):
+    """clamp(x, min_val, max_val)."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0,
+                 inplace: bool = False) -> None:
+        super().__init__()
+        self.min_val, self.max_val = min_val, max_val
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.hardtanh(input, self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
 class Softmax(Module):
     """exp(x) / Σ_dim exp(x)."""
 

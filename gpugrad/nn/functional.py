@@ -39,6 +39,8 @@ __all__ = [
     "l1_loss", "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "nll_loss", "huber_loss", "smooth_l1_loss",
     "conv1d", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+    "softplus", "mish", "elu", "selu", "celu", "hardtanh", "relu6", "hardsigmoid",
+    "hardswish", "softsign", "logsigmoid",
 ]
 
 
@@ -60,27 +62,28 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 # --- activations ----------------------------------------------------------------------------
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x·Φ(x) (`approximate="none"`, with erf) or its tanh approximation (`"tanh"`)."""
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return _act.GELU.apply(_float(input), approximate)
+    return _act.gelu(input, approximate)
 
 
 def silu(input: Tensor) -> Tensor:
     """x·σ(x) (also called swish with β = 1)."""
-    return _act.SiLU.apply(_float(input))
+    return _act.silu(input)
 
 
 def swish(input: Tensor, beta: float | Tensor = 1.0) -> Tensor:
     """x·σ(β·x); `beta` is a number or a (learnable) Tensor broadcastable to x."""
-    x = _float(input)
-    if isinstance(beta, Tensor):
-        beta = cast(beta, x.dtype)
-    return _act.Swish.apply(x, beta)
+    return _act.swish(input, beta)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, negative_slope·x otherwise."""
-    return _act.LeakyReLU.apply(_float(input), float(negative_slope))
+    return _act.leaky_relu(input, negative_slope)
+
+
+softplus, mish, elu, selu, celu = _act.softplus, _act.mish, _act.elu, _act.selu, _act.celu
+hardtanh, relu6, hardsigmoid, hardswish = (_act.hardtanh, _act.relu6, _act.hardsigmoid,
+                                           _act.hardswish)
+softsign, logsigmoid = _act.softsign, _act.logsigmoid
 
 
 def _softmax_dim(x: Tensor, dim: int | None, name: str) -> int:

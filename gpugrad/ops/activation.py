@@ -1,23 +1,19 @@
-"""Activation ops used by `gg.nn`: softmax, log-softmax, GELU, SiLU, Swish, leaky ReLU,
-dropout.
+"""Activation ops used by `gg.nn`: softmax, log-softmax and dropout as Ops, and the
+pointwise activations (GELU, SiLU, Swish, leaky ReLU, softplus, ELU, ...) as rows of the
+pointwise table, whose VJPs and second derivatives are derived from their expressions.
 
-Each Op's docstring states its forward and its VJP. VJPs are Tensor expressions (or a
-backward Op with its own VJP, for GELU), so `create_graph=True` differentiates them again.
+Each Op's docstring states its forward and its VJP. VJPs are Tensor expressions, so
+`create_graph=True` differentiates them again.
 """
 
 from __future__ import annotations
 
-import math
-
 from ..autograd.function import Op
 from ..autograd.grad_mode import is_grad_enabled
-from ..tensor import _wrap_array
-from .elementwise import exp, sigmoid, where
-from .reduce import sum, sum_to  # noqa: A004 - gg.sum, not builtins.sum
-
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_GELU_C = 0.044715
+from ..tensor import Tensor, _wrap_array
+from ._util import float_dtype_of
+from .elementwise import cast, exp, run
+from .reduce import sum  # noqa: A004 - gg.sum, not builtins.sum
 
 
 # --- softmax family -----------------------------------------------------------------------
@@ -76,158 +72,98 @@ def _fused_rows(ctx, x, dim) -> bool:
     return ctx.backend.fused_kernels and dim is not None and dim == x.ndim - 1
 
 
-# --- GELU -----------------------------------------------------------------------------------
-def _gelu_grad(backend, x, approximate: str, cdf=None):
-    """gelu'(x) as an array (`cdf`: Φ(x) if forward already computed it)."""
-    xp = backend.xp
-    if approximate == "tanh":
-        u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
-        t = xp.tanh(u)
-        du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
-        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
-    if cdf is None:
-        cdf = backend.normal_cdf(x)
-    pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
-    return cdf + x * pdf
+# --- pointwise activations: rows of the table (gpugrad/ops/table.py) ------------------------
+def _float(x: Tensor) -> Tensor:
+    return x if x._data.dtype.kind in "fc" else cast(x, float_dtype_of(x))
 
 
-_GELU_KIND = {"none": "gelu", "tanh": "gelu_tanh"}  # the backend's activation kinds
-
-
-class GELU(Op):
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """Exact: y = x·Φ(x) = ½x(1 + erf(x/√2));  tanh form: y = ½x(1 + tanh u),
-    u = √(2/π)(x + 0.044715x³).  x̄ = GELUBackward(x, ȳ) = ȳ·gelu'(x), with
-    gelu'(x) = Φ(x) + x·φ(x) (exact) or ½(1 + t) + ½x(1 − t²)·u' (t = tanh u)."""
-
-    @staticmethod
-    def forward(ctx, x, approximate):
-        xp = ctx.xp
-        ctx.approximate = approximate
-        ctx.save_inputs(0)
-        ctx.cdf = None
-        if ctx.backend.fused_kernels:  # one kernel; the backward's recomputes Φ from x
-            return ctx.backend.act_forward(_GELU_KIND[approximate], x)
-        if approximate == "tanh":
-            u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
-            return 0.5 * x * (1 + xp.tanh(u))
-        # Φ is the expensive part (NumPy has no erf): keep it for backward.
-        ctx.cdf = ctx.backend.normal_cdf(x)
-        return x * ctx.cdf
-
-    @staticmethod
-    def backward(ctx, g):
-        return GELUBackward.apply(ctx.saved_input(0), g, ctx.approximate, ctx.cdf), None
+    u = √(2/π)·x·(1 + c·x²), c = GELU_TANH_C;  x̄ = ȳ·gelu'(x) (derived)."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return run("gelu" if approximate == "none" else "gelu_tanh", _float(x))
 
 
-class GELUBackward(Op):
-    """z = gelu'(x)·ȳ. Its VJP (double backward): ȳ̄ = gelu'(x)·z̄,  x̄ = z̄·ȳ·gelu''(x), with
-    gelu''(x) = φ(x)(2 − x²) (exact) or, with t = tanh u, s = 1 − t²:
-    s·u' − x·t·s·u'² + ½x·s·u'' (u' = √(2/π)(1 + 3c x²), u'' = √(2/π)·6c x)."""
-
-    @staticmethod
-    def forward(ctx, x, g, approximate, cdf=None):
-        ctx.approximate, ctx.cdf = approximate, cdf
-        ctx.save_inputs(0, 1)
-        if cdf is None and ctx.backend.fused_kernels:
-            return ctx.backend.act_backward(_GELU_KIND[approximate], x, g)
-        return _gelu_grad(ctx.backend, x, approximate, cdf) * g
-
-    @staticmethod
-    def backward(ctx, gz):
-        need = ctx.needs_input_grad
-        x = ctx.saved_input(0)
-        gx = gg = None
-        if need[1]:
-            gg = GELUBackward.apply(x, gz, ctx.approximate, ctx.cdf)
-        if need[0]:
-            g = ctx.saved_input(1)
-            if ctx.approximate == "tanh":
-                u = (x + x * x * x * _GELU_C) * _SQRT_2_OVER_PI
-                t = u.tanh()
-                s = 1 - t * t
-                du = (1 + x * x * (3 * _GELU_C)) * _SQRT_2_OVER_PI
-                d2u = x * (6 * _GELU_C * _SQRT_2_OVER_PI)
-                second = s * du - x * t * s * du * du + x * s * d2u * 0.5
-            else:
-                pdf = exp(x * x * -0.5) * _INV_SQRT_2PI
-                second = pdf * (2 - x * x)
-            gx = gz * g * second
-        return gx, gg, None, None
+def silu(x: Tensor) -> Tensor:
+    """y = x·σ(x);  x̄ = ȳ·σ(x)·(1 + x·(1 − σ(x))) (derived), one pass each way."""
+    return run("silu", _float(x))
 
 
-# --- SiLU / Swish ---------------------------------------------------------------------------
-class SiLU(Op):
-    """y = x·σ(x);  x̄ = ȳ·σ(x)·(1 + x·(1 − σ(x)))."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_inputs(0)
-        return x * ctx.backend.act_forward("sigmoid", x)
-
-    @staticmethod
-    def backward(ctx, g):
-        x = ctx.saved_input(0)
-        s = sigmoid(x)
-        return g * (s * (1 + x * (1 - s)))
+def swish(x: Tensor, beta=1.0) -> Tensor:
+    """y = x·σ(βx), β a number or a (learnable) Tensor broadcastable to x; with s = σ(βx):
+    x̄ = ȳ·(s + βx·s(1 − s)), β̄ = Σ (over the broadcast) ȳ·x²·s(1 − s)."""
+    x = _float(x)
+    if isinstance(beta, Tensor):
+        return run("swish", x, cast(beta, x.dtype))
+    if beta == 1:  # the same function: SiLU's row saves the multiplication by β
+        return run("silu", x)
+    return run("swish_scalar", x, params=(float(beta),))
 
 
-class Swish(Op):
-    """y = x·σ(βx);  with s = σ(βx):  x̄ = ȳ·(s + βx·s(1 − s)),
-    β̄ = Σ (over the broadcast) ȳ·x²·s(1 − s).  β is a Tensor (learnable) or a number."""
-
-    @staticmethod
-    def forward(ctx, x, beta):
-        ctx.save_inputs(0, 1)
-        ctx.beta, ctx.beta_shape = beta, getattr(beta, "shape", None)
-        return ctx.backend.swish_forward(x, beta)
-
-    @staticmethod
-    def backward(ctx, g):
-        need = ctx.needs_input_grad
-        x = ctx.saved_input(0)
-        beta = ctx.saved_input(1)
-        need_beta = len(need) > 1 and need[1]
-        if not is_grad_enabled():
-            # No graph to record: the backend's fused pass computes the same formulas.
-            gx, gb = ctx.backend.swish_backward(
-                x._data, ctx.beta if beta is None else beta._data, g._data, need_beta)
-            gx = _wrap_array(gx, ctx.backend) if need[0] else None
-            if need_beta:
-                gb = sum_to(_wrap_array(gb, ctx.backend), ctx.beta_shape)
-            return gx, gb
-        beta = ctx.beta if beta is None else beta
-        s = sigmoid(x * beta)
-        ds = s * (1 - s)
-        gx = g * (s + x * beta * ds) if need[0] else None
-        gb = sum_to(g * x * x * ds, ctx.beta_shape) if len(need) > 1 and need[1] else None
-        return gx, gb
-
-
-class LeakyReLU(Op):
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """y = x if x > 0 else α·x;  x̄ = ȳ if x > 0 else α·ȳ."""
+    return run("leaky_relu", _float(x), params=(float(negative_slope),))
 
-    @staticmethod
-    def forward(ctx, x, slope):
-        ctx.slope = slope
-        if ctx.backend.fused_kernels:  # one kernel each way, from x (no mask kept)
-            ctx.mask = None
-            ctx.save_inputs(0)
-            return ctx.backend.act_forward("leaky_relu", x, slope=slope)
-        ctx.mask = x > 0
-        return ctx.xp.where(ctx.mask, x, x * slope)
 
-    @staticmethod
-    def backward(ctx, g):
-        be = ctx.backend
-        if ctx.mask is None:
-            x = ctx.saved_input(0)
-            if not is_grad_enabled():
-                return _wrap_array(be.act_backward("leaky_relu", x._data, g._data,
-                                                   slope=ctx.slope), be), None
-            mask = _wrap_array(x._data > 0, be)
-        else:
-            mask = _wrap_array(ctx.mask, be)
-        return where(mask, g, g * ctx.slope), None
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """y = ln(1 + e^(βx))/β, or x where βx > threshold;  x̄ = ȳ·σ(βx) (ȳ above it)."""
+    return run("softplus", _float(x), params=(float(beta), float(threshold)))
+
+
+def mish(x: Tensor) -> Tensor:
+    """y = x·tanh(softplus(x))."""
+    return run("mish", _float(x))
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """y = x if x > 0 else α(eˣ − 1)."""
+    return run("elu", _float(x), params=(float(alpha),))
+
+
+def selu(x: Tensor) -> Tensor:
+    """y = λ·(x if x > 0 else α(eˣ − 1)) with SELU's fixed λ and α."""
+    return run("selu", _float(x))
+
+
+def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """y = x if x > 0 else α(e^(x/α) − 1)."""
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0")
+    return run("celu", _float(x), params=(float(alpha),))
+
+
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """y = clamp(x, min_val, max_val);  x̄ = ȳ strictly inside (min_val, max_val), as PyTorch."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
+                         f"({max_val})")
+    return run("hardtanh", _float(x), params=(min_val, max_val))
+
+
+def relu6(x: Tensor) -> Tensor:
+    """y = min(max(x, 0), 6) (hardtanh on [0, 6])."""
+    return hardtanh(x, 0.0, 6.0)
+
+
+def hardsigmoid(x: Tensor) -> Tensor:
+    """y = relu6(x + 3)/6."""
+    return run("hardsigmoid", _float(x))
+
+
+def hardswish(x: Tensor) -> Tensor:
+    """y = x·relu6(x + 3)/6;  x̄ = 0 (x < −3), ȳ(x/3 + ½) (x ≤ 3), ȳ else, as PyTorch."""
+    return run("hardswish", _float(x))
+
+
+def softsign(x: Tensor) -> Tensor:
+    """y = x/(1 + |x|)."""
+    return run("softsign", _float(x))
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """y = ln σ(x) = −softplus(−x), computed without overflow."""
+    return run("logsigmoid", _float(x))
 
 
 class Dropout(Op):

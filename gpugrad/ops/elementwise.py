@@ -1,18 +1,18 @@
 """Elementwise ops: arithmetic, unary math, activations, casts, comparisons.
 
-Each Op's docstring states its forward and its VJP; `sum_to` reduces a broadcast
-gradient back to an input's shape.
+The differentiable math beyond + − × ÷ is rows of the pointwise table (gpugrad/ops/table.py)
+run by the one `Pointwise` op (`run(name, ...)`): each function here only promotes its
+operands and picks the row; forward, VJP and second derivatives come from the row's
+expression. Add, Sub, Mul and Div stay hand-written Ops (the hottest ops, with a
+fused two-product backward); `sum_to` reduces a broadcast gradient back to an input's
+shape.
 
 Complex tensors follow PyTorch's convention: the cotangent of a complex value is the
 conjugate Wirtinger derivative ∂L/∂z̄ (times 2), so for a holomorphic y = f(x) the VJP is
-x̄ = ȳ·conj(f'(x)). The real formulas below are the same with conj dropped; each backward
-applies `conj` only when its cotangent is complex, so real dtypes pay one dtype test.
+x̄ = ȳ·conj(f'(x)); the table's differentiation applies the conjugation centrally.
 """
 
 from __future__ import annotations
-
-import cmath
-import math
 
 from .. import _dtype
 from .._dtype import from_numpy_dtype, to_dtype
@@ -20,18 +20,13 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _state as _grad_state
 from ..tensor import Tensor, _wrap_array
 from ._util import binary_operands, broadcast_error, float_dtype_of, is_scalar
+from .pointwise import Pointwise
 from .reduce import sum_to
+from .table import ROWS
 
 
 def _shape(x) -> tuple:
     return getattr(x, "shape", ())
-
-
-def _binary(ctx, fn, a, b, op: str):
-    try:
-        return fn(a, b)
-    except ValueError:
-        raise broadcast_error(op, _shape(a), _shape(b)) from None
 
 
 # --- arithmetic ---------------------------------------------------------------------------
@@ -153,184 +148,6 @@ class Neg(Op):
         return -g
 
 
-class PowScalar(Op):
-    """y = x^p (p a number);  x̄ = ȳ·conj(p·x^(p−1))."""
-
-    @staticmethod
-    def forward(ctx, x, p):
-        ctx.save_inputs(0)
-        ctx.p = p
-        if p == 2:
-            return ctx.xp.multiply(x, x)
-        return ctx.xp.power(x, p)
-
-    @staticmethod
-    def backward(ctx, g):
-        p = ctx.p
-        if p == 0:
-            return g * 0, None
-        x = ctx.saved_input(0)
-        d = x * 2 if p == 2 else pow_scalar(x, p - 1) * p
-        if g._data.dtype.kind == "c":
-            d = conj(d)
-        return g * d, None
-
-
-class RPowScalar(Op):
-    """y = s^x (s a number);  x̄ = ȳ·conj(y·ln s) (0 where s = 0 and x ≥ 0, as in PyTorch;
-    ln s is the principal complex logarithm when x is complex)."""
-
-    @staticmethod
-    def forward(ctx, s, x):
-        ctx.save_output()
-        if x.dtype.kind == "c":
-            ctx.log_s = cmath.log(s) if s != 0 else float("-inf")
-            return ctx.xp.power(s, x)
-        if s == 0:
-            ctx.save_inputs(1)
-        ctx.log_s = math.log(s) if s > 0 else (float("-inf") if s == 0 else float("nan"))
-        return ctx.xp.power(s, x)
-
-    @staticmethod
-    def backward(ctx, g):
-        if g._data.dtype.kind == "c":
-            return None, g * conj(ctx.saved_output * ctx.log_s)
-        gx = g * ctx.saved_output * ctx.log_s
-        if ctx.log_s == float("-inf"):
-            gx = where(ctx.saved_input(1) >= 0, 0.0, gx)
-        return None, gx
-
-
-class Pow(Op):
-    """y = a^b;  ā = sum_to(ȳ·conj(b·a^(b−1))) (0 where b = 0),
-    b̄ = sum_to(ȳ·conj(y·ln a)) (0 where a = 0, Re b ≥ 0)."""
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_inputs(0, 1)
-        ctx.save_output()
-        ctx.shapes = (a.shape, b.shape)
-        return _binary(ctx, ctx.xp.power, a, b, "pow")
-
-    @staticmethod
-    def backward(ctx, g):
-        sa, sb = ctx.shapes
-        need = ctx.needs_input_grad
-        a, b = ctx.saved_input(0), ctx.saved_input(1)
-        cplx = g._data.dtype.kind == "c"
-        ga = gb = None
-        if need[0]:
-            d = b * pow(a, b - 1)
-            ga = sum_to(where(b == 0, 0.0, g * (conj(d) if cplx else d)), sa)
-        if need[1]:
-            y = ctx.saved_output
-            zero = (a == 0) & ((real(b) if cplx else b) >= 0)
-            d = y * log(a)
-            gb = sum_to(where(zero, 0.0, g * (conj(d) if cplx else d)), sb)
-        return ga, gb
-
-
-# --- unary math ---------------------------------------------------------------------------
-class Exp(Op):
-    """y = eˣ;  x̄ = ȳ·conj(y)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_output()
-        return ctx.xp.exp(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        y = ctx.saved_output
-        return g * (conj(y) if g._data.dtype.kind == "c" else y)
-
-
-class Log(Op):
-    """y = ln x;  x̄ = ȳ / conj(x)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_inputs(0)
-        return ctx.xp.log(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        x = ctx.saved_input(0)
-        return g / (conj(x) if g._data.dtype.kind == "c" else x)
-
-
-class Log1p(Op):
-    """y = ln(1 + x);  x̄ = ȳ / conj(1 + x)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_inputs(0)
-        return ctx.xp.log1p(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        d = ctx.saved_input(0) + 1
-        return g / (conj(d) if g._data.dtype.kind == "c" else d)
-
-
-class Sqrt(Op):
-    """y = √x;  x̄ = ȳ / (2·conj(y))."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_output()
-        return ctx.xp.sqrt(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        y = ctx.saved_output
-        return g / ((conj(y) if g._data.dtype.kind == "c" else y) * 2)
-
-
-class Sin(Op):
-    """y = sin x;  x̄ = ȳ·conj(cos x)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_inputs(0)
-        return ctx.xp.sin(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        d = cos(ctx.saved_input(0))
-        return g * (conj(d) if g._data.dtype.kind == "c" else d)
-
-
-class Cos(Op):
-    """y = cos x;  x̄ = −ȳ·conj(sin x)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_inputs(0)
-        return ctx.xp.cos(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        d = sin(ctx.saved_input(0))
-        return -(g * (conj(d) if g._data.dtype.kind == "c" else d))
-
-
-class Abs(Op):
-    """y = |x|;  x̄ = ȳ·sign(x); for complex x (y real), x̄ = ȳ·x/|x| (0 at x = 0)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_inputs(0)
-        return ctx.xp.abs(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        x = ctx.saved_input(0)
-        if x._data.dtype.kind == "c":
-            return g * sgn(x)
-        return g * sign(x)
-
-
 class Conj(Op):
     """y = conj(x) (not holomorphic);  x̄ = conj(ȳ)."""
 
@@ -343,146 +160,6 @@ class Conj(Op):
         return conj(g)
 
 
-class ComplexActivation(Op):
-    """y = tanh x or σ(x) for complex x (the fused kernels are real-only);
-    x̄ = ȳ·conj(1 − y²) for tanh, ȳ·conj(y(1 − y)) for sigmoid."""
-
-    @staticmethod
-    def forward(ctx, x, kind):
-        ctx.kind = kind
-        ctx.save_output()
-        xp = ctx.xp
-        if kind == "tanh":
-            return xp.tanh(x)
-        if kind == "sigmoid":
-            return xp.reciprocal(xp.exp(xp.negative(x)) + 1)
-        raise TypeError(f"{kind}: not implemented for complex tensors")
-
-    @staticmethod
-    def backward(ctx, g):
-        y = ctx.saved_output
-        d = 1 - y * y if ctx.kind == "tanh" else y * (1 - y)
-        return g * conj(d), None
-
-
-class Activation(Op):
-    """y = act(x) for relu, sigmoid, tanh, through the backend's fused kernel;
-    x̄ = ActivationBackward(y, ȳ): relu ȳ·[y>0], sigmoid ȳ·y(1−y), tanh ȳ·(1−y²)."""
-
-    @staticmethod
-    def forward(ctx, x, kind):
-        ctx.kind = kind
-        ctx._save_out = _OUT0
-        return ctx._backend.act_forward(kind, x)
-
-    @staticmethod
-    def backward(ctx, g):
-        if not _grad_state.enabled:  # no graph to record: just the fused kernel
-            y = ctx.saved_output_array()
-            return _wrap_array(ctx.backend.act_backward(ctx.kind, y, g._data), ctx.backend), None
-        return ActivationBackward.apply(ctx.saved_output, g, ctx.kind), None
-
-    def name(self) -> str:
-        return self.kind.capitalize() + "Backward"
-
-
-class ActivationBackward(Op):
-    """z = act'(y)·ȳ in one kernel. Its own VJP, for double backward:
-    ȳ̄ = act'(y)·z̄;  ȳ-path through y: relu 0, sigmoid z̄·ȳ·(1−2y), tanh −2·z̄·ȳ·y."""
-
-    @staticmethod
-    def forward(ctx, y, g, kind):
-        ctx.kind = kind
-        ctx.save_inputs(0, 1)
-        return ctx.backend.act_backward(kind, y, g)
-
-    @staticmethod
-    def backward(ctx, gz):
-        need = ctx.needs_input_grad
-        y = ctx.saved_input(0)
-        gy = gg = None
-        if need[1]:
-            gg = ActivationBackward.apply(y, gz, ctx.kind)
-        if need[0] and ctx.kind != "relu":
-            g = ctx.saved_input(1)
-            if ctx.kind == "sigmoid":
-                gy = gz * g * (1 - y * 2)
-            else:
-                gy = gz * g * y * -2
-        return gy, gg, None
-
-
-class Clamp(Op):
-    """y = min(max(x, lo), hi);  x̄ = ȳ·[lo ≤ x ≤ hi]."""
-
-    @staticmethod
-    def forward(ctx, x, lo, hi):
-        xp = ctx.xp
-        mask = xp.ones(x.shape, dtype=bool)
-        if lo is not None:
-            mask &= x >= lo
-        if hi is not None:
-            mask &= x <= hi
-        ctx.mask = mask
-        return xp.clip(x, lo, hi)
-
-    @staticmethod
-    def backward(ctx, g):
-        return where(_wrap_array(ctx.mask, ctx.backend), g, 0.0), None, None
-
-
-class Maximum(Op):
-    """y = max(a, b);  ā = ȳ·(1 − [a<b] − ½[a=b]),  b̄ = ȳ·(1 − [b<a] − ½[a=b])
-    (ties split evenly; a NaN operand sends the full ȳ to both, as in PyTorch).
-    min(a, b) is the same with < and > swapped."""
-
-    @staticmethod
-    def forward(ctx, a, b, take_max=True):
-        xp = ctx.xp
-        ctx.shapes = (a.shape, b.shape)
-        out = _binary(ctx, xp.maximum if take_max else xp.minimum, a, b,
-                      "maximum" if take_max else "minimum")
-        lose_a, lose_b = (a < b, a > b) if take_max else (a > b, a < b)
-        ctx.masks = lose_a, lose_b, a == b
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        lose_a, lose_b, tie = ctx.masks
-        dt = g._data.dtype
-        sa, sb = ctx.shapes
-        need = ctx.needs_input_grad
-
-        def weight(lose):
-            return _wrap_array(1 - lose.astype(dt) - tie.astype(dt) * 0.5, ctx.backend)
-
-        ga = sum_to(g * weight(lose_a), sa) if need[0] else None
-        gb = sum_to(g * weight(lose_b), sb) if need[1] else None
-        return ga, gb, None
-
-
-class Where(Op):
-    """y = cond ? a : b;  ā = sum_to(cond ? ȳ : 0),  b̄ = sum_to(cond ? 0 : ȳ)."""
-
-    @staticmethod
-    def forward(ctx, cond, a, b):
-        ctx.cond = cond
-        ctx.shapes = (_shape(a), _shape(b))
-        try:
-            return ctx.xp.where(cond, a, b)
-        except ValueError:
-            raise broadcast_error("where", cond.shape, _shape(a), _shape(b)) from None
-
-    @staticmethod
-    def backward(ctx, g):
-        c = _wrap_array(ctx.cond, ctx.backend)
-        sa, sb = ctx.shapes
-        need = ctx.needs_input_grad
-        ga = sum_to(where(c, g, 0.0), sa) if need[1] else None
-        gb = sum_to(where(c, 0.0, g), sb) if need[2] else None
-        return None, ga, gb
-
-
 class Cast(Op):
     """y = x as another dtype;  x̄ = ȳ cast back to x's dtype (its real part when x is real
     and y complex: a real input only sees the real direction)."""
@@ -490,6 +167,8 @@ class Cast(Op):
     @staticmethod
     def forward(ctx, x, np_dtype):
         ctx.src = x.dtype
+        if x.dtype.kind == "c" and np_dtype.kind != "c":  # complex → real keeps the real part
+            x = x.real
         return x.astype(np_dtype)
 
     @staticmethod
@@ -558,17 +237,47 @@ def mul(input, other) -> Tensor:
 
 
 def div(input, other, *, rounding_mode=None) -> Tensor:
-    """input / other (true division; integers give float32), broadcasting."""
-    if rounding_mode == "floor":
-        return floor_divide(input, other)
+    """input / other, broadcasting: true division (integers give float32), or rounded
+    toward zero (`rounding_mode="trunc"`) or down (`"floor"`), which keeps an integer
+    dtype exactly (an integer division by zero raises, as in PyTorch)."""
+    if rounding_mode not in (None, "trunc", "floor"):
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                         f"but found {rounding_mode!r}")
     a, b = binary_operands(input, other, "div")
     t = a if isinstance(a, Tensor) else b
+    if rounding_mode is not None and t.dtype.category < 2:
+        return _int_divide(a, b, rounding_mode)
+    if rounding_mode == "floor":
+        return floor_divide(a, b)
     if t.dtype.category < 2:
         a = cast(a, _dtype.float32) if isinstance(a, Tensor) else a
         b = cast(b, _dtype.float32) if isinstance(b, Tensor) else b
     if rounding_mode == "trunc":
         return trunc(Div.apply(a, b))
     return Div.apply(a, b)
+
+
+def _check_int_divisor(op: str, b) -> None:
+    """PyTorch raises on an integer division by zero (NumPy would warn and give 0)."""
+    data = b._data if isinstance(b, Tensor) else b
+    zero = (data == 0).any() if isinstance(b, Tensor) else data == 0
+    if bool(b._backend.to_host(zero) if isinstance(b, Tensor) else zero):
+        raise RuntimeError(f"ZeroDivisionError ({op}: integer division by zero)")
+
+
+def _int_divide(a, b, rounding_mode: str) -> Tensor:
+    _check_int_divisor("div", b)
+    t = a if isinstance(a, Tensor) else b
+    xp = t._backend.xp
+    if rounding_mode == "floor":
+        return _nondiff(xp.floor_divide, a, b)
+
+    def trunc_div(x, y):
+        q = xp.floor_divide(x, y)
+        inexact = (q * y != x) & ((x < 0) != (y < 0))
+        return xp.where(inexact, q + 1, q).astype(q.dtype, copy=False)
+
+    return _nondiff(trunc_div, a, b)
 
 
 true_divide = divide = div
@@ -580,9 +289,10 @@ def rdiv(input, other) -> Tensor:
         full_like_scalar(input, other), input)
 
 
-def full_like_scalar(t: Tensor, value) -> Tensor:
-    dt = _result_dtype_scalar(t, value)
-    return _wrap_array(t._backend.xp.full((), value, dtype=dt.np), t._backend)
+def full_like_scalar(t: Tensor, value, dt=None) -> Tensor:
+    dt = _result_dtype_scalar(t, value) if dt is None else dt
+    return _wrap_array(t._backend.xp.full((), value, dtype=t._backend.np_dtype(dt)),
+                       t._backend)
 
 
 def _result_dtype_scalar(t, value):
@@ -599,61 +309,107 @@ def neg(input: Tensor) -> Tensor:
 negative = neg
 
 
+_apply = Pointwise.apply
+
+
+def run(name: str, *operands, params: tuple = ()) -> Tensor:
+    """Row `name` of the pointwise table (gpugrad/ops/table.py) applied to `operands`
+    (Tensors of one dtype, or numbers) with its scalar `params`, in the row's order."""
+    return Pointwise.apply(*operands, row=ROWS[name], params=params)
+
+
 def pow_scalar(x: Tensor, p) -> Tensor:
-    return PowScalar.apply(x, p)
+    """x^p for a number p."""
+    return run("square", x) if p == 2 else run("pow_scalar", x, params=(p,))
 
 
 def pow(input, exponent) -> Tensor:  # noqa: A001 - torch.pow
-    """input ** exponent; either may be a number."""
+    """input ** exponent; either may be a number.  x̄ = ȳ·conj(b·a^(b−1)) (0 where b = 0),
+    b̄ = ȳ·conj(y·ln a) (0 where a = 0 and Re b ≥ 0, as in PyTorch)."""
     if isinstance(input, Tensor) and is_scalar(exponent):
         a, p = binary_operands(input, exponent, "pow")
-        return PowScalar.apply(a, p)
+        return pow_scalar(a, p)
     if is_scalar(input) and isinstance(exponent, Tensor):
         s, e = binary_operands(input, exponent, "pow")
-        return RPowScalar.apply(s, e)
+        return run("rpow_scalar", e, params=(s,))
     a, b = binary_operands(input, exponent, "pow")
-    return Pow.apply(a, b)
+    return run("pow", a, b)
 
 
-def _unary_float(op, x: Tensor) -> Tensor:
-    if x.dtype.category < 2:
-        x = cast(x, float_dtype_of(x))
-    return op.apply(x)
+def _float(x: Tensor) -> Tensor:
+    return x if x._data.dtype.kind in "fc" else cast(x, float_dtype_of(x))
 
 
-def exp(input: Tensor) -> Tensor:
-    """eˣ elementwise."""
-    return _unary_float(Exp, input)
+def _unary_doc(name: str, math_: str):
+    row = ROWS[name]
+
+    def op(input: Tensor) -> Tensor:
+        if input._data.dtype.kind not in "fc":
+            input = cast(input, float_dtype_of(input))
+        return _apply(input, row=row)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"{math_} elementwise (integers computed as float32; row `{name}`)."
+    return op
 
 
-def log(input: Tensor) -> Tensor:
-    """Natural logarithm elementwise."""
-    return _unary_float(Log, input)
+exp = _unary_doc("exp", "eˣ")
+expm1 = _unary_doc("expm1", "eˣ − 1, accurate for small x")
+exp2 = _unary_doc("exp2", "2ˣ")
+log = _unary_doc("log", "The natural logarithm ln x")
+log1p = _unary_doc("log1p", "ln(1 + x), accurate for small x")
+log2 = _unary_doc("log2", "log₂ x")
+log10 = _unary_doc("log10", "log₁₀ x")
+sqrt = _unary_doc("sqrt", "√x")
+rsqrt = _unary_doc("rsqrt", "1/√x")
+sin = _unary_doc("sin", "sin x")
+cos = _unary_doc("cos", "cos x")
+tan = _unary_doc("tan", "tan x")
+asin = _unary_doc("asin", "arcsin x")
+acos = _unary_doc("acos", "arccos x")
+atan = _unary_doc("atan", "arctan x")
+sinh = _unary_doc("sinh", "sinh x")
+cosh = _unary_doc("cosh", "cosh x")
+tanh = _unary_doc("tanh", "tanh x")
+asinh = _unary_doc("asinh", "arsinh x")
+acosh = _unary_doc("acosh", "arcosh x")
+atanh = _unary_doc("atanh", "artanh x")
+sigmoid = _unary_doc("sigmoid", "σ(x) = 1 / (1 + e⁻ˣ), computed without overflow")
+erf = _unary_doc("erf", "erf x = 2/√π ∫₀ˣ e^(−t²) dt")
+erfc = _unary_doc("erfc", "erfc x = 1 − erf x, accurate in the right tail")
+arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
 
 
-def log1p(input: Tensor) -> Tensor:
-    """ln(1 + x) elementwise, accurate for small x."""
-    return _unary_float(Log1p, input)
+def _binary_float(name: str, math_: str):
+    def op(input, other) -> Tensor:
+        a, b = binary_operands(input, other, name)
+        a = _float(a) if isinstance(a, Tensor) else a
+        b = _float(b) if isinstance(b, Tensor) else b
+        a, b = binary_operands(a, b, name)
+        return run(name, a, b)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"{math_} elementwise, broadcasting (row `{name}`)."
+    return op
 
 
-def sqrt(input: Tensor) -> Tensor:
-    """√x elementwise."""
-    return _unary_float(Sqrt, input)
-
-
-def sin(input: Tensor) -> Tensor:
-    """sin x elementwise."""
-    return _unary_float(Sin, input)
-
-
-def cos(input: Tensor) -> Tensor:
-    """cos x elementwise."""
-    return _unary_float(Cos, input)
+atan2 = arctan2 = _binary_float("atan2", "atan2(input, other), the angle of (other, input)")
+hypot = _binary_float("hypot", "√(input² + other²) without overflow")
+copysign = _binary_float("copysign", "|input| with the sign of other")
+logaddexp = _binary_float("logaddexp", "ln(e^input + e^other), computed stably")
 
 
 def abs(input: Tensor) -> Tensor:  # noqa: A001 - torch.abs
-    """|x| elementwise (real for complex x)."""
-    return Abs.apply(input)
+    """|x| elementwise (real for complex x);  x̄ = ȳ·sgn(x) (x/|x| for complex x, 0 at 0)."""
+    return run("abs", input)
+
+
+absolute = abs
+
+
+def square(input: Tensor) -> Tensor:
+    """x² elementwise."""
+    return run("square", input)
 
 
 def conj(input):
@@ -665,93 +421,105 @@ def conj(input):
 
 def real(input: Tensor) -> Tensor:
     """The real part (the input itself for a real tensor); differentiable."""
-    from .complex import real as _real
-
-    return _real(input)
+    if input._data.dtype.kind != "c":
+        return input
+    return cast(input, from_numpy_dtype(input._data.real.dtype))
 
 
 def sgn(input: Tensor) -> Tensor:
     """x/|x| for complex x (0 at 0), sign(x) for real x."""
     if input._data.dtype.kind != "c":
         return sign(input)
-    a = Abs.apply(input)
+    a = abs(input)
     return where(a == 0, 0.0, input / where(a == 0, 1.0, a))
 
 
-def _activation(x: Tensor, kind: str) -> Tensor:
-    k = x._data.dtype.kind
-    if k != "f":
-        if k == "c":
-            return ComplexActivation.apply(x, kind)
-        x = cast(x, float_dtype_of(x))
-    return Activation.apply(x, kind)
-
-
-def tanh(input: Tensor) -> Tensor:
-    """tanh x elementwise."""
-    return _activation(input, "tanh")
-
-
-def sigmoid(input: Tensor) -> Tensor:
-    """1 / (1 + e⁻ˣ) elementwise."""
-    return _activation(input, "sigmoid")
-
-
 def relu(input: Tensor) -> Tensor:
-    """max(x, 0) elementwise."""
-    cat = input.dtype.category
-    if cat != 2:
-        if cat == 3:
-            raise TypeError("relu: not implemented for complex tensors")
-        return _wrap_array(input._backend.xp.maximum(input._data, 0), input._backend)
-    return Activation.apply(input, "relu")
+    """max(x, 0) elementwise;  x̄ = 0 where y ≤ 0, else ȳ."""
+    if input._data.dtype.kind == "c":
+        raise TypeError("relu: not implemented for complex tensors")
+    return run("relu", input)
 
 
 def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
-    """Clip to [min, max]; either bound may be None or a Tensor."""
+    """Clip to [min, max]; either bound may be None, a number or a Tensor;
+    x̄ = ȳ where min ≤ x ≤ max (and to a tensor bound where it is the result, as PyTorch)."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = input
+        if min is not None and max is not None:
+            x, lo = binary_operands(input, min, "clamp")
+            x, hi = binary_operands(x, max, "clamp")
+            x, lo = binary_operands(x, lo, "clamp")
+            return run("clamp_tensor", x, lo, hi)
         if min is not None:
-            out = maximum(out, min if isinstance(min, Tensor) else full_like_scalar(out, min))
-        if max is not None:
-            out = minimum(out, max if isinstance(max, Tensor) else full_like_scalar(out, max))
-        return out
+            return run("clamp_min_tensor", *binary_operands(input, min, "clamp"))
+        return run("clamp_max_tensor", *binary_operands(input, max, "clamp"))
     bound = min if min is not None else max
     t, _ = binary_operands(input, bound, "clamp")
-    return Clamp.apply(t, min, max)
+    if min is None:
+        return run("clamp_max", t, params=(max,))
+    if max is None:
+        return run("clamp_min", t, params=(min,))
+    return run("clamp", t, params=(min, max))
 
 
 clip = clamp
 
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:
-    """Elementwise maximum of two tensors (ties split the gradient equally)."""
-    a, b = binary_operands(input, other, "maximum")
-    return Maximum.apply(a, b, True)
+    """Elementwise maximum, NaN propagating;  ā = ȳ·(1 − [a<b] − ½[a=b]) (ties split the
+    gradient equally, a NaN operand takes all of it), b̄ likewise."""
+    return run("maximum", *binary_operands(input, other, "maximum"))
 
 
 def minimum(input: Tensor, other: Tensor) -> Tensor:
-    """Elementwise minimum of two tensors (ties split the gradient equally)."""
-    a, b = binary_operands(input, other, "minimum")
-    return Maximum.apply(a, b, False)
+    """Elementwise minimum, NaN propagating (ties split the gradient equally)."""
+    return run("minimum", *binary_operands(input, other, "minimum"))
+
+
+def fmax(input: Tensor, other: Tensor) -> Tensor:
+    """Elementwise maximum ignoring NaN (NaN only where both are);  ā = ȳ where a ≥ b or
+    b is NaN, b̄ = ȳ elsewhere."""
+    return run("fmax", *binary_operands(input, other, "fmax"))
+
+
+def fmin(input: Tensor, other: Tensor) -> Tensor:
+    """Elementwise minimum ignoring NaN (NaN only where both are)."""
+    return run("fmin", *binary_operands(input, other, "fmin"))
+
+
+def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    """input + weight·(end − input), weight a number or a Tensor (broadcasting);
+    ā = ȳ(1 − w), ē = ȳ·w, w̄ = ȳ(end − input)."""
+    a, b = binary_operands(input, end, "lerp")
+    if isinstance(weight, Tensor):
+        a, w = binary_operands(a, weight, "lerp")
+        a, b = binary_operands(a, b, "lerp")
+        b, w = binary_operands(b, w, "lerp")
+        return run("lerp", a, b, w)
+    return run("lerp_scalar", a, b, params=(weight,))
 
 
 def where(condition, input, other) -> Tensor:
-    """Elementwise `input` where `condition` else `other` (numbers allowed), broadcasting."""
+    """Elementwise `input` where `condition` else `other` (numbers allowed), broadcasting;
+    ā = ȳ where condition (0 elsewhere), b̄ the rest."""
     if not isinstance(condition, Tensor):
         raise TypeError("where: condition must be a bool Tensor")
-    if isinstance(input, Tensor) or isinstance(other, Tensor):
-        a, b = binary_operands(input, other, "where")
-        ref = a if isinstance(a, Tensor) else b
-        if condition._backend is not ref._backend:
-            from ..tensor import _check_same_device
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        if not (is_scalar(input) and is_scalar(other)):
+            raise TypeError("where: input and other must be Tensors or numbers")
+        dt = _dtype.promote_types(_dtype.dtype_for_scalar_category(_dtype.scalar_category(
+            input)), _dtype.dtype_for_scalar_category(_dtype.scalar_category(other)))
+        input = full_like_scalar(condition, input, dt)
+    a, b = binary_operands(input, other, "where")
+    ref = a if isinstance(a, Tensor) else b
+    if condition._backend is not ref._backend:
+        from ..tensor import _check_same_device
 
-            _check_same_device("where", condition, ref)
-        cond = condition._data if condition._data.dtype == bool else condition._data.astype(bool)
-        return Where.apply(_wrap_array(cond, condition._backend), a, b)
-    raise TypeError("where: at least one of input and other must be a Tensor")
+        _check_same_device("where", condition, ref)
+    cond = condition._data if condition._data.dtype == bool else condition._data.astype(bool)
+    return run("where", _wrap_array(cond, condition._backend), a, b)
 
 
 def cast(x, dtype) -> Tensor:
@@ -788,43 +556,85 @@ def _nondiff(fn, *args) -> Tensor:
     return _wrap_array(out, t._backend)
 
 
-def _compare(name: str):
+def _compare(name: str, ufunc: str | None = None):
+    ufunc = ufunc or name
+
     def op(input, other) -> Tensor:
         a, b = binary_operands(input, other, name)
         t = a if isinstance(a, Tensor) else b
-        return _nondiff(getattr(t._backend.xp, name), a, b)
+        return _nondiff(getattr(t._backend.xp, ufunc), a, b)
 
-    op.__name__ = name
-    op.__doc__ = f"Elementwise `{name}` (a bool tensor that never requires grad)."
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"Elementwise `{ufunc}` (a bool tensor that never requires grad)."
     return op
 
 
-eq = _compare("equal")
-ne = _compare("not_equal")
-lt = _compare("less")
-le = _compare("less_equal")
-gt = _compare("greater")
-ge = _compare("greater_equal")
+eq = _compare("eq", "equal")
+ne = _compare("ne", "not_equal")
+lt = _compare("lt", "less")
+le = _compare("le", "less_equal")
+gt = _compare("gt", "greater")
+ge = _compare("ge", "greater_equal")
 logical_and = _compare("logical_and")
 logical_or = _compare("logical_or")
 logical_xor = _compare("logical_xor")
-bitwise_and = _compare("bitwise_and")
-bitwise_or = _compare("bitwise_or")
-bitwise_xor = _compare("bitwise_xor")
 
 
 def floor_divide(input, other) -> Tensor:
-    """⌊input / other⌋ (not differentiable)."""
+    """⌊input / other⌋ (not differentiable; an integer division by zero raises)."""
     a, b = binary_operands(input, other, "floor_divide")
     t = a if isinstance(a, Tensor) else b
+    if t.dtype.category < 2:
+        _check_int_divisor("floor_divide", b)
     return _nondiff(t._backend.xp.floor_divide, a, b)
 
 
 def remainder(input, other) -> Tensor:
-    """input mod other with the sign of other, as Python's % (not differentiable)."""
+    """input mod other with the sign of other, as Python's %;  ā = ȳ, b̄ = −ȳ·⌊a/b⌋
+    (integers: not differentiable, and a zero divisor raises)."""
     a, b = binary_operands(input, other, "remainder")
     t = a if isinstance(a, Tensor) else b
+    if t._data.dtype.kind == "f":
+        return run("remainder", a, b)
+    _check_int_divisor("remainder", b)
     return _nondiff(t._backend.xp.remainder, a, b)
+
+
+def fmod(input, other) -> Tensor:
+    """input − trunc(input/other)·other (the sign of input);  ā = ȳ, b̄ = −ȳ·trunc(a/b)
+    (integers keep their dtype, are not differentiable, and a zero divisor raises)."""
+    a, b = binary_operands(input, other, "fmod")
+    t = a if isinstance(a, Tensor) else b
+    if t._data.dtype.kind == "f":
+        return run("fmod", a, b)
+    _check_int_divisor("fmod", b)
+    return _nondiff(t._backend.xp.fmod, a, b)
+
+
+def _bitwise(name: str, ufunc: str, ints_only: bool = False):
+    def op(input, other) -> Tensor:
+        a, b = binary_operands(input, other, name)
+        for v in (a, b):
+            dt = v.dtype if isinstance(v, Tensor) else None
+            if (dt is not None and (dt.category >= 2 or (ints_only and dt.category == 0))) \
+                    or isinstance(v, float):
+                kinds = "integer" if ints_only else "integer or bool"
+                raise TypeError(f"{name}: expected {kinds} tensors, got "
+                                f"{getattr(a, 'dtype', type(a).__name__)} and "
+                                f"{getattr(b, 'dtype', type(b).__name__)}")
+        t = a if isinstance(a, Tensor) else b
+        return _nondiff(getattr(t._backend.xp, ufunc), a, b)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"Elementwise `{ufunc}` of integer{'' if ints_only else ' or bool'} tensors."
+    return op
+
+
+bitwise_and = _bitwise("bitwise_and", "bitwise_and")
+bitwise_or = _bitwise("bitwise_or", "bitwise_or")
+bitwise_xor = _bitwise("bitwise_xor", "bitwise_xor")
+bitwise_left_shift = _bitwise("bitwise_left_shift", "left_shift", ints_only=True)
+bitwise_right_shift = _bitwise("bitwise_right_shift", "right_shift", ints_only=True)
 
 
 def logical_not(input: Tensor) -> Tensor:

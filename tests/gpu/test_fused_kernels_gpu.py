@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gpugrad.backend import cpu_backend, get_backend
-from gpugrad.backend.kernels import ACTIVATION_KINDS, BACKWARD_FROM_OUTPUT
+from gpugrad.ops.table import ROWS as TABLE
 
 pytestmark = pytest.mark.gpu
 
@@ -60,86 +60,63 @@ ALL = ["float32", "float64", "float16", "bfloat16"]
 SHAPES = [(1,), (1023,), (33, 65), (0,), (70001,)]
 
 
-# -- activations ---------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", sorted(ACTIVATION_KINDS))
+# -- generated pointwise kernels (the table's rows) ----------------------------------------
+ACT_ROWS = {"relu": (), "sigmoid": (), "tanh": (), "leaky_relu": (0.1,), "gelu": (),
+            "gelu_tanh": (), "silu": (), "mish": (), "softplus": (1.0, 20.0), "elu": (1.0,),
+            "swish_scalar": (0.7,)}
+
+
+def _run_row(backend, name, x, g, params, to_dev):
+    row = TABLE[name]
+    y = backend.pointwise(row.program, [to_dev(x)], params)
+    bw, srcs, _ = row.backward_row((True,), False)
+    ins = [{"x": to_dev(x), "y": y, "g": to_dev(g)}[kind] for kind, _ in srcs]
+    return y, backend.pointwise(bw.program, ins, params)
+
+
+@pytest.mark.parametrize("name", sorted(ACT_ROWS))
 @pytest.mark.parametrize("dtype", ALL)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_activation(gpu, kind, dtype, shape):
+def test_activation(gpu, name, dtype, shape):
     dt = _np_dtype(gpu, dtype)
     x = _data(shape, dt)
     g = _data(shape, dt, seed=1, scale=1.0, extremes=False)
-    y_ref = cpu_backend.act_forward(kind, x, slope=0.1)
-    y = gpu.act_forward(kind, gpu.asarray(x), slope=0.1)
+    # the NumPy reference computes 16-bit types in float32, as the kernel accumulates
+    xr, gr = (x, g) if dtype in ("float32", "float64") else (x.astype(np.float32),
+                                                              g.astype(np.float32))
+    y_ref, gx_ref = _run_row(cpu_backend, name, xr, gr, ACT_ROWS[name], lambda a: a)
+    y, gx = _run_row(gpu, name, x, g, ACT_ROWS[name], gpu.asarray)
     assert y.dtype == dt and y.shape == shape
     _close(gpu, y, y_ref, dtype)
-    v = y_ref if kind in BACKWARD_FROM_OUTPUT else x
-    gx = gpu.act_backward(kind, gpu.asarray(v), gpu.asarray(g), slope=0.1)
-    _close(gpu, gx, cpu_backend.act_backward(kind, v, g, slope=0.1), dtype)
+    _close(gpu, gx, gx_ref, dtype)
 
 
-@pytest.mark.parametrize("kind", ["gelu", "silu", "leaky_relu", "relu"])
-def test_activation_non_contiguous_and_nan(gpu, kind):
+@pytest.mark.parametrize("name", ["gelu", "silu", "leaky_relu", "relu"])
+def test_activation_non_contiguous_and_nan(gpu, name):
     x = _data((40, 30), np.float32)
     x[3, 4] = np.nan
     g = _data((30, 40), np.float32, seed=2, extremes=False)
-    xt = gpu.asarray(x).T
-    y = gpu.act_forward(kind, xt)
-    _close(gpu, y, cpu_backend.act_forward(kind, x.T), "float32")
+    y, gx = _run_row(gpu, name, x.T, g, ACT_ROWS[name], lambda a: gpu.asarray(a.T).T)
+    y_ref, gx_ref = _run_row(cpu_backend, name, x.T, g, ACT_ROWS[name], lambda a: a)
+    _close(gpu, y, y_ref, "float32")
     assert np.isnan(_host(gpu, y)[4, 3])
-    gx = gpu.act_backward(kind, xt, gpu.asarray(g))
-    _close(gpu, gx, cpu_backend.act_backward(kind, x.T, g), "float32")
+    _close(gpu, gx, gx_ref, "float32")
 
 
 @pytest.mark.parametrize("dtype", ALL)
-@pytest.mark.parametrize("beta_kind", ["number", "device"])
-@pytest.mark.parametrize("n", [1, 999, 300001])
-def test_swish(gpu, dtype, beta_kind, n):
+def test_broadcast_scalar_and_bool_operands(gpu, dtype):
+    """A single-value operand, a number and a bool condition (where, swish with β)."""
     dt = _np_dtype(gpu, dtype)
-    x = _data(n, dt)
-    g = _data(n, dt, seed=3, scale=1.0, extremes=False)
-    beta_host = 0.7
-    beta = beta_host if beta_kind == "number" else gpu.asarray(np.asarray(beta_host, dtype=dt))
-    # The swish reference computes in its input dtype: give it float32 for 16-bit types,
-    # as the kernel accumulates.
-    xr, gr = (x, g) if dtype == "float64" else (x.astype(np.float32), g.astype(np.float32))
-    _close(gpu, gpu.swish_forward(gpu.asarray(x), beta),
-           cpu_backend.swish_forward(xr, beta_host), dtype)
-    gx, gb = gpu.swish_backward(gpu.asarray(x), beta, gpu.asarray(g), True)
-    rx, rb = cpu_backend.swish_backward(xr, beta_host, gr, True)
-    _close(gpu, gx, rx, dtype)
-    _close(gpu, gb, rb, dtype)
-    gx2, gbeta = gpu.swish_backward_reduced(gpu.asarray(x), beta, gpu.asarray(g))
-    _close(gpu, gx2, rx, dtype)
-    assert gbeta.shape == () and gbeta.dtype == dt
-    want = rb.astype(np.float64).sum()
-    np.testing.assert_allclose(_host(gpu, gbeta), want,
-                               rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * np.sqrt(n))
-
-
-# -- bias + activation -----------------------------------------------------------------------
-@pytest.mark.parametrize("kind", sorted(ACTIVATION_KINDS))
-@pytest.mark.parametrize("dtype", ALL)
-@pytest.mark.parametrize("shape", [(1, 1), (513, 37), (4097, 3), (6, 5, 1000)])
-def test_bias_act(gpu, kind, dtype, shape):
-    dt = _np_dtype(gpu, dtype)
-    x = _data(shape, dt)
-    b = _data(shape[-1:], dt, seed=4, extremes=False)
-    g = _data(shape, dt, seed=5, scale=1.0, extremes=False)
-    y_ref = cpu_backend.bias_act_forward(kind, x, b, slope=0.1)
-    y = gpu.bias_act_forward(kind, gpu.asarray(x), gpu.asarray(b), slope=0.1)
-    _close(gpu, y, y_ref, dtype)
-    if kind in BACKWARD_FROM_OUTPUT:
-        rx, rb = cpu_backend.bias_act_backward(kind, y_ref, g)
-        gx, gb = gpu.bias_act_backward(kind, gpu.asarray(y_ref), gpu.asarray(g))
-    else:
-        rx, rb = cpu_backend.bias_act_backward(kind, x, g, bias=b, slope=0.1)
-        gx, gb = gpu.bias_act_backward(kind, gpu.asarray(x), gpu.asarray(g),
-                                       bias=gpu.asarray(b), slope=0.1)
-    _close(gpu, gx, rx, dtype)
-    rows = x.size // shape[-1]
-    np.testing.assert_allclose(_host(gpu, gb), rb.astype(np.float64),
-                               rtol=TOL[dtype]["rtol"] * 10,
-                               atol=TOL[dtype]["atol"] * np.sqrt(rows))
+    x = _data((33, 65), dt)
+    beta = np.asarray(0.7, dtype=dt)
+    c = x > 0
+    for name, ins in [("swish", [x, beta]), ("where", [c, x, 2.5]), ("maximum", [x, beta])]:
+        prog = TABLE[name].program
+        ref_ins = [a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype == dt
+                   and dtype not in ("float32", "float64") else a for a in ins]
+        got = gpu.pointwise(prog, [gpu.asarray(a) if isinstance(a, np.ndarray) else a
+                                   for a in ins])
+        _close(gpu, got, cpu_backend.pointwise(prog, ref_ins), dtype)
 
 
 # -- softmax family --------------------------------------------------------------------------

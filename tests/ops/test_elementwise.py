@@ -222,7 +222,6 @@ NONDIFF = [
     ("ceil", lambda a, b: a.ceil()),
     ("trunc", lambda a, b: a.trunc()),
     ("floordiv", lambda a, b: a // b),
-    ("mod", lambda a, b: a % b),
     ("isnan", lambda a, b: (a / b).isnan()),
     ("argmax", lambda a, b: a.argmax()),
     ("argmin", lambda a, b: a.argmin()),

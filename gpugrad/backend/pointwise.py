@@ -1,0 +1,311 @@
+"""Kernels generated from pointwise expressions (`expr.py`).
+
+A `Program` is a tuple of output expressions over named input variables and scalar
+parameters. It renders to
+
+- an array function `numpy_fn(xp, *inputs, *params)` (Python source over the NumPy/CuPy
+  API, compiled once), which the CPU backend runs on its blocked thread pool;
+- a CUDA kernel per storage dtype (`cuda_source`), a plain grid-stride loop that loads
+  each operand through kernels/common.cuh, computes in the accumulation type (float for
+  float16/bfloat16/float32, double for float64) and stores each output, compiled by the
+  CuPy backend through NVRTC and cached.
+
+Parameters are kernel arguments, never baked into the code, so one kernel serves every
+slope or beta. The helpers in `_H` are the NumPy side of the precision-sensitive
+primitives (stable sigmoid and softplus, erf/erfc, Φ).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import types
+
+import numpy as np
+
+from .expr import PRIMS, free_vars, topo_order
+
+__all__ = ["Program", "normal_cdf", "cuda_source"]
+
+_SQRT1_2 = math.sqrt(0.5)
+
+
+# --- NumPy/CuPy helpers of the hand-written primitives -------------------------------------
+def _is_cupy(xp) -> bool:
+    return xp.__name__ == "cupy"
+
+
+def _special(xp):
+    """scipy.special (cupyx's on the GPU), or None where SciPy is not installed."""
+    try:
+        if _is_cupy(xp):
+            import cupyx.scipy.special as special
+        else:
+            import scipy.special as special
+    except ImportError:
+        return None
+    return special
+
+
+def _math_ufunc(xp, fn, x):
+    x = xp.asarray(x)
+    return np.vectorize(fn, otypes=[x.dtype])(x) if x.size else x.copy()
+
+
+def _sigmoid(xp, x):
+    """1 / (1 + e⁻ˣ): exp overflow gives 1/inf = 0, never NaN."""
+    if getattr(x, "ndim", 0) == 0 or x.dtype.kind == "c":
+        return 1 / (1 + xp.exp(-x))
+    t = xp.negative(x)
+    xp.exp(t, out=t)
+    t += 1
+    xp.reciprocal(t, out=t)
+    return t
+
+
+def _softplus(xp, x):
+    """ln(1 + eˣ) = max(x, 0) + ln(1 + e^−|x|), without overflow."""
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def _erf(xp, x):
+    special = _special(xp)
+    if special is None:
+        return _math_ufunc(xp, math.erf, x)
+    return special.erf(x)
+
+
+def _erfc_exact(xp, z):
+    """erfc elementwise to the dtype's precision (SciPy, else math.erfc per element)."""
+    special = _special(xp)
+    if special is None:
+        return _math_ufunc(xp, math.erfc, z)
+    return special.erfc(z).astype(z.dtype, copy=False)
+
+
+def _erfc(xp, x):
+    return _erfc_exact(xp, xp.asarray(x))
+
+
+# erfc(a) = t·exp(−a² + P(t)), t = 1/(1 + a/2), a ≥ 0 (Numerical Recipes, "erfcc")
+_ERFC_P = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
+           -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+
+
+def normal_cdf(xp, x):
+    """Φ(x) = ½·erfc(−x/√2), accurate in relative terms in both tails. float64: SciPy's
+    erfc (else math.erfc per element); float32: erfc by Numerical Recipes' Chebyshev fit
+    (relative error < 1.2e-7 everywhere) evaluated in float64, fast and SciPy-free; on
+    CuPy, cupyx's erfc."""
+    x = xp.asarray(x)
+    if x.dtype == xp.float64 or _is_cupy(xp) or x.dtype.kind == "c":
+        return 0.5 * _erfc_exact(xp, x * -_SQRT1_2)
+    z = x.astype(xp.float64)
+    z *= -_SQRT1_2
+    a = xp.abs(z)
+    t = a * 0.5
+    t += 1.0
+    xp.reciprocal(t, out=t)
+    p = t * _ERFC_P[9]
+    for c in _ERFC_P[8:0:-1]:
+        p += c
+        p *= t
+    p += _ERFC_P[0]
+    a *= a
+    p -= a
+    xp.exp(p, out=p)
+    p *= t  # erfc(|z|)
+    xp.subtract(2.0, p, out=a)
+    xp.copyto(p, a, where=z < 0)  # erfc(z) = 2 − erfc(−z)
+    p *= 0.5
+    return p.astype(x.dtype)
+
+
+def _rsqrt(xp, x):
+    return 1 / xp.sqrt(x)
+
+
+def _sgn(xp, x):
+    """sign(x) for real x (0 at NaN, as torch.sign); x/|x| (0 at 0) for complex x."""
+    if getattr(x, "dtype", None) is not None and x.dtype.kind == "c":
+        a = xp.abs(x)
+        return xp.where(a == 0, 0, x / xp.where(a == 0, 1, a))
+    s = xp.sign(x)
+    return xp.where(s != s, 0, s) if getattr(s, "dtype", np.dtype(int)).kind == "f" else s
+
+
+def _remainder(xp, a, b):
+    return xp.remainder(a, b)
+
+
+def _py(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+_H = types.SimpleNamespace(py=_py, sigmoid=_sigmoid, softplus=_softplus, erf=_erf, erfc=_erfc,
+                           ndtr=normal_cdf, rsqrt=_rsqrt, sgn=_sgn, remainder=_remainder)
+
+
+# --- programs ------------------------------------------------------------------------------
+class Program:
+    """Output expressions over input variables `inputs` (names, in argument order) and
+    scalar parameters `params` (names, in argument order)."""
+
+    def __init__(self, inputs: tuple, outputs: tuple, params: tuple = ()) -> None:
+        unknown = free_vars(outputs) - set(inputs)
+        if unknown:
+            raise ValueError(f"pointwise program reads undeclared inputs {sorted(unknown)}")
+        self.inputs, self.outputs, self.params = tuple(inputs), tuple(outputs), tuple(params)
+        self.nodes = topo_order(self.outputs)
+        self.quiet = any(n.op in PRIMS and PRIMS[n.op].quiet for n in self.nodes)
+        self._fn = self._out_fn = None
+        self.key = hashlib.sha1(self.python_source().encode()).hexdigest()[:16]
+
+    def python_source(self) -> str:
+        """The NumPy/CuPy rendering: one statement per node (common subexpressions once)."""
+        names: dict = {}
+        args = [f"v{k}" for k in range(len(self.inputs))]
+        pargs = [f"p{k}" for k in range(len(self.params))]
+        for k, n in enumerate(self.inputs):
+            names[("var", n)] = args[k]
+        for k, n in enumerate(self.params):
+            names[("param", n)] = pargs[k]
+        lines = [f"def _pointwise(xp, {', '.join(args + pargs)}):"]
+        uniform = set()  # nodes of parameters and constants only: Python numbers
+        for k, node in enumerate(self.nodes):
+            if node.op in ("var", "param"):
+                names[node] = names[(node.op, node.value)]
+                if node.op == "param":
+                    uniform.add(node)
+            elif node.op == "const":
+                names[node] = repr(node.value[1])
+                uniform.add(node)
+            else:
+                t = f"t{k}"
+                code = PRIMS[node.op].np.format(*[names[a] for a in node.args])
+                if all(a in uniform for a in node.args):
+                    # computed on the host by NumPy, as a Python number: a NumPy scalar would
+                    # not be weak in promotion (float32 stays float32 only against a number)
+                    uniform.add(node)
+                    code = f"_H.py({code.replace('xp', '_np')})"
+                lines.append(f"    {t} = {code}")
+                names[node] = t
+        outs = [names[o] for o in self.outputs]
+        lines.append(f"    return {outs[0] if len(outs) == 1 else '(' + ', '.join(outs) + ',)'}")
+        return "\n".join(lines)
+
+    def python_source_out(self) -> str:
+        """The rendering as fn(xp, *outs, *inputs, *params) writing each output into its
+        preallocated array (the last operation of each output writes there directly)."""
+        src = self.python_source().split("\n")
+        head, body, ret = src[0], src[1:-1], src[-1]
+        outs = [f"o{k}" for k in range(len(self.outputs))]
+        head = head.replace("(xp, ", f"(xp, {', '.join(outs)}, ", 1)
+        last = {}
+        for k, o in enumerate(self.outputs):
+            idx = self.nodes.index(o)
+            last.setdefault(f"t{idx}", k)
+        lines, written = [head], set()
+        for line in body:
+            name, _, code = line.strip().partition(" = ")
+            k = last.get(name)
+            ufunc = _out_form(code) if k is not None else None
+            if ufunc is not None:
+                lines.append(f"    {name} = {ufunc[:-1]}, out=o{k})")
+                written.add(k)
+            else:
+                lines.append(line)
+        values = ret.strip().replace("return ", "").strip("(),").split(", ")
+        for k, v in enumerate(values):
+            if k not in written:
+                lines.append(f"    o{k}[...] = {v}")
+        return "\n".join(lines)
+
+    def numpy_out_fn(self):
+        """The compiled fn(xp, *outs, *inputs, *params) of `python_source_out`."""
+        if self._out_fn is None:
+            scope = {"_H": _H, "_np": np}
+            exec(compile(self.python_source_out(), f"<pointwise {self.key} out>", "exec"),
+                 scope)
+            self._out_fn = scope["_pointwise"]
+        return self._out_fn
+
+    def numpy_fn(self):
+        """The compiled array function fn(xp, *inputs, *params)."""
+        if self._fn is None:
+            scope = {"_H": _H, "_np": np}
+            exec(compile(self.python_source(), f"<pointwise {self.key}>", "exec"), scope)
+            self._fn = scope["_pointwise"]
+        return self._fn
+
+    def kernel_name(self, suffix: str, signature: str) -> str:
+        return f"gg_pw_{self.key}_{signature}_{suffix}"
+
+
+_OPERATOR_UFUNCS = {"+": "add", "-": "subtract", "*": "multiply", "/": "true_divide"}
+_NOT_UFUNCS = ("xp.where(", "xp.real(")
+
+
+def _out_form(code: str) -> str | None:
+    """`code` (one rendered operation) as a ufunc call that takes `out=`, or None."""
+    if code.startswith("xp.") and not code.startswith(_NOT_UFUNCS):
+        return code
+    if code.startswith("(-") and " " not in code:
+        return f"xp.negative({code[2:-1]})"
+    parts = code[1:-1].split(" ") if code.startswith("(") else []
+    if len(parts) == 3 and parts[1] in _OPERATOR_UFUNCS:
+        return f"xp.{_OPERATOR_UFUNCS[parts[1]]}({parts[0]}, {parts[2]})"
+    return None
+
+
+def cuda_source(prog: Program, storage: str, suffix: str, signature: str) -> str:
+    """A CUDA kernel computing `prog` over n elements: `storage` is the C storage type of
+    the float operands (float, double, gg_half, gg_bf16); `signature` has one letter per
+    input: 'a' a full array, 's' a single value broadcast to every element (read once),
+    'b' a full bool array, 'c' a single bool, 'p' a number (passed as a double).
+    Arguments: the inputs, the outputs, the parameters (double) and n."""
+    name = prog.kernel_name(suffix, signature)
+    args, body = [], []
+    names: dict = {}
+    for k, (n, sig) in enumerate(zip(prog.inputs, signature)):
+        if sig == "p":  # a number operand: passed by value, like a parameter
+            args.append(f"double v{k}")
+            names[("var", n)] = (f"A(v{k})", None)
+            continue
+        ctype = "bool" if sig in "bc" else storage
+        args.append(f"const {ctype}* __restrict__ v{k}")
+        load = f"v{k}[{'i' if sig == 'b' else '0'}]" if sig in "bc" else \
+            f"gg_load(v{k}{' + i' if sig == 'a' else ''})"
+        names[("var", n)] = (f"v{k}_", f"const {'bool' if sig in 'bc' else 'A'} v{k}_ = {load};")
+    for k in range(len(prog.outputs)):
+        args.append(f"{storage}* __restrict__ o{k}")
+    for k, n in enumerate(prog.params):
+        args.append(f"double p{k}_arg")
+        names[("param", n)] = (f"p{k}", None)
+    args.append("long long n")
+    pre = [f"    const A p{k} = A(p{k}_arg);" for k in range(len(prog.params))]
+    for k, node in enumerate(prog.nodes):
+        if node.op in ("var", "param"):
+            ident, stmt = names[(node.op, node.value)]
+            names[node] = ident
+            if stmt is not None:
+                body.append(f"        {stmt}")
+        elif node.op == "const":
+            v = node.value[1]
+            names[node] = ("true" if v else "false") if isinstance(v, bool) else f"A({v!r})"
+        else:
+            ctype = "bool" if node.is_bool else "A"
+            body.append(f"        const {ctype} t{k} = "
+                        + PRIMS[node.op].cu.format(*[names[a] for a in node.args]) + ";")
+            names[node] = f"t{k}"
+    for k, o in enumerate(prog.outputs):
+        body.append(f"        gg_store(o{k} + i, A({names[o]}));")
+    return "\n".join([
+        f'extern "C" __global__ void {name}({", ".join(args)}) {{',
+        f"    typedef gg_acc<{storage}>::type A;",
+        *pre,
+        "    GG_GRID_STRIDE(i, n) {",
+        *body,
+        "    }",
+        "}",
+    ])

@@ -1,0 +1,208 @@
+"""`Row` and `Pointwise`: one Op class that runs any elementwise formula of the table.
+
+A `Row` is a forward expression (gpugrad/backend/expr.py) over its operands x0, x1, ...
+and its declared scalar parameters, plus an optional hand-written VJP where the rule is a
+choice (relu's subgradient at 0, ties, NaN propagation). Everything else is derived:
+
+- the VJP, by symbolic reverse-mode differentiation of the forward expression, with the
+  forward expression itself replaced by the saved output y wherever it reappears (so exp,
+  tanh and sigmoid save y, silu and gelu save x);
+- what backward saves (the operands and/or y that the VJP reads);
+- the backward itself, a `Row` again (outputs: the needed input cotangents), so double
+  backward differentiates the VJP expression and never needs a hand-written derivative.
+
+Complex operands follow PyTorch's convention (x̄ = ȳ·conj(∂y/∂x) for holomorphic
+primitives), applied centrally by the differentiation; broadcasting is undone by one
+`sum_to` per input.
+"""
+
+from __future__ import annotations
+
+from ..autograd.function import Op
+from ..autograd.grad_mode import _state as _grad_state
+from ..backend import expr as E
+from ..backend.pointwise import Program
+from ..tensor import _wrap_array
+from ._util import broadcast_error
+from .reduce import sum_to
+
+__all__ = ["Row", "Pointwise", "X", "Y", "G", "P"]
+
+_PY = (int, float, complex, bool)
+
+
+def X(i: int) -> E.Expr:
+    """Operand i of a row."""
+    return E.var(f"x{i}")
+
+
+Y = E.var("y0")  # the row's output, for hand-written VJPs that read it
+G = E.var("g0")  # the output's cotangent
+
+
+def P(name: str) -> E.Expr:
+    """A declared scalar parameter of a row."""
+    return E.param(name)
+
+
+class Row:
+    """One elementwise op: `outputs` (usually one expression) over operands x0..x{n-1} and
+    the scalar `params`; `vjp`, where given, is one Expr (or None for no gradient) per
+    operand over the operands, Y, G and the params, used for real dtypes. `keep` lists
+    subexpressions worth keeping from forward on backends that compute rather than stream
+    (the CPU: GELU's Φ), which a backward without a graph then reads instead of
+    recomputing; a differentiable (create_graph) backward always recomputes them."""
+
+    def __init__(self, name: str, outputs, n_in: int, params: tuple = (), vjp=None,
+                 keep: tuple = ()) -> None:
+        self.name = name
+        self.outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+        self.n_in = n_in
+        self.params = tuple(params)
+        self.vjp = None if vjp is None else tuple(vjp)
+        self.program = Program(tuple(f"x{i}" for i in range(n_in)), self.outputs,
+                               self.params)
+        self.keep = tuple(keep)
+        self.program_keep = Program(self.program.inputs, self.outputs + self.keep,
+                                    self.params) if keep else None
+        self._backward: dict = {}
+        every = (True,) * n_in
+        srcs = self._grad_exprs(every, False)[1] + self._grad_exprs(every, True)[1]
+        self.saved_inputs = tuple(sorted({k for kind, k in srcs if kind == "x"}))
+        self.saves_output = any(kind == "y" for kind, _ in srcs)
+
+    def __repr__(self) -> str:
+        return f"Row({self.name}: {', '.join(map(repr, self.outputs))})"
+
+    def _grad_exprs(self, need: tuple, cplx: bool, kept: bool = False):
+        """(one VJP Expr or None per operand that needs a gradient, the sources they read:
+        ("x", i), ("y", 0), ("g", k) or ("k", j) (kept values), in argument order)."""
+        idx = [i for i, n in enumerate(need) if n]
+        if self.vjp is not None and not cplx:
+            exprs = [self.vjp[i] for i in idx]
+        else:
+            cots = [E.var(f"g{k}") for k in range(len(self.outputs))]
+            exprs = E.vjp(self.outputs, cots, [X(i) for i in idx], cplx)
+            if len(self.outputs) == 1 and self.outputs[0].op != "var":
+                exprs = [None if e is None else E.substitute(e, {self.outputs[0]: Y})
+                         for e in exprs]
+        if kept:
+            sub = {k: E.var(f"k{j}") for j, k in enumerate(self.keep)}
+            exprs = [None if e is None else E.substitute(e, sub) for e in exprs]
+        names = E.free_vars([e for e in exprs if e is not None])
+        srcs = [("x", i) for i in range(self.n_in) if f"x{i}" in names]
+        srcs += [("y", 0)] if "y0" in names else []
+        srcs += [("g", k) for k in range(len(self.outputs)) if f"g{k}" in names]
+        srcs += [("k", j) for j in range(len(self.keep)) if f"k{j}" in names]
+        return exprs, srcs
+
+    def backward_row(self, need: tuple, cplx: bool, kept: bool = False):
+        """(the Row computing the needed operands' cotangents, its sources, the operand
+        index of each of its outputs), cached per need mask, complex flag and whether the
+        kept values are read."""
+        key = (need, cplx, kept)
+        hit = self._backward.get(key)
+        if hit is not None:
+            return hit
+        exprs, srcs = self._grad_exprs(need, cplx, kept)
+        idx = [i for i, n in enumerate(need) if n]
+        live = [(i, e) for i, e in zip(idx, exprs) if e is not None]
+        rename = {E.var(f"{kind}{k}"): X(j) for j, (kind, k) in enumerate(srcs)}
+        outs = [E.substitute(e, rename) for _, e in live]
+        row = Row(f"{self.name}_backward", outs, len(srcs), self.params) if outs else None
+        hit = self._backward[key] = (row, srcs, [i for i, _ in live])
+        return hit
+
+
+class Pointwise(Op):
+    """y = row(x0, x1, ...; params) elementwise, with broadcasting; x̄ᵢ = sum_to(VJP row),
+    the row's hand-written or derived VJP (see the module docstring)."""
+
+    @staticmethod
+    def forward(ctx, *arrays, row, params=()):
+        ctx.row = row
+        if params:
+            ctx.params = params
+        if row.saved_inputs:
+            ctx._save_in = row.saved_inputs
+        if row.saves_output:
+            ctx._save_out = _OUT0
+        for a in arrays:
+            if type(a) in _PY:
+                ctx.scalars = tuple(a if type(a) in _PY else None for a in arrays)
+            elif a.dtype.kind == "c":
+                ctx.cplx = True
+        try:
+            if row.keep and ctx._backend.keeps_intermediates:
+                out = ctx._backend.pointwise(row.program_keep, arrays, params)
+                ctx.kept = out[1:]
+                return out[0]
+            return ctx._backend.pointwise(row.program, arrays, params)
+        except ValueError as e:
+            shapes = [getattr(a, "shape", ()) for a in arrays]
+            if "broadcast" in str(e):
+                raise broadcast_error(row.name, *shapes) from None
+            raise
+
+    @staticmethod
+    def backward(ctx, *gs):
+        need = ctx.needs_input_grad
+        cplx = ctx.cplx
+        if not cplx:
+            for g in gs:
+                if g is not None and g._data.dtype.kind == "c":
+                    cplx = True
+        kept = None if _grad_state.enabled else ctx.kept
+        bw, srcs, targets = ctx.row.backward_row(need, cplx, kept is not None)
+        result = [None] * len(need)
+        if bw is not None:
+            if _grad_state.enabled:  # create_graph: the backward is a node of its own
+                ins = []
+                for kind, k in srcs:
+                    if kind == "x":
+                        t = ctx.saved_input(k)
+                        ins.append(ctx.scalars[k] if t is None else t)
+                    elif kind == "y":
+                        ins.append(ctx.saved_output)
+                    else:
+                        ins.append(gs[k])
+                res = Pointwise.apply(*ins, row=bw, params=ctx.params)
+                if type(res) is not tuple:
+                    res = (res,)
+            else:  # nothing to record: run the backward program on the arrays
+                arrays = []
+                for kind, k in srcs:
+                    if kind == "x":
+                        t = ctx.saved_input(k)
+                        arrays.append(ctx.scalars[k] if t is None else t._data)
+                    elif kind == "y":
+                        arrays.append(ctx.saved_output_array())
+                    elif kind == "g":
+                        arrays.append(gs[k]._data)
+                    else:
+                        arrays.append(kept[k])
+                out = ctx._backend.pointwise(bw.program, arrays, ctx.params)
+                backend = ctx._backend
+                if type(out) is not tuple and len(need) == 1:  # a unary row: the common case
+                    r = _wrap_array(out, backend)
+                    shape = ctx._input_meta[0][0]
+                    return (r if out.shape == shape else sum_to(r, shape),)
+                res = tuple(_wrap_array(o, backend) for o in out) if type(out) is tuple \
+                    else (_wrap_array(out, backend),)
+            for i, r in zip(targets, res):
+                result[i] = sum_to(r, ctx.input_shape(i))
+        for i, n in enumerate(need):
+            if n and result[i] is None:  # no dependence: a zero gradient, as in PyTorch
+                shape, dtype = ctx._input_meta[i]
+                result[i] = _wrap_array(ctx.backend.xp.zeros(shape, dtype=dtype), ctx.backend)
+        return tuple(result)
+
+    kept = None  # values of the row's `keep` expressions, where forward kept them
+    params = ()  # the row's scalar parameters
+    cplx = False  # whether an operand is complex
+
+    def name(self) -> str:
+        return "".join(p.capitalize() for p in self.row.name.split("_")) + "Backward"
+
+
+_OUT0 = (0,)

@@ -1,0 +1,64 @@
+"""The package's layers point down: gpugrad/backend imports no tensor, autograd, ops or nn;
+gpugrad/autograd imports no ops or nn; gpugrad/ops imports no nn. Every import in a file
+counts, deferred ones inside functions included (an AST walk, not an import trace)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import gpugrad
+
+ROOT = Path(gpugrad.__file__).parent
+
+RULES = {
+    "backend": ("gpugrad.tensor", "gpugrad.autograd", "gpugrad.ops", "gpugrad.nn"),
+    "autograd": ("gpugrad.ops", "gpugrad.nn"),
+    "ops": ("gpugrad.nn",),
+}
+
+
+def imported_modules(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import in the file; `from P import name`
+    yields both P and P.name (the name may be a submodule)."""
+    rel = path.relative_to(root.parent).with_suffix("")
+    parts = list(rel.parts)
+    package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            found.append((node.lineno, mod))
+            found += [(node.lineno, f"{mod}.{a.name}") for a in node.names]
+    return found
+
+
+def violations(layer: str, root: Path = ROOT) -> list[str]:
+    bad = []
+    for path in sorted((root / layer).rglob("*.py")):
+        for line, mod in imported_modules(path, root):
+            for banned in RULES[layer]:
+                if mod == banned or mod.startswith(banned + "."):
+                    bad.append(f"{path.relative_to(root.parent)}:{line} imports {mod}")
+    return bad
+
+
+@pytest.mark.parametrize("layer", sorted(RULES))
+def test_layers_point_down(layer):
+    assert not violations(layer), "\n".join(violations(layer))
+
+
+def test_the_walk_sees_relative_and_deferred_imports(tmp_path):
+    """The checker itself: a deferred relative import of ops inside a function is found."""
+    (tmp_path / "gpugrad" / "autograd").mkdir(parents=True)
+    fake = tmp_path / "gpugrad" / "autograd" / "_layer_probe.py"
+    fake.write_text("def f():\n    from ..ops import shape\n    from .. import nn\n")
+    found = violations("autograd", tmp_path / "gpugrad")
+    assert any("_layer_probe.py:2 imports gpugrad.ops" in v for v in found)
+    assert any("_layer_probe.py:3 imports gpugrad.nn" in v for v in found)
