@@ -142,12 +142,7 @@ class Backend:
                 half = a.dtype
         if half is not None:
             ins = [_widen(xp, a) for a in ins]
-        fn = prog.numpy_fn()
-        if prog.quiet:
-            with _quiet_fp(xp):
-                out = fn(xp, *ins, *params)
-        else:
-            out = fn(xp, *ins, *params)
+        out = prog.numpy_fn()(xp, *ins, *params)
         if half is not None:
             if type(out) is tuple:
                 return tuple(_narrow(xp, o, half) for o in out)

@@ -150,15 +150,15 @@ class Prim:
     """A primitive: `np` and `cu` are format strings over the argument names ({0}, {1},
     ...); `grad(args, out)` returns one local partial (an Expr, or None for zero) per
     argument. `commutative` arguments are sorted; `holomorphic=False` marks a partial that
-    is already the complex cotangent factor (not conjugated, e.g. abs → sgn); `quiet`
-    marks a primitive whose NumPy rendering overflows on purpose (exp → inf)."""
+    is already the complex cotangent factor (not conjugated, e.g. abs → sgn); NumPy's
+    floating-point warnings (exp → inf on purpose) are silenced by gpugrad's warnings
+    filter (backend/fp_warnings.py), which costs nothing per call, unlike np.errstate."""
 
     np: str
     cu: str
     grad: Callable | None = None
     commutative: bool = False
     holomorphic: bool = True
-    quiet: bool = False
 
 
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
@@ -179,8 +179,7 @@ PRIMS: dict[str, Prim] = {
     "neg": Prim("(-{0})", "(-{0})", lambda a, y: (const(-1),)),
     "pow": Prim("xp.power({0}, {1})", "gg_pow({0}, {1})",
                 lambda a, y: (where(eq(a[1], 0), const(0), a[1] * pow_(a[0], a[1] - 1)),
-                              where(eq(a[0], 0) & (real(a[1]) >= 0), const(0), y * log(a[0]))),
-                quiet=True),
+                              where(eq(a[0], 0) & (real(a[1]) >= 0), const(0), y * log(a[0])))),
     "max": Prim("xp.maximum({0}, {1})", "gg_max({0}, {1})",
                 lambda a, y: (_tie_weight(a[0], a[1], "lt"), _tie_weight(a[1], a[0], "lt"))),
     "min": Prim("xp.minimum({0}, {1})", "gg_min({0}, {1})",
@@ -194,62 +193,53 @@ PRIMS: dict[str, Prim] = {
                   lambda a, y: (None, where(a[0], const(1), const(0)),
                                 where(a[0], const(0), const(1)))),
     # exponentials and logarithms
-    "exp": Prim("xp.exp({0})", "gg_exp({0})", lambda a, y: (y,), quiet=True),
-    "expm1": Prim("xp.expm1({0})", "gg_expm1({0})", lambda a, y: (y + 1,), quiet=True),
-    "exp2": Prim("xp.exp2({0})", "gg_exp2({0})", lambda a, y: (y * _LN2,), quiet=True),
-    "log": Prim("xp.log({0})", "gg_log({0})", lambda a, y: (1.0 / a[0],), quiet=True),
-    "log1p": Prim("xp.log1p({0})", "gg_log1p({0})", lambda a, y: (1.0 / (a[0] + 1),),
-                  quiet=True),
-    "log2": Prim("xp.log2({0})", "gg_log2({0})", lambda a, y: (1.0 / (a[0] * _LN2),),
-                 quiet=True),
-    "log10": Prim("xp.log10({0})", "gg_log10({0})", lambda a, y: (1.0 / (a[0] * _LN10),),
-                  quiet=True),
-    "sqrt": Prim("xp.sqrt({0})", "gg_sqrt({0})", lambda a, y: (0.5 / y,), quiet=True),
-    "rsqrt": Prim("_H.rsqrt(xp, {0})", "gg_rsqrt({0})", lambda a, y: (-0.5 * y * y * y,),
-                  quiet=True),
+    "exp": Prim("xp.exp({0})", "gg_exp({0})", lambda a, y: (y,)),
+    "expm1": Prim("xp.expm1({0})", "gg_expm1({0})", lambda a, y: (y + 1,)),
+    "exp2": Prim("xp.exp2({0})", "gg_exp2({0})", lambda a, y: (y * _LN2,)),
+    "log": Prim("xp.log({0})", "gg_log({0})", lambda a, y: (1.0 / a[0],)),
+    "log1p": Prim("xp.log1p({0})", "gg_log1p({0})", lambda a, y: (1.0 / (a[0] + 1),)),
+    "log2": Prim("xp.log2({0})", "gg_log2({0})", lambda a, y: (1.0 / (a[0] * _LN2),)),
+    "log10": Prim("xp.log10({0})", "gg_log10({0})", lambda a, y: (1.0 / (a[0] * _LN10),)),
+    "sqrt": Prim("xp.sqrt({0})", "gg_sqrt({0})", lambda a, y: (0.5 / y,)),
+    "rsqrt": Prim("_H.rsqrt(xp, {0})", "gg_rsqrt({0})", lambda a, y: (-0.5 * y * y * y,)),
     "logaddexp": Prim("xp.logaddexp({0}, {1})", "gg_logaddexp({0}, {1})",
-                      lambda a, y: (sigmoid(a[0] - a[1]), sigmoid(a[1] - a[0])), True,
-                      quiet=True),
+                      lambda a, y: (sigmoid(a[0] - a[1]), sigmoid(a[1] - a[0])), True),
     # trigonometric and hyperbolic
     "sin": Prim("xp.sin({0})", "gg_sin({0})", lambda a, y: (cos(a[0]),)),
     "cos": Prim("xp.cos({0})", "gg_cos({0})", lambda a, y: (-sin(a[0]),)),
     "tan": Prim("xp.tan({0})", "gg_tan({0})", lambda a, y: (1 + y * y,)),
-    "asin": Prim("xp.arcsin({0})", "gg_asin({0})", lambda a, y: (rsqrt(1 - a[0] * a[0]),),
-                 quiet=True),
-    "acos": Prim("xp.arccos({0})", "gg_acos({0})", lambda a, y: (-rsqrt(1 - a[0] * a[0]),),
-                 quiet=True),
+    "asin": Prim("xp.arcsin({0})", "gg_asin({0})", lambda a, y: (rsqrt(1 - a[0] * a[0]),)),
+    "acos": Prim("xp.arccos({0})", "gg_acos({0})", lambda a, y: (-rsqrt(1 - a[0] * a[0]),)),
     "atan": Prim("xp.arctan({0})", "gg_atan({0})", lambda a, y: (1.0 / (1 + a[0] * a[0]),)),
     "atan2": Prim("xp.arctan2({0}, {1})", "gg_atan2({0}, {1})",
                   lambda a, y: (a[1] / (a[0] * a[0] + a[1] * a[1]),
-                                -a[0] / (a[0] * a[0] + a[1] * a[1])), quiet=True),
-    "sinh": Prim("xp.sinh({0})", "gg_sinh({0})", lambda a, y: (cosh(a[0]),), quiet=True),
-    "cosh": Prim("xp.cosh({0})", "gg_cosh({0})", lambda a, y: (sinh(a[0]),), quiet=True),
+                                -a[0] / (a[0] * a[0] + a[1] * a[1]))),
+    "sinh": Prim("xp.sinh({0})", "gg_sinh({0})", lambda a, y: (cosh(a[0]),)),
+    "cosh": Prim("xp.cosh({0})", "gg_cosh({0})", lambda a, y: (sinh(a[0]),)),
     "tanh": Prim("xp.tanh({0})", "gg_tanh({0})", lambda a, y: (1 - y * y,)),
     "asinh": Prim("xp.arcsinh({0})", "gg_asinh({0})",
                   lambda a, y: (rsqrt(a[0] * a[0] + 1),)),
     "acosh": Prim("xp.arccosh({0})", "gg_acosh({0})",
-                  lambda a, y: (rsqrt((a[0] - 1) * (a[0] + 1)),), quiet=True),
-    "atanh": Prim("xp.arctanh({0})", "gg_atanh({0})", lambda a, y: (1.0 / (1 - a[0] * a[0]),),
-                  quiet=True),
+                  lambda a, y: (rsqrt((a[0] - 1) * (a[0] + 1)),)),
+    "atanh": Prim("xp.arctanh({0})", "gg_atanh({0})", lambda a, y: (1.0 / (1 - a[0] * a[0]),)),
     "hypot": Prim("xp.hypot({0}, {1})", "gg_hypot({0}, {1})",
-                  lambda a, y: (a[0] / y, a[1] / y), True, quiet=True),
+                  lambda a, y: (a[0] / y, a[1] / y), True),
     "copysign": Prim("xp.copysign({0}, {1})", "gg_copysign({0}, {1})",
                      lambda a, y: (where(eq(a[0], 0), const(0), y / a[0]), None)),
     "fmod": Prim("xp.fmod({0}, {1})", "gg_fmod({0}, {1})",
-                 lambda a, y: (const(1), -trunc(a[0] / a[1])), quiet=True),
+                 lambda a, y: (const(1), -trunc(a[0] / a[1]))),
     "remainder": Prim("_H.remainder(xp, {0}, {1})", "gg_remainder({0}, {1})",
-                      lambda a, y: (const(1), -floor(a[0] / a[1])), quiet=True),
+                      lambda a, y: (const(1), -floor(a[0] / a[1]))),
     # precision-sensitive special functions: hand-written, never compositions
-    "sigmoid": Prim("_H.sigmoid(xp, {0})", "gg_sigmoid({0})", lambda a, y: (y * (1 - y),),
-                    quiet=True),
+    "sigmoid": Prim("_H.sigmoid(xp, {0})", "gg_sigmoid({0})", lambda a, y: (y * (1 - y),)),
     "softplus": Prim("_H.softplus(xp, {0})", "gg_softplus({0})",
-                     lambda a, y: (sigmoid(a[0]),), quiet=True),
+                     lambda a, y: (sigmoid(a[0]),)),
     "erf": Prim("_H.erf(xp, {0})", "gg_erf({0})",
-                lambda a, y: (_TWO_OVER_SQRT_PI * exp(-(a[0] * a[0])),), quiet=True),
+                lambda a, y: (_TWO_OVER_SQRT_PI * exp(-(a[0] * a[0])),)),
     "erfc": Prim("_H.erfc(xp, {0})", "gg_erfc({0})",
-                 lambda a, y: (-_TWO_OVER_SQRT_PI * exp(-(a[0] * a[0])),), quiet=True),
+                 lambda a, y: (-_TWO_OVER_SQRT_PI * exp(-(a[0] * a[0])),)),
     "ndtr": Prim("_H.ndtr(xp, {0})", "gg_ndtr({0})",
-                 lambda a, y: (INV_SQRT_2PI * exp(-0.5 * (a[0] * a[0])),), quiet=True),
+                 lambda a, y: (INV_SQRT_2PI * exp(-0.5 * (a[0] * a[0])),)),
     # comparisons and logic (truth values; zero derivative)
     "lt": Prim("({0} < {1})", "({0} < {1})", _zero),
     "le": Prim("({0} <= {1})", "({0} <= {1})", _zero),

@@ -124,22 +124,18 @@ class NumpyBackend(Backend):
             if type(a) is _ndarray:
                 if a.size > big:
                     big = a.size
-                if a.dtype is _F16:
-                    half = _F16
+                if a.dtype.itemsize == 2 and a.dtype.kind in "fV":  # float16, bfloat16
+                    half = a.dtype
         fn = prog._fn or prog.numpy_fn()
         if big < _PARALLEL_MIN or _THREADS == 1:
             if half is not None:
                 return super().pointwise(prog, ins, params)
-            if prog.quiet:
-                with _quiet():
-                    return fn(np, *ins, *params)
             return fn(np, *ins, *params)
         shape = np.broadcast_shapes(*[np.shape(a) for a in ins])
         if len(shape) == 0 or shape[0] < 2 * _THREADS:
             return super().pointwise(prog, ins, params)
-        with _quiet():  # the dtypes of the results, from one element
-            probe = fn(np, *[a.reshape(-1)[:1] if type(a) is _ndarray else a for a in ins],
-                       *params)
+        # the dtypes of the results, from one element
+        probe = fn(np, *[a.reshape(-1)[:1] if type(a) is _ndarray else a for a in ins], *params)
         multi = type(probe) is tuple
         outs = tuple(np.empty(shape, dtype=half if half is not None else np.asarray(p).dtype)
                      for p in (probe if multi else (probe,)))
@@ -150,11 +146,7 @@ class NumpyBackend(Backend):
             if half is not None:
                 blk = [*blk[:len(outs)], *[b.astype(np.float32) if type(b) is _ndarray and
                                            b.dtype == half else b for b in blk[len(outs):]]]
-            if prog.quiet:  # (NumPy's error state is per thread)
-                with _quiet():
-                    fn_out(xp, *blk, *params)
-            else:
-                fn_out(xp, *blk, *params)
+            fn_out(xp, *blk, *params)
 
         cpu_parallel.blocked(kernel, outs, tuple(ins))
         return outs if multi else outs[0]
@@ -195,11 +187,6 @@ _ndarray = np.ndarray
 _PARALLEL_MIN = cpu_parallel.PARALLEL_MIN
 _THREADS = cpu_parallel.THREADS
 _UFUNC_KERNELS: dict = {}
-_F16 = np.dtype(np.float16)  # (NumPy has no bfloat16)
-
-
-def _quiet():
-    return np.errstate(all="ignore")
 
 
 def _ufunc_kernel(ufunc):

@@ -157,7 +157,6 @@ class Program:
             raise ValueError(f"pointwise program reads undeclared inputs {sorted(unknown)}")
         self.inputs, self.outputs, self.params = tuple(inputs), tuple(outputs), tuple(params)
         self.nodes = topo_order(self.outputs)
-        self.quiet = any(n.op in PRIMS and PRIMS[n.op].quiet for n in self.nodes)
         self._fn = self._out_fn = None
         self.key = hashlib.sha1(self.python_source().encode()).hexdigest()[:16]
 
@@ -224,7 +223,7 @@ class Program:
     def numpy_out_fn(self):
         """The compiled fn(xp, *outs, *inputs, *params) of `python_source_out`."""
         if self._out_fn is None:
-            scope = {"_H": _H, "_np": np}
+            scope = {"_H": _H, "_np": np, "__name__": __name__}  # warnings see gpugrad
             exec(compile(self.python_source_out(), f"<pointwise {self.key} out>", "exec"),
                  scope)
             self._out_fn = scope["_pointwise"]
@@ -233,7 +232,7 @@ class Program:
     def numpy_fn(self):
         """The compiled array function fn(xp, *inputs, *params)."""
         if self._fn is None:
-            scope = {"_H": _H, "_np": np}
+            scope = {"_H": _H, "_np": np, "__name__": __name__}  # warnings see gpugrad
             exec(compile(self.python_source(), f"<pointwise {self.key}>", "exec"), scope)
             self._fn = scope["_pointwise"]
         return self._fn

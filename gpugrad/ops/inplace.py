@@ -11,8 +11,8 @@ back to `t`'s (`int_tensor.sqrt_()`) raises TypeError, as PyTorch refuses it.
 list as elementwise ops are added (each name must be a Tensor method or a `gg.NAME(input,
 ...)` function). An op whose result is not differentiable (floor, comparisons) detaches
 the tensor from the graph, as `fill_` does; PyTorch keeps it with a zero gradient.
-`addcmul`, `addcdiv` and `lerp` are composed here from existing ops (as methods, where the
-Tensor does not have them yet) so that their in-place forms exist too.
+`addcmul` and `addcdiv` are composed here from existing ops (as methods, where the Tensor
+does not have them yet) so that their in-place forms exist too; `lerp` is a table row.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import warnings
 from .. import ops as _ops
 from ..autograd.grad_mode import _state as _grad_state
 from ..tensor import Tensor
-from .elementwise import where
 
-__all__ = ["INPLACE_OPS", "inplace_method", "addcmul", "addcdiv", "lerp"]
+__all__ = ["INPLACE_OPS", "inplace_method", "addcmul", "addcdiv"]
 
 INPLACE_OPS = (
     "abs", "neg", "negative", "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "sigmoid",
@@ -32,6 +31,12 @@ INPLACE_OPS = (
     "remainder", "floor_divide", "multiply", "subtract", "divide", "eq", "ne", "lt", "le",
     "gt", "ge", "logical_not", "logical_and", "logical_or", "masked_fill", "addcmul",
     "addcdiv", "lerp",
+    # rows of the pointwise table (ops/table.py) that PyTorch gives an in-place form
+    "erf", "erfc", "exp2", "expm1", "log2", "log10", "rsqrt", "tan", "asin", "acos", "atan",
+    "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "hypot", "copysign", "fmod",
+    "square", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+    "bitwise_left_shift", "bitwise_right_shift", "logical_xor", "arcsin", "arccos", "arctan",
+    "arctan2", "arcsinh", "arccosh", "arctanh",
 )
 
 
@@ -50,18 +55,6 @@ def addcdiv(input: Tensor, tensor1, tensor2, *args, value=1) -> Tensor:
     value, tensor1, tensor2 = _value_first(value, tensor1, tensor2, args, "addcdiv")
     quot = tensor1 / tensor2
     return input + (quot if _is_one(value) else quot * value)
-
-
-def lerp(input: Tensor, end, weight) -> Tensor:
-    """input + weight · (end − input), evaluated as end − (end − input)·(1 − weight) where
-    |weight| ≥ 0.5 (PyTorch's two-sided form, exact at weight = 1). Composed of existing
-    ops (and `where` for a tensor weight), so it differentiates in input, end and weight."""
-    diff = end - input
-    if isinstance(weight, Tensor):
-        return where(weight.abs() < 0.5, input + weight * diff, end - diff * (1 - weight))
-    if abs(weight) < 0.5:
-        return input + diff * weight
-    return end - diff * (1 - weight)
 
 
 def _value_first(value, t1, t2, args: tuple, op: str):
@@ -118,7 +111,7 @@ def inplace_method(name: str):
 
 
 def _install() -> None:
-    for name, fn in (("addcmul", addcmul), ("addcdiv", addcdiv), ("lerp", lerp)):
+    for name, fn in (("addcmul", addcmul), ("addcdiv", addcdiv)):
         if not hasattr(Tensor, name):
             setattr(Tensor, name, fn)
     for name in INPLACE_OPS:

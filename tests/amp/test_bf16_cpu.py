@@ -173,26 +173,30 @@ def test_row_references_bf16():
 
 
 @pytest.mark.parametrize("kind", ["relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu",
-                                  "leaky_relu"])
-def test_activation_references_bf16(kind):
+                                  "leaky_relu", "softplus", "elu"])
+def test_activation_rows_bf16(kind):
+    """The pointwise table's NumPy rendering on real bfloat16 arrays: results stay bfloat16
+    and equal PyTorch's float32 results rounded to bfloat16, forward and backward."""
     x = bf16(64, scale=3.0)
     x32 = torch.from_numpy(x.astype(np.float32))
-    ref = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
-           "gelu": torch.nn.functional.gelu,
-           "gelu_tanh": lambda t: torch.nn.functional.gelu(t, approximate="tanh"),
-           "silu": torch.nn.functional.silu,
-           "leaky_relu": torch.nn.functional.leaky_relu}[kind]
-    y = cpu_backend.act_forward(kind, x)
-    assert y.dtype == BF16
-    np.testing.assert_allclose(y.astype(np.float32), rounded(ref(x32).numpy()), rtol=8e-3,
-                               atol=1e-6)
+    TF = torch.nn.functional
+    ref = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "gelu": TF.gelu,
+           "gelu_tanh": lambda t: TF.gelu(t, approximate="tanh"), "silu": TF.silu,
+           "leaky_relu": TF.leaky_relu, "softplus": TF.softplus, "elu": TF.elu}[kind]
+    ours = (lambda t: F.gelu(t, approximate="tanh")) if kind == "gelu_tanh" else \
+        getattr(F, kind)
+    t = gg.tensor(x, requires_grad=True)
+    y = ours(t)
+    assert y.dtype == gg.bfloat16
+    np.testing.assert_allclose(y.detach().array.astype(np.float32), rounded(ref(x32).numpy()),
+                               rtol=8e-3, atol=1e-6)
     g = bf16(64)
-    src = y if kind in ("relu", "sigmoid", "tanh") else x
-    gx = cpu_backend.act_backward(kind, src, g)
-    assert gx.dtype == BF16
-    t = x32.clone().requires_grad_()
-    ref(t).backward(torch.from_numpy(g.astype(np.float32)))
-    np.testing.assert_allclose(gx.astype(np.float32), t.grad.numpy(), rtol=3e-2, atol=2e-2)
+    y.backward(gg.tensor(g))
+    assert t.grad.dtype == gg.bfloat16
+    tt = x32.clone().requires_grad_()
+    ref(tt).backward(torch.from_numpy(g.astype(np.float32)))
+    np.testing.assert_allclose(t.grad.array.astype(np.float32), tt.grad.numpy(), rtol=3e-2,
+                               atol=2e-2)
 
 
 def test_cross_entropy_reference_bf16():

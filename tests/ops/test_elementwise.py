@@ -14,6 +14,17 @@ def away(*shape, margin=0.2):
     return np.where(np.abs(a) < margin, np.copysign(margin + 0.3, a), a)
 
 
+def away_from(*kinks, margin=0.1):
+    """An input maker like `away`, also keeping values `margin` away from `kinks` (clamp
+    bounds), where a finite difference would straddle the kink."""
+    def make(*shape):
+        a = away(*shape)
+        for k in kinks:
+            a = np.where(np.abs(a - k) < margin, k + np.copysign(2 * margin, a - k), a)
+        return a
+    return make
+
+
 # (name, fn shared by both libraries, input maker, torch_fn or None)
 UNARY = [
     ("neg", lambda x: -x, rand, None),
@@ -28,9 +39,9 @@ UNARY = [
     ("tanh", lambda x: x.tanh(), rand, None),
     ("sigmoid", lambda x: x.sigmoid(), rand, None),
     ("relu", lambda x: x.relu(), away, None),
-    ("clamp", lambda x: x.clamp(-0.5, 0.7), away, None),
-    ("clamp_min", lambda x: x.clamp(min=-0.5), away, None),
-    ("clamp_max", lambda x: x.clamp(max=0.7), away, None),
+    ("clamp", lambda x: x.clamp(-0.5, 0.7), away_from(-0.5, 0.7), None),
+    ("clamp_min", lambda x: x.clamp(min=-0.5), away_from(-0.5), None),
+    ("clamp_max", lambda x: x.clamp(max=0.7), away_from(0.7), None),
     ("pow2", lambda x: x ** 2, rand, None),
     ("pow3", lambda x: x ** 3, rand, None),
     ("pow_half", lambda x: x ** 0.5, positive, None),

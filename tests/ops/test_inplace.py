@@ -17,11 +17,12 @@ UNARY = ["abs", "neg", "negative", "exp", "log", "log1p", "sqrt", "sin", "cos", 
 # Non-differentiable results: gpugrad detaches the tensor (as after fill_), PyTorch keeps a
 # zero gradient; the values must match. (gpugrad's remainder has no gradient yet.)
 NONDIFF = {"sign": (), "sgn": (), "floor": (), "ceil": (), "trunc": (), "round": (),
-           "floor_divide": (0.7,), "remainder": (0.7,), "eq": (0.5,), "ne": (0.5,),
+           "floor_divide": (0.7,), "eq": (0.5,), "ne": (0.5,),
            "lt": (0.5,), "le": (0.5,), "gt": (0.5,), "ge": (0.5,), "logical_not": ()}
 POSITIVE = {"log", "log1p", "sqrt"}
 WITH_ARGS = {
     "pow": lambda: (2.5,),
+    "remainder": lambda: (0.7,),  # differentiable as in PyTorch (x̄ = ȳ)
     "clamp": lambda: (-0.5, 0.7),
     "clip": lambda: (None, 0.3),
     "multiply": lambda: (rand(4),),
