@@ -21,6 +21,7 @@ from . import init
 from ._functional_extra import embedding
 from .module import Module
 from .parameter import Parameter
+from .pooling import _AvgPoolNd, _MaxPoolNd
 
 __all__ = ["Dropout1d", "Dropout2d", "AlphaDropout", "MaxPool1d", "AvgPool1d", "Upsample",
            "PixelShuffle", "PixelUnshuffle", "Bilinear", "EmbeddingBag", "feature_dropout",
@@ -126,41 +127,22 @@ class AlphaDropout(Module):
         return f"p={self.p}, inplace={self.inplace}"
 
 
-class MaxPool1d(Module):
+class MaxPool1d(_MaxPoolNd):
     """1-d max pooling (see `F.max_pool1d`)."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
-                 return_indices: bool = False, ceil_mode: bool = False) -> None:
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding, self.dilation = padding, dilation
-        self.return_indices, self.ceil_mode = return_indices, ceil_mode
-
-    def forward(self, input: Tensor):
-        return max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                          self.ceil_mode, self.return_indices)
-
-    def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+    _fn = staticmethod(max_pool1d)
 
 
-class AvgPool1d(Module):
+class AvgPool1d(_AvgPoolNd):
     """1-d average pooling (see `F.avg_pool1d`)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True) -> None:
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding, self.ceil_mode, self.count_include_pad = padding, ceil_mode, \
-            count_include_pad
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
 
     def forward(self, input: Tensor) -> Tensor:
         return avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                           self.count_include_pad)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class Upsample(Module):

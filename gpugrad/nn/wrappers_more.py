@@ -25,6 +25,7 @@ from .layers_more import Upsample, _FeatureDropout
 from .module import Module
 from .normalization import _BatchNorm
 from .normalization_more import _InstanceNorm
+from .pooling import _AdaptiveMaxPoolNd, _AdaptivePoolNd, _AvgPoolNd, _MaxPoolNd, _MaxUnpoolNd
 
 __all__ = ["MaxPool3d", "AvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "MaxUnpool2d",
            "Fold", "Unfold", "CosineSimilarity", "PairwiseDistance", "UpsamplingNearest2d",
@@ -33,74 +34,34 @@ __all__ = ["MaxPool3d", "AvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "
            "LPPool3d", "BatchNorm3d", "MaxUnpool1d"]
 
 
-class MaxPool3d(Module):
+class MaxPool3d(_MaxPoolNd):
     """3-d max pooling (see `F.max_pool3d`)."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
-                 return_indices: bool = False, ceil_mode: bool = False) -> None:
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
-        self.return_indices = return_indices
-
-    def forward(self, input: Tensor) -> Tensor:
-        return max_pool3d(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                          self.ceil_mode, self.return_indices)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+    _fn = staticmethod(max_pool3d)
 
 
-class AvgPool3d(Module):
+class AvgPool3d(_AvgPoolNd):
     """3-d average pooling (see `F.avg_pool3d`)."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-                 count_include_pad: bool = True, divisor_override: int | None = None) -> None:
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding, self.ceil_mode = padding, ceil_mode
-        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
-
-    def forward(self, input: Tensor) -> Tensor:
-        return avg_pool3d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                          self.count_include_pad, self.divisor_override)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+    _fn = staticmethod(avg_pool3d)
 
 
-class AdaptiveMaxPool1d(Module):
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
     """Adaptive 1-d max pooling to `output_size`."""
 
-    def __init__(self, output_size, return_indices: bool = False) -> None:
-        super().__init__()
-        self.output_size, self.return_indices = output_size, return_indices
-
-    def forward(self, input: Tensor) -> Tensor:
-        return adaptive_max_pool1d(input, self.output_size, self.return_indices)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
+    _fn = staticmethod(adaptive_max_pool1d)
 
 
-class AdaptiveMaxPool2d(AdaptiveMaxPool1d):
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
     """Adaptive 2-d max pooling to `output_size`."""
 
-    def forward(self, input: Tensor) -> Tensor:
-        return adaptive_max_pool2d(input, self.output_size, self.return_indices)
+    _fn = staticmethod(adaptive_max_pool2d)
 
 
-class MaxUnpool2d(Module):
+class MaxUnpool2d(_MaxUnpoolNd):
     """The partial inverse of MaxPool2d (see `F.max_unpool2d`)."""
 
-    def __init__(self, kernel_size, stride=None, padding=0) -> None:
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding = padding
-
-    def forward(self, input: Tensor, indices: Tensor, output_size=None) -> Tensor:
-        return max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding,
-                            output_size)
+    _fn = staticmethod(max_unpool2d)
 
 
 class Unfold(Module):
@@ -178,18 +139,10 @@ class InstanceNorm3d(_InstanceNorm):
     _nd = 3
 
 
-class AdaptiveAvgPool1d(Module):
+class AdaptiveAvgPool1d(_AdaptivePoolNd):
     """Adaptive 1-d average pooling to `output_size`."""
 
-    def __init__(self, output_size) -> None:
-        super().__init__()
-        self.output_size = output_size
-
-    def forward(self, input: Tensor) -> Tensor:
-        return adaptive_avg_pool1d(input, self.output_size)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
+    _fn = staticmethod(adaptive_avg_pool1d)
 
 
 class ChannelShuffle(Module):
@@ -206,18 +159,16 @@ class ChannelShuffle(Module):
         return f"groups={self.groups}"
 
 
-class AdaptiveAvgPool3d(AdaptiveAvgPool1d):
+class AdaptiveAvgPool3d(_AdaptivePoolNd):
     """Adaptive 3-d average pooling to `output_size`."""
 
-    def forward(self, input: Tensor) -> Tensor:
-        return adaptive_avg_pool3d(input, self.output_size)
+    _fn = staticmethod(adaptive_avg_pool3d)
 
 
-class AdaptiveMaxPool3d(AdaptiveMaxPool1d):
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
     """Adaptive 3-d max pooling to `output_size`."""
 
-    def forward(self, input: Tensor) -> Tensor:
-        return adaptive_max_pool3d(input, self.output_size, self.return_indices)
+    _fn = staticmethod(adaptive_max_pool3d)
 
 
 class _LPPool(Module):
@@ -261,14 +212,7 @@ class BatchNorm3d(_BatchNorm):
     _expected_ndim = (5,)
 
 
-class MaxUnpool1d(Module):
+class MaxUnpool1d(_MaxUnpoolNd):
     """The partial inverse of MaxPool1d (see `F.max_unpool1d`)."""
 
-    def __init__(self, kernel_size, stride=None, padding=0) -> None:
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding = padding
-
-    def forward(self, input: Tensor, indices: Tensor, output_size=None) -> Tensor:
-        return max_unpool1d(input, indices, self.kernel_size, self.stride, self.padding,
-                            output_size)
+    _fn = staticmethod(max_unpool1d)
