@@ -3,10 +3,12 @@ kernel): each parameter's update runs on its backend's array module, `backend.xp
 
 from __future__ import annotations
 
+from ..creation import zeros_like
 from ..tensor import Tensor
 from .optimizer import Optimizer, group_by_backend
 
-__all__ = ["EagerOptimizer", "check_betas", "check_nonnegative"]
+__all__ = ["EagerOptimizer", "check_betas", "check_nonnegative", "effective_grad",
+           "update_moments"]
 
 
 class EagerOptimizer(Optimizer):
@@ -29,8 +31,39 @@ class EagerOptimizer(Optimizer):
                 p, g = params[i], grads[i]
                 self._update_param(group, p._data, g._data, self.state[p], step, backend.xp)
 
+    def _init_state(self, group: dict, p: Tensor) -> None:
+        """The step count and a zero tensor like `p` for each of `_param_state_keys` (for
+        those missing); subclasses with other state add it before calling this."""
+        state = self.state.setdefault(p, {})
+        if "step" not in state:
+            self._zero_step(p)
+        for key in self._param_state_keys:
+            if key not in state:
+                state[key] = zeros_like(p)
+
     def _update_param(self, group: dict, p, g, state: dict, step: int, xp) -> None:
         raise NotImplementedError
+
+
+def effective_grad(group: dict, p, g):
+    """The gradient array an update uses: g ← −g when `maximize`, then g ← g + wd·p, or,
+    when the group has `decoupled_weight_decay` set, p ← p(1 − lr·wd) in place instead."""
+    if group["maximize"]:
+        g = -g
+    wd = group["weight_decay"]
+    if wd != 0:
+        if group.get("decoupled_weight_decay", False):
+            p *= 1 - group["lr"] * wd
+        else:
+            g = g + wd * p
+    return g
+
+
+def update_moments(m, v, g, beta1: float, beta2: float) -> None:
+    """Adam's moment updates, in place: m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²."""
+    m += (g - m) * (1 - beta1)
+    v *= beta2
+    v += (1 - beta2) * (g * g)
 
 
 def check_nonnegative(group: dict, *keys: str) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from ..creation import zeros_like
-from ..tensor import Tensor
-from ._eager import EagerOptimizer, check_nonnegative
+from ._eager import EagerOptimizer, check_nonnegative, effective_grad
 
 __all__ = ["Adadelta"]
 
@@ -31,20 +29,9 @@ class Adadelta(EagerOptimizer):
             raise ValueError(f"Invalid rho value: {group['rho']}")
         check_nonnegative(group, "eps", "weight_decay")
 
-    def _init_state(self, group: dict, p: Tensor) -> None:
-        state = self.state.setdefault(p, {})
-        if "step" not in state:
-            self._zero_step(p)
-        for key in self._param_state_keys:
-            if key not in state:
-                state[key] = zeros_like(p)
-
     def _update_param(self, group, p, g, state, step, xp) -> None:
-        rho, eps, wd = group["rho"], group["eps"], group["weight_decay"]
-        if group["maximize"]:
-            g = -g
-        if wd != 0:
-            g = g + wd * p
+        rho, eps = group["rho"], group["eps"]
+        g = effective_grad(group, p, g)
         v, u = state["square_avg"]._data, state["acc_delta"]._data
         v *= rho
         v += (1 - rho) * (g * g)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..creation import full_like
-from ._eager import EagerOptimizer, check_nonnegative
+from ._eager import EagerOptimizer, check_nonnegative, effective_grad
 
 __all__ = ["Adagrad"]
 
@@ -41,10 +41,7 @@ class Adagrad(EagerOptimizer):
             state["sum"] = full_like(p, group["initial_accumulator_value"])
 
     def _update_param(self, group, p, g, state, step, xp) -> None:
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p
+        g = effective_grad(group, p, g)
         clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
         s = state["sum"]._data
         s += g * g

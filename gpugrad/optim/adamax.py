@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..creation import zeros_like
-from ._eager import EagerOptimizer, check_betas, check_nonnegative
+from ._eager import EagerOptimizer, check_betas, check_nonnegative, effective_grad
 
 __all__ = ["Adamax"]
 
@@ -29,20 +28,9 @@ class Adamax(EagerOptimizer):
         check_betas(group["betas"])
         check_nonnegative(group, "eps", "weight_decay")
 
-    def _init_state(self, group: dict, p) -> None:
-        state = self.state.setdefault(p, {})
-        if "step" not in state:
-            self._zero_step(p)
-        for key in self._param_state_keys:
-            if key not in state:
-                state[key] = zeros_like(p)
-
     def _update_param(self, group, p, g, state, step, xp) -> None:
         beta1, beta2 = group["betas"]
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p
+        g = effective_grad(group, p, g)
         m, u = state["exp_avg"]._data, state["exp_inf"]._data
         m += (g - m) * (1 - beta1)
         u *= beta2

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..creation import zeros_like
 from ..tensor import _wrap_array
-from ._eager import EagerOptimizer, check_nonnegative
+from ._eager import EagerOptimizer, check_nonnegative, effective_grad
 
 __all__ = ["ASGD"]
 
@@ -46,10 +46,7 @@ class ASGD(EagerOptimizer):
 
     def _update_param(self, group, p, g, state, step, xp) -> None:
         lr, lambd, alpha, t0 = group["lr"], group["lambd"], group["alpha"], group["t0"]
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p
+        g = effective_grad(group, p, g)
         eta = float(state["eta"]._data)
         p *= 1 - lambd * eta
         p -= eta * g

@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import cpu_backend
-from ..creation import zeros_like
 from ..tensor import _wrap_array
-from ._eager import EagerOptimizer, check_betas, check_nonnegative
+from ._eager import (
+    EagerOptimizer,
+    check_betas,
+    check_nonnegative,
+    effective_grad,
+    update_moments,
+)
 
 __all__ = ["NAdam"]
 
@@ -45,29 +50,19 @@ class NAdam(EagerOptimizer):
             self._zero_step(p)
         if "mu_product" not in state:
             state["mu_product"] = _wrap_array(np.ones((), np.float32), cpu_backend)
-        for key in self._param_state_keys:
-            if key not in state:
-                state[key] = zeros_like(p)
+        super()._init_state(group, p)
 
     def _update_param(self, group, p, g, state, step, xp) -> None:
         beta1, beta2 = group["betas"]
-        lr, wd, psi = group["lr"], group["weight_decay"], group["momentum_decay"]
-        if group["maximize"]:
-            g = -g
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                p *= 1 - lr * wd
-            else:
-                g = g + wd * p
+        lr, psi = group["lr"], group["momentum_decay"]
+        g = effective_grad(group, p, g)
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
         prod_arr = state["mu_product"]._data
         prod_arr[...] = prod_arr * np.float32(mu)
         prod = float(prod_arr)
         m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-        m += (g - m) * (1 - beta1)
-        v *= beta2
-        v += (1 - beta2) * (g * g)
+        update_moments(m, v, g, beta1, beta2)
         denom = xp.sqrt(v / (1 - beta2 ** step)) + group["eps"]
         p += (-lr * (1.0 - mu) / (1.0 - prod)) * (g / denom)
         p += (-lr * mu_next / (1.0 - prod * mu_next)) * (m / denom)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import math
 
-from ..creation import zeros_like
-from ._eager import EagerOptimizer, check_betas, check_nonnegative
+from ._eager import (
+    EagerOptimizer,
+    check_betas,
+    check_nonnegative,
+    effective_grad,
+    update_moments,
+)
 
 __all__ = ["RAdam"]
 
@@ -36,28 +41,12 @@ class RAdam(EagerOptimizer):
         check_betas(group["betas"])
         check_nonnegative(group, "eps", "weight_decay")
 
-    def _init_state(self, group: dict, p) -> None:
-        state = self.state.setdefault(p, {})
-        if "step" not in state:
-            self._zero_step(p)
-        for key in self._param_state_keys:
-            if key not in state:
-                state[key] = zeros_like(p)
-
     def _update_param(self, group, p, g, state, step, xp) -> None:
         beta1, beta2 = group["betas"]
-        lr, wd = group["lr"], group["weight_decay"]
-        if group["maximize"]:
-            g = -g
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                p *= 1 - lr * wd
-            else:
-                g = g + wd * p
+        lr = group["lr"]
+        g = effective_grad(group, p, g)
         m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-        m += (g - m) * (1 - beta1)
-        v *= beta2
-        v += (1 - beta2) * (g * g)
+        update_moments(m, v, g, beta1, beta2)
         bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
         m_hat = m / bc1
         rho_inf = 2 / (1 - beta2) - 1
