@@ -7,8 +7,8 @@ from ..creation import zeros_like
 from ..tensor import Tensor
 from .optimizer import Optimizer, group_by_backend
 
-__all__ = ["EagerOptimizer", "check_betas", "check_nonnegative", "effective_grad",
-           "update_moments"]
+__all__ = ["EagerOptimizer", "AdamLikeOptimizer", "check_betas", "check_nonnegative",
+           "effective_grad", "update_moments"]
 
 
 class EagerOptimizer(Optimizer):
@@ -43,6 +43,18 @@ class EagerOptimizer(Optimizer):
 
     def _update_param(self, group: dict, p, g, state: dict, step: int, xp) -> None:
         raise NotImplementedError
+
+
+class AdamLikeOptimizer(EagerOptimizer):
+    """An eager optimizer with Adam's `betas`: checks them and that each group entry named
+    in `_nonnegative` is at least 0."""
+
+    _nonnegative: tuple = ("eps", "weight_decay")
+
+    def _check_group(self, group: dict) -> None:
+        super()._check_group(group)
+        check_betas(group["betas"])
+        check_nonnegative(group, *self._nonnegative)
 
 
 def effective_grad(group: dict, p, g):

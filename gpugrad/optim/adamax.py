@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ._eager import EagerOptimizer, check_betas, check_nonnegative, effective_grad
+from ._eager import AdamLikeOptimizer, effective_grad
 
 __all__ = ["Adamax"]
 
 
-class Adamax(EagerOptimizer):
+class Adamax(AdamLikeOptimizer):
     """PyTorch's Adamax: g ← ±g + wd·p; m ← β₁m + (1 − β₁)g; u ← max(β₂u, |g| + ε);
     p ← p − lr/(1 − β₁ᵗ) · m/u. State per parameter: "step", "exp_avg" (m) and
     "exp_inf" (u)."""
@@ -22,11 +22,6 @@ class Adamax(EagerOptimizer):
                         foreach=foreach, maximize=maximize, differentiable=differentiable,
                         capturable=capturable)
         super().__init__(params, defaults)
-
-    def _check_group(self, group: dict) -> None:
-        super()._check_group(group)
-        check_betas(group["betas"])
-        check_nonnegative(group, "eps", "weight_decay")
 
     def _update_param(self, group, p, g, state, step, xp) -> None:
         beta1, beta2 = group["betas"]

@@ -7,9 +7,7 @@ import numpy as np
 from ..backend import cpu_backend
 from ..tensor import _wrap_array
 from ._eager import (
-    EagerOptimizer,
-    check_betas,
-    check_nonnegative,
+    AdamLikeOptimizer,
     effective_grad,
     update_moments,
 )
@@ -17,7 +15,7 @@ from ._eager import (
 __all__ = ["NAdam"]
 
 
-class NAdam(EagerOptimizer):
+class NAdam(AdamLikeOptimizer):
     """PyTorch's NAdam: μₜ = β₁(1 − 0.96^(t·ψ)/2) with ψ = `momentum_decay`, Πₜ = ∏ μ
     (kept in float32, as PyTorch keeps it); g ← ±g + wd·p (or p ← p(1 − lr·wd) when
     `decoupled_weight_decay`); m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²;
@@ -26,6 +24,7 @@ class NAdam(EagerOptimizer):
     State per parameter: "step", "mu_product", "exp_avg", "exp_avg_sq"."""
 
     _param_state_keys = ("exp_avg", "exp_avg_sq")
+    _nonnegative = ("eps", "weight_decay", "momentum_decay")
 
     def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, momentum_decay: float = 4e-3,
@@ -38,11 +37,6 @@ class NAdam(EagerOptimizer):
                         maximize=maximize, capturable=capturable,
                         differentiable=differentiable)
         super().__init__(params, defaults)
-
-    def _check_group(self, group: dict) -> None:
-        super()._check_group(group)
-        check_betas(group["betas"])
-        check_nonnegative(group, "eps", "weight_decay", "momentum_decay")
 
     def _init_state(self, group: dict, p) -> None:
         state = self.state.setdefault(p, {})

@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 
 from ._eager import (
-    EagerOptimizer,
-    check_betas,
-    check_nonnegative,
+    AdamLikeOptimizer,
     effective_grad,
     update_moments,
 )
@@ -15,7 +13,7 @@ from ._eager import (
 __all__ = ["RAdam"]
 
 
-class RAdam(EagerOptimizer):
+class RAdam(AdamLikeOptimizer):
     """PyTorch's RAdam: g ← ±g + wd·p (or p ← p(1 − lr·wd) when `decoupled_weight_decay`);
     m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²; m̂ = m/(1 − β₁ᵗ);
     ρ∞ = 2/(1 − β₂) − 1, ρₜ = ρ∞ − 2tβ₂ᵗ/(1 − β₂ᵗ). When ρₜ > 5:
@@ -35,11 +33,6 @@ class RAdam(EagerOptimizer):
                         maximize=maximize, capturable=capturable,
                         differentiable=differentiable)
         super().__init__(params, defaults)
-
-    def _check_group(self, group: dict) -> None:
-        super()._check_group(group)
-        check_betas(group["betas"])
-        check_nonnegative(group, "eps", "weight_decay")
 
     def _update_param(self, group, p, g, state, step, xp) -> None:
         beta1, beta2 = group["betas"]
