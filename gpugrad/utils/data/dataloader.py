@@ -19,11 +19,10 @@ import time
 from collections.abc import Callable, Iterable
 
 from ..._generator import Generator
-from ...creation import empty
 from . import _worker
 from .collate import default_collate, default_convert
 from .dataset import Dataset, IterableDataset
-from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
+from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler, _draw_seed
 
 __all__ = ["DataLoader"]
 
@@ -189,8 +188,7 @@ class _MultiProcessIter:
         self._loader = loader
         n = loader.num_workers
         ctx = _context(loader.multiprocessing_context)
-        seed_source = empty((), dtype="int64", device="cpu")
-        base_seed = int(seed_source.random_(generator=loader.generator).item())
+        base_seed = _draw_seed(loader.generator)
         self._result_queue = ctx.Queue()
         self._done = ctx.Event()
         self._index_queues, self._workers = [], []

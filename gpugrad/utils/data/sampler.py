@@ -27,11 +27,16 @@ class Sampler:
         raise NotImplementedError
 
 
+def _draw_seed(generator: Generator | None = None) -> int:
+    """A 64-bit seed drawn from `generator` (the global stream when None), as PyTorch's
+    samplers and worker seeds draw theirs."""
+    return int(empty((), dtype="int64", device="cpu").random_(generator=generator).item())
+
+
 def _fresh_generator(generator: Generator | None) -> Generator:
     if generator is not None:
         return generator
-    seed = int(empty((), dtype="int64", device="cpu").random_().item())
-    return Generator().manual_seed(seed)
+    return Generator().manual_seed(_draw_seed())
 
 
 class SequentialSampler(Sampler):
