@@ -140,37 +140,23 @@ def test_hook_replacing_gradient_same_type_still_works():
 
 
 # --- custom Function gradient count -----------------------------------------------------------
+def _mul_function(base, name: str, grads):
+    """A Function subclass `name`: forward a·b, backward returning `grads(g)`."""
+    def forward(ctx, a, b):
+        return a * b
+
+    def backward(ctx, g):
+        return grads(g)
+
+    return type(name, (base,), {"forward": staticmethod(forward),
+                                "backward": staticmethod(backward)})
+
+
 def _functions(lib):
     base = lib.autograd.Function
-
-    class TooMany(base):
-        @staticmethod
-        def forward(ctx, a, b):
-            return a * b
-
-        @staticmethod
-        def backward(ctx, g):
-            return g, g, g
-
-    class ExtraNone(base):
-        @staticmethod
-        def forward(ctx, a, b):
-            return a * b
-
-        @staticmethod
-        def backward(ctx, g):
-            return g, g, None
-
-    class TooFew(base):
-        @staticmethod
-        def forward(ctx, a, b):
-            return a * b
-
-        @staticmethod
-        def backward(ctx, g):
-            return (g,)
-
-    return TooMany, ExtraNone, TooFew
+    return (_mul_function(base, "TooMany", lambda g: (g, g, g)),
+            _mul_function(base, "ExtraNone", lambda g: (g, g, None)),
+            _mul_function(base, "TooFew", lambda g: (g,)))
 
 
 def test_function_gradient_count_as_torch():
