@@ -99,6 +99,18 @@ def gradcheck(fn, *arrays, **kw):
 
 
 # --- modules ------------------------------------------------------------------------------
+def second_order(fn):
+    """x ↦ ∂(Σ w·fn(x))/∂x with create_graph, so gradcheck checks fn's second derivative."""
+    def run(x):
+        with gg.enable_grad():  # gradcheck's finite differences run without grad
+            x = x if x.requires_grad else x.detach().requires_grad_()
+            y = fn(x)
+            w = gg.tensor(np.linspace(0.5, 1.5, y.numel()).reshape(y.shape))
+            (g,) = gg.autograd.grad((y * w).sum(), x, create_graph=True)
+        return g
+    return run
+
+
 def copy_weights(ours, theirs) -> None:
     """Copy every torch parameter and buffer into the gpugrad twin (same names)."""
     sd = {k: gg.tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()}

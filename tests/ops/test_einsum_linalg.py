@@ -8,7 +8,7 @@ import torch
 
 import gpugrad as gg
 from gpugrad.errors import ShapeError
-from tests.oracle import check, gradcheck, rand
+from tests.oracle import check, gradcheck, rand, second_order
 
 RNG = np.random.default_rng(3)
 
@@ -222,18 +222,6 @@ def test_norms():
     check(lambda t: lib(t).linalg.norm(t, math.inf, dim=(1, 2)), [x])
     gradcheck(lambda t: gg.linalg.matrix_norm(t, 2), x[0])
     gradcheck(lambda t: gg.linalg.vector_norm(t, 3, dim=1), x[0])
-
-
-def second_order(fn):
-    """x ↦ ∂(Σ w·fn(x))/∂x with create_graph, so gradcheck checks fn's second derivative."""
-    def run(x):
-        with gg.enable_grad():  # gradcheck's finite differences run without grad
-            x = x if x.requires_grad else x.detach().requires_grad_()
-            y = fn(x)
-            w = gg.tensor(np.linspace(0.5, 1.5, y.numel()).reshape(y.shape))
-            (g,) = gg.autograd.grad((y * w).sum(), x, create_graph=True)
-        return g
-    return run
 
 
 def test_linalg_second_order():

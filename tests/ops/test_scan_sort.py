@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import gpugrad as gg
-from tests.oracle import check, gradcheck, rand
+from tests.oracle import check, gradcheck, rand, second_order
 
 SHAPES = [(5,), (3, 4), (2, 3, 4), (0, 3)]
 
@@ -211,18 +211,6 @@ def test_cupy_doubling_scan_matches_numpy_accumulate(op):
     for axis in (0, 1, 2):
         np.testing.assert_allclose(CupyBackend.accumulate(fake, op, x, axis),
                                    getattr(np, op).accumulate(x, axis=axis), rtol=1e-14)
-
-
-def second_order(fn):
-    """x ↦ ∂(Σ w·fn(x))/∂x with create_graph, so gradcheck checks fn's second derivative."""
-    def run(x):
-        with gg.enable_grad():  # gradcheck's finite differences run without grad
-            x = x if x.requires_grad else x.detach().requires_grad_()
-            y = fn(x)
-            w = gg.tensor(np.linspace(0.5, 1.5, y.numel()).reshape(y.shape))
-            (g,) = gg.autograd.grad((y * w).sum(), x, create_graph=True)
-        return g
-    return run
 
 
 def test_scans_second_order():
