@@ -21,6 +21,9 @@ __all__ = ["max_pool1d", "avg_pool1d", "max_pool3d", "avg_pool3d", "adaptive_max
            "adaptive_avg_pool3d", "lp_pool1d", "lp_pool2d", "lp_pool3d", "max_unpool1d"]
 
 
+_TUPLE_NAME = {2: "pair", 3: "triple"}
+
+
 def _single(v, name: str, op: str) -> int:
     if isinstance(v, int):
         return v
@@ -126,21 +129,29 @@ def _adaptive_max_axis(x: Tensor, axis: int, out: int) -> Tensor:
     return cat(parts, axis)
 
 
+def _adaptive_input(input: Tensor, output_size, nd: int, op: str):
+    """The batched input, whether it was unbatched, and the nd output sizes (an int means
+    the same on every axis, None keeps that axis's input size)."""
+    unbatched = _dims(input, nd, op)
+    x = input.unsqueeze(0) if unbatched else input
+    sizes = (output_size,) * nd if output_size is None or isinstance(output_size, int) \
+        else tuple(output_size)
+    if len(sizes) != nd:
+        raise ValueError(f"{op}: output_size must be an int or a {_TUPLE_NAME[nd]}, got "
+                         f"{output_size!r}")
+    out = tuple(int(n) if o is None else int(o) for o, n in zip(sizes, x.shape[-nd:]))
+    if min(out) < 1:
+        raise ValueError(f"{op}: output_size must be positive, got {out}")
+    return x, unbatched, out
+
+
 def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False) -> Tensor:
     """Max pooling to a fixed (oh, ow) output (an int means square, None keeps that size):
     output cell o takes the max of input bin [⌊o·n/out⌋, ⌈(o + 1)·n/out⌉) on each axis."""
     op = "adaptive_max_pool2d"
     if return_indices:
         raise NotImplementedError(f"{op}: return_indices=True is not supported")
-    unbatched = _dims(input, 2, op)
-    x = input.unsqueeze(0) if unbatched else input
-    sizes = (output_size,) * 2 if output_size is None or isinstance(output_size, int) \
-        else tuple(output_size)
-    if len(sizes) != 2:
-        raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
-    out = tuple(int(n) if o is None else int(o) for o, n in zip(sizes, x.shape[-2:]))
-    if min(out) < 1:
-        raise ValueError(f"{op}: output_size must be positive, got {out}")
+    x, unbatched, out = _adaptive_input(input, output_size, 2, op)
     y = _adaptive_max_axis(_adaptive_max_axis(x, 2, out[0]), 3, out[1])
     return y.squeeze(0) if unbatched else y
 
@@ -191,15 +202,7 @@ def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False
     op = "adaptive_max_pool3d"
     if return_indices:
         raise NotImplementedError(f"{op}: return_indices=True is not supported")
-    unbatched = _dims(input, 3, op)
-    x = input.unsqueeze(0) if unbatched else input
-    sizes = (output_size,) * 3 if output_size is None or isinstance(output_size, int) \
-        else tuple(output_size)
-    if len(sizes) != 3:
-        raise ValueError(f"{op}: output_size must be an int or a triple, got {output_size!r}")
-    out = tuple(int(n) if o is None else int(o) for o, n in zip(sizes, x.shape[-3:]))
-    if min(out) < 1:
-        raise ValueError(f"{op}: output_size must be positive, got {out}")
+    x, unbatched, out = _adaptive_input(input, output_size, 3, op)
     y = x
     for axis, o in zip((2, 3, 4), out):
         y = _adaptive_max_axis(y, axis, o)
@@ -210,15 +213,7 @@ def adaptive_avg_pool3d(input: Tensor, output_size) -> Tensor:
     """Average pooling of (N, C, D, H, W) (or unbatched) to a fixed (od, oh, ow) output:
     the mean over each bin is separable, one `AxisMap` per axis."""
     op = "adaptive_avg_pool3d"
-    unbatched = _dims(input, 3, op)
-    x = input.unsqueeze(0) if unbatched else input
-    sizes = (output_size,) * 3 if output_size is None or isinstance(output_size, int) \
-        else tuple(output_size)
-    if len(sizes) != 3:
-        raise ValueError(f"{op}: output_size must be an int or a triple, got {output_size!r}")
-    out = tuple(int(n) if o is None else int(o) for o, n in zip(sizes, x.shape[-3:]))
-    if min(out) < 1:
-        raise ValueError(f"{op}: output_size must be positive, got {out}")
+    x, unbatched, out = _adaptive_input(input, output_size, 3, op)
     y = interpolate(x, size=out, mode="area")
     return y.squeeze(0) if unbatched else y
 
