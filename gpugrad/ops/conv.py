@@ -324,8 +324,9 @@ def _padding(padding, nd: int, ksize: tuple, stride: tuple, dilation: tuple, op:
     return tuple((p, p) for p in pads)
 
 
-def _conv(input: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: int,
-          nd: int, op: str) -> Tensor:
+def _conv_inputs(input: Tensor, weight: Tensor, bias, nd: int, op: str, channels: str):
+    """Check an nd-d convolution's tensors (`channels` names the weight's first two dims
+    in its shape message) and return them autocast."""
     if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
         raise TypeError(f"{op}: input and weight must be Tensors")
     input, weight, bias = autocast_inputs(LOWER, input, weight, bias)
@@ -333,8 +334,15 @@ def _conv(input: Tensor, weight: Tensor, bias, stride, padding, dilation, groups
         raise ShapeError(f"{op}: expected a {nd + 1}-d (unbatched) or {nd + 2}-d (batched) "
                          f"input, got shape {tuple(input.shape)}")
     if weight.ndim != nd + 2:
-        raise ShapeError(f"{op}: expected a {nd + 2}-d weight (out_channels, in_channels/groups"
-                         f", *kernel), got shape {tuple(weight.shape)}")
+        raise ShapeError(f"{op}: expected a {nd + 2}-d weight ({channels}, *kernel), got "
+                         f"shape {tuple(weight.shape)}")
+    return input, weight, bias
+
+
+def _conv(input: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: int,
+          nd: int, op: str) -> Tensor:
+    input, weight, bias = _conv_inputs(input, weight, bias, nd, op,
+                                       "out_channels, in_channels/groups")
     groups = int(groups)
     unbatched = input.ndim == nd + 1
     x = input.unsqueeze(0) if unbatched else input

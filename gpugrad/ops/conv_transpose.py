@@ -11,11 +11,20 @@ im2col machinery of `conv.py`.
 
 from __future__ import annotations
 
-from .._autocast import LOWER, autocast_inputs
 from ..autograd.function import Op
 from ..errors import ShapeError
 from ..tensor import Tensor
-from .conv import ConvGeom, ConvInputGrad, _padding, _tuple, col2im, conv2d, out_size, windows
+from .conv import (
+    ConvGeom,
+    ConvInputGrad,
+    _conv_inputs,
+    _padding,
+    _tuple,
+    col2im,
+    conv2d,
+    out_size,
+    windows,
+)
 from .shape import pad as _pad
 
 __all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "conv3d", "unfold_patches",
@@ -24,15 +33,8 @@ __all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "conv3d",
 
 def _conv_transpose(input: Tensor, weight: Tensor, bias, stride, padding, output_padding,
                     groups: int, dilation, nd: int, op: str) -> Tensor:
-    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
-        raise TypeError(f"{op}: input and weight must be Tensors")
-    input, weight, bias = autocast_inputs(LOWER, input, weight, bias)
-    if input.ndim not in (nd + 1, nd + 2):
-        raise ShapeError(f"{op}: expected a {nd + 1}-d (unbatched) or {nd + 2}-d (batched) "
-                         f"input, got shape {tuple(input.shape)}")
-    if weight.ndim != nd + 2:
-        raise ShapeError(f"{op}: expected a {nd + 2}-d weight (in_channels, "
-                         f"out_channels/groups, *kernel), got shape {tuple(weight.shape)}")
+    input, weight, bias = _conv_inputs(input, weight, bias, nd, op,
+                                       "in_channels, out_channels/groups")
     if input.dtype is not weight.dtype:
         raise TypeError(f"{op}: input dtype {input.dtype} and weight dtype {weight.dtype} "
                         "must be the same")
@@ -99,18 +101,24 @@ def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
                            dilation, 1, "conv_transpose1d")
 
 
-def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
-           dilation=1, groups: int = 1) -> Tensor:
-    """3-d cross-correlation of (N, C, D, H, W) (or unbatched) with (O, C/groups, kd, kh,
-    kw), as PyTorch's: y[:, :, z] = Σ_t conv2d(x_pad[:, :, z·s_d + t·d_d], w[:, :, t]) + b."""
-    op = "conv3d"
+def _batched_3d(input: Tensor, weight: Tensor, op: str) -> tuple[Tensor, bool]:
+    """Check a 3-d (transposed) convolution's input and weight; return the input with a
+    batch dim and whether it lacked one."""
     if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
         raise TypeError(f"{op}: input and weight must be Tensors")
     if input.ndim not in (4, 5) or weight.ndim != 5:
         raise ShapeError(f"{op}: expected a 4-d or 5-d input and a 5-d weight, got shapes "
                          f"{tuple(input.shape)} and {tuple(weight.shape)}")
     unbatched = input.ndim == 4
-    x = input.unsqueeze(0) if unbatched else input
+    return (input.unsqueeze(0) if unbatched else input), unbatched
+
+
+def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """3-d cross-correlation of (N, C, D, H, W) (or unbatched) with (O, C/groups, kd, kh,
+    kw), as PyTorch's: y[:, :, z] = Σ_t conv2d(x_pad[:, :, z·s_d + t·d_d], w[:, :, t]) + b."""
+    op = "conv3d"
+    x, unbatched = _batched_3d(input, weight, op)
     ksize = tuple(weight.shape[2:])
     s = _tuple(stride, 3, "stride", op)
     d = _tuple(dilation, 3, "dilation", op)
@@ -239,13 +247,7 @@ def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     conv_transpose2d over (H, W) of every input depth slice z lands at output depth
     z·s_d + t·d_d − p_d (built by interleaving zeros, shifting and summing)."""
     op = "conv_transpose3d"
-    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
-        raise TypeError(f"{op}: input and weight must be Tensors")
-    if input.ndim not in (4, 5) or weight.ndim != 5:
-        raise ShapeError(f"{op}: expected a 4-d or 5-d input and a 5-d weight, got shapes "
-                         f"{tuple(input.shape)} and {tuple(weight.shape)}")
-    unbatched = input.ndim == 4
-    x = input.unsqueeze(0) if unbatched else input
+    x, unbatched = _batched_3d(input, weight, op)
     s = _tuple(stride, 3, "stride", op)
     p = _tuple(padding, 3, "padding", op)
     o = _tuple(output_padding, 3, "output_padding", op)
