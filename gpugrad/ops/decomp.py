@@ -57,9 +57,13 @@ def _tril(a: Tensor, k: int = 0) -> Tensor:
     return a * _wrap_array(a._backend.xp.asarray(mask.astype(a._data.dtype)), a._backend)
 
 
-def _singular(op: str, err) -> RuntimeError:
-    return RuntimeError(f"linalg.{op}: the input is singular or not positive-definite "
-                        f"({err})")
+def _factor(ctx, op: str, *arrays):
+    """`xp.linalg.<op>(*arrays)`, a LinAlgError raised as a RuntimeError naming the op."""
+    try:
+        return getattr(ctx.xp.linalg, op)(*arrays)
+    except np.linalg.LinAlgError as e:
+        raise RuntimeError(f"linalg.{op}: the input is singular or not positive-definite "
+                           f"({e})") from None
 
 
 class Inv(Op):
@@ -68,10 +72,7 @@ class Inv(Op):
     @staticmethod
     def forward(ctx, a):
         ctx.save_output()
-        try:
-            return ctx.xp.linalg.inv(a)
-        except np.linalg.LinAlgError as e:
-            raise _singular("inv", e) from None
+        return _factor(ctx, "inv", a)
 
     @staticmethod
     def backward(ctx, g):
@@ -92,10 +93,7 @@ class Solve(Op):
     def forward(ctx, a, b):
         ctx.save_inputs(0)
         ctx.save_output()
-        try:
-            return ctx.xp.linalg.solve(a, b)
-        except np.linalg.LinAlgError as e:
-            raise _singular("solve", e) from None
+        return _factor(ctx, "solve", a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -187,10 +185,7 @@ class Cholesky(Op):
     @staticmethod
     def forward(ctx, a):
         ctx.save_output()
-        try:
-            return ctx.xp.linalg.cholesky(a)
-        except np.linalg.LinAlgError as e:
-            raise _singular("cholesky", e) from None
+        return _factor(ctx, "cholesky", a)
 
     @staticmethod
     def backward(ctx, g):
