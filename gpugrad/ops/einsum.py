@@ -268,33 +268,30 @@ def _scaled_add(input: Tensor, prod: Tensor, beta, alpha) -> Tensor:
     return (input if beta == 1 else input * beta) + prod
 
 
+def _check_ndims(op: str, a: Tensor, b: Tensor, na: int, nb: int, what: str) -> None:
+    if a.ndim != na or b.ndim != nb:
+        raise ShapeError(f"{op}: expected {what}, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """β·input + α·(mat1 @ mat2) for 2-d mat1, mat2."""
-    if mat1.ndim != 2 or mat2.ndim != 2:
-        raise ShapeError(f"addmm: expected 2-d matrices, got {tuple(mat1.shape)} and "
-                         f"{tuple(mat2.shape)}")
+    _check_ndims("addmm", mat1, mat2, 2, 2, "2-d matrices")
     return _scaled_add(input, matmul(mat1, mat2), beta, alpha)
 
 
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
     """β·input + α·(mat @ vec) for a 2-d mat and 1-d vec."""
-    if mat.ndim != 2 or vec.ndim != 1:
-        raise ShapeError(f"addmv: expected a matrix and a vector, got {tuple(mat.shape)} and "
-                         f"{tuple(vec.shape)}")
+    _check_ndims("addmv", mat, vec, 2, 1, "a matrix and a vector")
     return _scaled_add(input, matmul(mat, vec), beta, alpha)
 
 
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """β·input + α·(batch1 @ batch2) for 3-d batches."""
-    if batch1.ndim != 3 or batch2.ndim != 3:
-        raise ShapeError(f"baddbmm: expected 3-d batches, got {tuple(batch1.shape)} and "
-                         f"{tuple(batch2.shape)}")
+    _check_ndims("baddbmm", batch1, batch2, 3, 3, "3-d batches")
     return _scaled_add(input, matmul(batch1, batch2), beta, alpha)
 
 
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """β·input + α·Σ_b batch1[b] @ batch2[b]."""
-    if batch1.ndim != 3 or batch2.ndim != 3:
-        raise ShapeError(f"addbmm: expected 3-d batches, got {tuple(batch1.shape)} and "
-                         f"{tuple(batch2.shape)}")
+    _check_ndims("addbmm", batch1, batch2, 3, 3, "3-d batches")
     return _scaled_add(input, _sum(matmul(batch1, batch2), 0), beta, alpha)
