@@ -167,14 +167,19 @@ class _HookState:
         return grad_input
 
 
-class _OutputsNode(Function):
-    """Identity on the module's outputs; its backward records grad_output and runs the
-    backward pre-hooks (which may replace it)."""
+class _IdentityNode(Function):
+    """Identity on a module's tensors (a lone tensor unwrapped), keeping the hook state
+    for the backward."""
 
     @staticmethod
-    def forward(ctx, state, *outs):
+    def forward(ctx, state, *tensors):
         ctx.state = state
-        return outs if len(outs) > 1 else outs[0]
+        return tensors if len(tensors) > 1 else tensors[0]
+
+
+class _OutputsNode(_IdentityNode):
+    """Identity on the module's outputs; its backward records grad_output and runs the
+    backward pre-hooks (which may replace it)."""
 
     @staticmethod
     def backward(ctx, *grads):
@@ -190,14 +195,9 @@ class _OutputsNode(Function):
         return (None, *grads)
 
 
-class _InputsNode(Function):
+class _InputsNode(_IdentityNode):
     """Identity on the module's tensor inputs; its backward runs the full backward hooks
     with grad_input (None for inputs that need no gradient)."""
-
-    @staticmethod
-    def forward(ctx, state, *ins):
-        ctx.state = state
-        return ins if len(ins) > 1 else ins[0]
 
     @staticmethod
     def backward(ctx, *grads):
