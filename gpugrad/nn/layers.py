@@ -57,6 +57,17 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
+def _padding_index(padding_idx: int | None, num_embeddings: int, prefix: str = "") -> int | None:
+    """`padding_idx` as a non-negative row index (None stays None); ValueError (its
+    message after `prefix`) unless −num_embeddings ≤ padding_idx < num_embeddings."""
+    if padding_idx is None:
+        return None
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(f"{prefix}padding_idx {padding_idx} must be within num_embeddings "
+                         f"({num_embeddings})")
+    return padding_idx % num_embeddings
+
+
 class Embedding(Module):
     """A lookup table: integer indices of any shape -> rows of `weight` (N(0, 1) init;
     the `padding_idx` row starts at zero and gets no gradient)."""
@@ -65,12 +76,7 @@ class Embedding(Module):
                  device=None, dtype=None) -> None:
         super().__init__()
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"padding_idx {padding_idx} must be within num_embeddings "
-                                 f"({num_embeddings})")
-            padding_idx %= num_embeddings
-        self.padding_idx = padding_idx
+        self.padding_idx = _padding_index(padding_idx, num_embeddings)
         self.weight = Parameter(empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
         self.reset_parameters()
 

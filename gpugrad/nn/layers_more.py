@@ -19,6 +19,7 @@ from ..ops.shape import stack
 from ..tensor import Tensor
 from . import init
 from ._functional_extra import embedding
+from .layers import _padding_index
 from .module import Module
 from .parameter import Parameter
 from .pooling import _AvgPoolNd, _MaxPoolNd
@@ -322,11 +323,7 @@ class EmbeddingBag(Module):
         self.max_norm, self.norm_type, self.mode = max_norm, norm_type, mode
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         self.include_last_offset = include_last_offset
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"EmbeddingBag: padding_idx {padding_idx} must be within "
-                                 f"num_embeddings ({num_embeddings})")
-            padding_idx %= num_embeddings
+        padding_idx = _padding_index(padding_idx, num_embeddings, "EmbeddingBag: ")
         self.padding_idx = padding_idx
         if _weight is None:
             self.weight = Parameter(empty(num_embeddings, embedding_dim, device=device,
