@@ -19,9 +19,9 @@ from gpugrad.backend import cpu_backend
 
 
 # --- concurrent backward ------------------------------------------------------------------
-def test_concurrent_backward_into_one_leaf_loses_nothing():
-    x = gg.zeros(100_000, requires_grad=True)
-    n_threads, reps = 24, 4
+def _backward_in_threads(x, n_threads: int, reps: int) -> None:
+    """`reps` backward passes of Σ x into x from each of `n_threads` threads started
+    together."""
     start = threading.Barrier(n_threads)
 
     def work():
@@ -34,6 +34,12 @@ def test_concurrent_backward_into_one_leaf_loses_nothing():
         t.start()
     for t in threads:
         t.join()
+
+
+def test_concurrent_backward_into_one_leaf_loses_nothing():
+    x = gg.zeros(100_000, requires_grad=True)
+    n_threads, reps = 24, 4
+    _backward_in_threads(x, n_threads, reps)
     assert np.all(x.grad.numpy() == n_threads * reps)
 
 
@@ -59,18 +65,7 @@ def test_concurrent_accumulation_is_atomic_per_leaf(monkeypatch):
     x.grad = gg.zeros(1000)
     monkeypatch.setattr(cpu_backend, "xp", _SlowInPlaceAdd())
     n_threads = 8
-    start = threading.Barrier(n_threads)
-
-    def work():
-        start.wait()
-        for _ in range(3):
-            (x * 1.0).sum().backward()
-
-    threads = [threading.Thread(target=work) for _ in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _backward_in_threads(x, n_threads, 3)
     monkeypatch.undo()
     assert np.all(x.grad.numpy() == n_threads * 3)
 
