@@ -57,6 +57,10 @@ class _ConvTransposeNd(_ConvNd):
                              f"{tuple(input.shape)})")
         return extra
 
+    def forward(self, input: Tensor, output_size=None) -> Tensor:
+        return self._fn(input, self.weight, self.bias, self.stride, self.padding,
+                        self._output_padding(input, output_size), self.groups, self.dilation)
+
     def extra_repr(self) -> str:
         s = super().extra_repr()
         if self.output_padding != (0,) * self._nd:
@@ -68,22 +72,14 @@ class ConvTranspose1d(_ConvTransposeNd):
     """1-d transposed convolution over (N, C_in, L) inputs (see `F.conv_transpose1d`)."""
 
     _nd = 1
-
-    def forward(self, input: Tensor, output_size=None) -> Tensor:
-        return conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding,
-                                self._output_padding(input, output_size), self.groups,
-                                self.dilation)
+    _fn = staticmethod(conv_transpose1d)
 
 
 class ConvTranspose2d(_ConvTransposeNd):
     """2-d transposed convolution over (N, C_in, H, W) inputs (see `F.conv_transpose2d`)."""
 
     _nd = 2
-
-    def forward(self, input: Tensor, output_size=None) -> Tensor:
-        return conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
-                                self._output_padding(input, output_size), self.groups,
-                                self.dilation)
+    _fn = staticmethod(conv_transpose2d)
 
 
 
@@ -93,8 +89,4 @@ class ConvTranspose3d(_ConvTransposeNd):
     `F.conv_transpose3d`)."""
 
     _nd = 3
-
-    def forward(self, input: Tensor, output_size=None) -> Tensor:
-        return conv_transpose3d(input, self.weight, self.bias, self.stride, self.padding,
-                                self._output_padding(input, output_size), self.groups,
-                                self.dilation)
+    _fn = staticmethod(conv_transpose3d)
