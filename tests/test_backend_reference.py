@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gpugrad.backend import cpu_backend as B
-from gpugrad.backend.base import philox4x32_10
+from gpugrad.backend.random import philox4x32_10
 from gpugrad.ops.table import ROWS
 
 torch = pytest.importorskip("torch")
