@@ -142,7 +142,6 @@ def check_xent(logits, target, reduction: str) -> None:
                          f"{_XENT_REDUCTIONS}, got {reduction!r}")
 
 
-
 def reduce_rows(xp, rows, ignored, reduction: str):
     """Per-row losses reduced as a 0-d array (mean over the rows not ignored)."""
     if reduction == "none":

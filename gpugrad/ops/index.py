@@ -15,7 +15,7 @@ from ..autograd.views import make_view
 from ..errors import DeviceError, ShapeError
 from ..tensor import Tensor, _wrap_array
 from ._util import norm_dim
-from .reduce import sum_to
+from .broadcast import sum_to
 
 
 # --- __getitem__ / __setitem__ ------------------------------------------------------------
