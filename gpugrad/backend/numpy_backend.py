@@ -1,4 +1,5 @@
-"""The NumPy (CPU) backend; also the reference implementation of every fused kernel."""
+"""The NumPy (CPU) backend: the kernel families' NumPy references, with large elementwise
+passes and reductions shared among threads."""
 
 from __future__ import annotations
 
