@@ -5,7 +5,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import cuda  # noqa: I001 - import order matters: tensor before ops
+from . import cuda  # noqa: I001 - grouped by topic, not sorted (any order imports)
 from ._dtype import (
     DType as dtype, bfloat16, complex64, complex128, float16, float32, float64, int8, int16,
     int32, int64, uint8,

@@ -3,7 +3,7 @@
 // the 64-bit seed. Element i takes word i mod 4 of the block for counter
 // (j_lo, j_hi, offset_lo, offset_hi), j = i div 4, so the mask is a pure function of
 // (seed, offset, i): the backward regenerates it instead of storing it, and
-// Backend.dropout_forward in gpugrad/backend/base.py (the NumPy reference, same Philox in
+// Backend.dropout_forward in gpugrad/backend/random.py (the NumPy reference, same Philox in
 // vectorised uint32 math) gives bit-identical masks. threshold = ⌊p·2³²⌋, so
 // P(keep) = 1 − threshold/2³². Elementwise only: runs under the host shim too.
 #include "common.cuh"

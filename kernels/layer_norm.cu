@@ -2,7 +2,7 @@
 // y = (x − μ)·rstd·w + b with rstd = 1/√(σ² + ε) (biased variance), and its backward
 // x̄ = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = ȳ·w, x̂ = (x − μ)·rstd;
 // w̄ = Σ_rows ȳ·x̂, b̄ = Σ_rows ȳ. The NumPy reference is Backend.layer_norm_forward /
-// layer_norm_backward in gpugrad/backend/base.py. μ and rstd are saved in the
+// layer_norm_backward in gpugrad/backend/rows.py. μ and rstd are saved in the
 // accumulation type (float for 16-bit inputs). All kernels here use block reductions or
 // shared memory and are GPU-only.
 #include "common.cuh"

@@ -1,6 +1,6 @@
 // Multi-tensor optimizer kernels: one launch updates every tensor of a list.
 // The NumPy reference is Backend.sgd_update / adam_update / grad_norm / unscale_grads_ in
-// gpugrad/backend/base.py; gpugrad/backend/cupy_backend.py builds the launch metadata.
+// gpugrad/backend/optim.py; gpugrad/backend/cupy_optim.py builds the launch metadata.
 //
 // `meta` is one int64 device array: R per-tensor columns of length nt (device pointers, or
 // flags), then the nt tensor sizes, then the chunk table: nchunks tensor indices followed

@@ -1,7 +1,7 @@
 // Row-wise softmax / log-softmax over the last axis of a (rows, cols) row-major array, their
 // backward, and softmax cross-entropy against integer targets. The NumPy reference is
 // Backend.softmax / log_softmax / softmax_backward / log_softmax_backward /
-// softmax_cross_entropy(_backward) in gpugrad/backend/base.py.
+// softmax_cross_entropy(_backward) in gpugrad/backend/rows.py.
 //
 // The row kernels run one block per row (grid-stride over rows) with blockDim.x a multiple
 // of 32: they use block reductions and are GPU-only. softmax_xent_backward is elementwise

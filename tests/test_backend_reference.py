@@ -1,6 +1,7 @@
-"""The NumPy reference of each fused kernel (Backend methods in gpugrad/backend/base.py,
-and the activation rows of the pointwise table through `Backend.pointwise`) against
-PyTorch on the CPU, and Philox4x32-10 against Random123's known answers."""
+"""The NumPy reference of each fused kernel (Backend methods in the kernel-family modules
+gpugrad/backend/rows.py, random.py, optim.py, and the activation rows of the pointwise
+table through `Backend.pointwise`) against PyTorch on the CPU, and Philox4x32-10 against
+Random123's known answers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from gpugrad.backend import cpu_backend as B
-from gpugrad.backend.base import philox4x32_10
+from gpugrad.backend.random import philox4x32_10
 from gpugrad.ops.table import ROWS
 
 torch = pytest.importorskip("torch")

@@ -3,9 +3,10 @@
 Each kernels/*.cu file is compiled with g++ against tests/kernels_cpu/cuda_host_shim.h,
 which turns `__global__` functions into plain C functions and a launch into a serial loop
 over a small grid (3 blocks of 5 threads, so grid-stride and chunk loops take uneven
-strides); the results are compared with the NumPy reference methods in
-gpugrad/backend/base.py, for float32, float64, float16 and bfloat16 (the shim converts the
-16-bit types in software, with the same round-to-nearest-even as the GPU).
+strides); the results are compared with the NumPy reference methods of the kernel
+families (gpugrad/backend/rows.py, random.py, optim.py), for float32, float64, float16 and
+bfloat16 (the shim converts the 16-bit types in software, with the same
+round-to-nearest-even as the GPU).
 
 Covered here: the generated pointwise kernels (tests/test_pointwise_kernels.py runs every
 row of the table), softmax_xent_backward, dropout_apply (masks bit-identical to the NumPy
@@ -29,10 +30,10 @@ import numpy as np
 import pytest
 
 from gpugrad.backend import cpu_backend
-from gpugrad.backend.base import dropout_threshold, philox4x32_10
-from gpugrad.backend.cupy_backend import multi_tensor_meta
+from gpugrad.backend.cupy_optim import multi_tensor_meta
 from gpugrad.backend.kernels import STORAGE, expand_includes, kernel_dir, kernel_source
 from gpugrad.backend.pointwise import cuda_source
+from gpugrad.backend.random import dropout_threshold, philox4x32_10
 from gpugrad.ops.table import ROWS
 
 SHIM = Path(__file__).parent / "kernels_cpu" / "cuda_host_shim.h"

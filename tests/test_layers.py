@@ -62,3 +62,45 @@ def test_the_walk_sees_relative_and_deferred_imports(tmp_path):
     found = violations("autograd", tmp_path / "gpugrad")
     assert any("_layer_probe.py:2 imports gpugrad.ops" in v for v in found)
     assert any("_layer_probe.py:3 imports gpugrad.nn" in v for v in found)
+
+
+# Capability switches of the backend's kernel families: only the backend reads them. Ops
+# and nn ask a backend method instead (fuses_rows, value_range, dropout_philox_state,
+# is_capturing), so a new backend changes its behaviour in one place.
+BACKEND_SWITCHES = frozenset(("fused_kernels", "fused_rows", "regenerates_dropout_mask"))
+
+
+def capability_reads(root: Path = ROOT) -> list[str]:
+    """Reads of a backend switch, or of a backend's `name`, outside gpugrad/backend."""
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        if (root / "backend") in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Attribute):
+                continue
+            owner = node.value
+            owner_name = (owner.attr if isinstance(owner, ast.Attribute)
+                          else owner.id if isinstance(owner, ast.Name) else "")
+            if node.attr in BACKEND_SWITCHES or (node.attr == "name"
+                                                 and owner_name.endswith("backend")):
+                bad.append(f"{path.relative_to(root.parent)}:{node.lineno} reads "
+                           f"{owner_name}.{node.attr}")
+    return bad
+
+
+def test_ops_ask_the_backend_instead_of_reading_its_switches():
+    assert not capability_reads(), "\n".join(capability_reads())
+
+
+def test_the_switch_walk_sees_flag_and_name_reads(tmp_path):
+    (tmp_path / "gpugrad" / "ops").mkdir(parents=True)
+    (tmp_path / "gpugrad" / "backend").mkdir()
+    (tmp_path / "gpugrad" / "ops" / "_probe.py").write_text(
+        "def f(x, ctx):\n    if x._backend.name == 'cpu':\n        pass\n"
+        "    return ctx.backend.fused_kernels\n")
+    (tmp_path / "gpugrad" / "backend" / "_probe.py").write_text(
+        "def f(self):\n    return self.fused_rows\n")
+    found = sorted(capability_reads(tmp_path / "gpugrad"))
+    assert found == ["gpugrad/ops/_probe.py:2 reads _backend.name",
+                     "gpugrad/ops/_probe.py:4 reads backend.fused_kernels"]

@@ -1,4 +1,5 @@
-"""The NumPy (CPU) backend; also the reference implementation of every fused kernel."""
+"""The NumPy (CPU) backend: the kernel families' NumPy references, with large elementwise
+passes and reductions shared among threads."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import platform
 import numpy as np
 
 from ..device import device as Device
-from . import base, cpu_parallel
+from . import cpu_parallel
 from .base import Backend
+from .ufuncs import mul_pair_into
 
 
 def _cache_large_allocations() -> bool:
@@ -88,6 +90,10 @@ class NumpyBackend(Backend):
 
     def reshape_view(self, array, shape):
         return np.reshape(array, shape, copy=False)
+
+    def value_range(self, array) -> tuple:
+        """(min, max) as NumPy scalars: free to read on the host."""
+        return array.min(), array.max()
 
     def _run_elementwise(self, kernel, outs: tuple, ins: tuple) -> None:
         """Apply an elementwise kernel in cache-sized row blocks shared among the threads,
@@ -169,7 +175,7 @@ class NumpyBackend(Backend):
 
     def mul_pair(self, g, a, b) -> tuple:
         ga, gb = np.empty(g.shape, g.dtype), np.empty(g.shape, g.dtype)
-        cpu_parallel.blocked(base._mul_pair_into, (ga, gb), (g, a, b))
+        cpu_parallel.blocked(mul_pair_into, (ga, gb), (g, a, b))
         return ga, gb
 
     def add_(self, a, b) -> None:

@@ -144,8 +144,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
         loss = _loss.SoftmaxCrossEntropy.apply(input, q, cdim)
         return _reduce(loss, reduction, "cross_entropy")
     safe, valid = _indices("cross_entropy", input, target, ignore_index, c)
-    if (input._backend.fused_kernels and input.ndim == 2 and w is None
-            and label_smoothing == 0.0):  # one fused kernel each way
+    if (input.ndim == 2 and w is None and label_smoothing == 0.0
+            and input._backend.fuses_rows(2, 1)):  # one fused kernel each way
         def composite(x):
             return _index_cross_entropy(x, 1, c, safe, valid, None, 0.0, reduction)
 
@@ -198,12 +198,14 @@ def _check_probabilities(input: Tensor) -> None:
     backend only: on a GPU the check would read a flag back to the host, a synchronisation
     per loss (PyTorch's CUDA kernel asserts on the device instead)."""
     x = input._data
-    if input._backend.name != "cpu" or not x.size:
+    span = input._backend.value_range(x) if x.size else None
+    if span is None:
         return
-    if not bool(((x >= 0) & (x <= 1)).all()):
+    lo, hi = span
+    if not (lo >= 0 and hi <= 1):  # NaN fails too
         raise RuntimeError("binary_cross_entropy: all elements of input should be between 0 "
-                           f"and 1 (input of shape {tuple(input.shape)}, min {x.min()}, "
-                           f"max {x.max()})")
+                           f"and 1 (input of shape {tuple(input.shape)}, min {lo}, "
+                           f"max {hi})")
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,

@@ -133,7 +133,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     if k == 0 or input.ndim < k or tuple(input.shape[-k:]) != shape:
         raise ShapeError(f"layer_norm: input shape {tuple(input.shape)} does not end with "
                          f"normalized_shape {shape}")
-    if (k == 1 and input._backend.fused_kernels
+    if (k == 1 and input._backend.fuses_rows(input.ndim, input.ndim - 1)
             and all(t is None or tuple(t.shape) == shape for t in (weight, bias))):
         return layer_norm_rows(input, weight, bias, float(eps))
     out = standardize(input, tuple(range(input.ndim - k, input.ndim)), float(eps))
@@ -195,15 +195,15 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     xp = tensor._backend.xp
     # Class range checked on the CPU only, as PyTorch: on a GPU it would read the range
     # back to the host, a synchronisation per call.
-    checked = tensor._backend.name == "cpu" and tensor.numel()
-    if checked and int(tensor._data.min()) < 0:
+    span = tensor._backend.value_range(tensor._data) if tensor.numel() else None
+    if span is not None and int(span[0]) < 0:
         raise RuntimeError(f"one_hot: Class values must be non-negative (got "
-                           f"{int(tensor._data.min())} in a tensor of shape {tuple(tensor.shape)})")
+                           f"{int(span[0])} in a tensor of shape {tuple(tensor.shape)})")
     if num_classes < 0:
         num_classes = int(tensor.max().item()) + 1 if tensor.numel() else 0
-    elif checked and int(tensor._data.max()) >= num_classes:
+    elif span is not None and int(span[1]) >= num_classes:
         raise RuntimeError(f"one_hot: Class values must be smaller than num_classes (got "
-                           f"{int(tensor._data.max())} with num_classes={num_classes})")
+                           f"{int(span[1])} with num_classes={num_classes})")
     classes = xp.arange(num_classes)
     return _wrap_array((tensor._data[..., None] == classes).astype(xp.int64), tensor._backend)
 

@@ -68,8 +68,9 @@ class LogSoftmax(Op):
 
 
 def _fused_rows(ctx, x, dim) -> bool:
-    """Whether the backend's fused row kernels apply: they normalise over the last axis."""
-    return ctx.backend.fused_kernels and dim is not None and dim == x.ndim - 1
+    """Whether the backend's fused row kernels take this normalisation (see
+    `Backend.fuses_rows`)."""
+    return ctx.backend.fuses_rows(x.ndim, dim)
 
 
 # --- pointwise activations: rows of the table (gpugrad/ops/table.py) ------------------------
@@ -199,8 +200,8 @@ class PhiloxDropout(Op):
 def dropout(x, p: float):
     """Dropout of x with probability p (0 < p < 1) on x's backend: a regenerated Philox
     mask where the backend has the kernels for it (CUDA), a stored Bernoulli mask else."""
-    backend = x._backend
-    if backend.regenerates_dropout_mask:
-        return PhiloxDropout.apply(x, p, *backend.philox_state(x.numel()))
+    state = x._backend.dropout_philox_state(x.numel())
+    if state is not None:
+        return PhiloxDropout.apply(x, p, *state)
     return Dropout.apply(x, p)
 

@@ -15,7 +15,7 @@ from ..autograd.views import make_view
 from ..errors import DeviceError, ShapeError
 from ..tensor import Tensor, _wrap_array
 from ._util import norm_dim
-from .reduce import sum_to
+from .broadcast import sum_to
 
 
 # --- __getitem__ / __setitem__ ------------------------------------------------------------
@@ -221,9 +221,10 @@ def index_out_of_range(index: Tensor, n: int) -> int | None:
     the index range back to the host, a synchronisation per call (PyTorch asserts on the
     device); callers use it to name their own op and argument in the error."""
     arr = index._data
-    if not arr.size or index._backend.name != "cpu":
+    span = index._backend.value_range(arr) if arr.size else None
+    if span is None:
         return None
-    lo, hi = int(arr.min()), int(arr.max())
+    lo, hi = int(span[0]), int(span[1])
     if lo < 0:
         return lo
     return hi if hi >= n else None

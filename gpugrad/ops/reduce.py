@@ -13,6 +13,7 @@ from ..autograd.function import Op
 from ..tensor import Tensor, _wrap_array
 from ._dimarg import dim_alias
 from ._util import norm_dim, norm_dims
+from .broadcast import broadcast_to, sum_to  # noqa: F401 - sum_to: as gg.ops.sum_to
 
 
 def _keep_shape(shape: tuple, dims: tuple) -> tuple:
@@ -25,28 +26,7 @@ def _count(shape: tuple, dims: tuple) -> int:
 
 def _spread(g: Tensor, shape: tuple, dims: tuple) -> Tensor:
     """Broadcast a reduction's cotangent back to the input shape."""
-    return _shape.broadcast_to(g.reshape(_keep_shape(shape, dims)), shape)
-
-
-class SumTo(Op):
-    """y = x summed over broadcast axes down to `shape`;  x̄ = broadcast(ȳ, x.shape).
-    The VJP of every broadcasting op, shared rather than written per op."""
-
-    @staticmethod
-    def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
-        return ctx.backend.sum_to_shape(x, shape)
-
-    @staticmethod
-    def backward(ctx, g):
-        return _shape.broadcast_to(g, ctx.in_shape), None
-
-
-def sum_to(g: Tensor, shape: tuple) -> Tensor:
-    """Reduce a broadcast gradient to `shape` (no node when shapes already match)."""
-    if g._data.shape == shape:
-        return g
-    return SumTo.apply(g, shape)
+    return broadcast_to(g.reshape(_keep_shape(shape, dims)), shape)
 
 
 class Sum(Op):
@@ -368,4 +348,3 @@ def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
 
 
 from . import elementwise as _ew  # noqa: E402  (module reference: import order safe)
-from . import shape as _shape  # noqa: E402

@@ -311,8 +311,9 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     _check_index("take", input, index)
     flat = reshape(input, -1)
     n = flat.shape[0]
-    if index._data.size and input._backend.name == "cpu":
-        lo, hi = int(index._data.min()), int(index._data.max())
+    span = input._backend.value_range(index._data) if index._data.size else None
+    if span is not None:
+        lo, hi = int(span[0]), int(span[1])
         if lo < -n or hi >= n:
             raise IndexError(f"take: index {lo if lo < -n else hi} is out of range for a "
                              f"tensor of {n} elements (shape {tuple(input.shape)})")

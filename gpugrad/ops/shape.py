@@ -17,8 +17,8 @@ from ..autograd.views import is_view_of, make_view
 from ..errors import ShapeError
 from ..tensor import Tensor, _check_same_device, _size_tuple
 from ._util import norm_dim
+from .broadcast import broadcast_to
 from .index import getitem
-from .reduce import sum_to
 
 
 def _shape_arg(shape, op: str = "reshape") -> tuple:
@@ -167,32 +167,6 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
 
 
 swapaxes = transpose
-
-
-class BroadcastTo(Op):
-    """y = x broadcast to `shape`;  x̄ = sum_to(ȳ, x.shape)."""
-
-    @staticmethod
-    def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
-        try:
-            return ctx.xp.broadcast_to(x, shape)
-        except ValueError:
-            raise ShapeError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") \
-                from None
-
-    @staticmethod
-    def backward(ctx, g):
-        return sum_to(g, ctx.in_shape), None
-
-
-def broadcast_to(input: Tensor, shape) -> Tensor:
-    """A read-only view of `input` broadcast to `shape`."""
-    shape = tuple(shape)
-    if shape == input._data.shape:
-        return input
-    return make_view(BroadcastTo.apply(input, shape), input,
-                     lambda b: broadcast_to(b, shape), "expand")
 
 
 def expand(input: Tensor, *sizes) -> Tensor:

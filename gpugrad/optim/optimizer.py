@@ -351,11 +351,7 @@ def _check_found_inf(found_inf, name: str) -> None:
 
 def _capturing(backend) -> bool:
     """True while the current CUDA stream of a GPU backend is capturing a graph."""
-    if backend.name == "cpu":
-        return False
-    from ..cuda import is_current_stream_capturing
-
-    return is_current_stream_capturing()
+    return backend.is_capturing()
 
 
 def _as_index(key):

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("cpu_default_device")
 
 @pytest.fixture(autouse=True)
 def fused_rows(monkeypatch):
-    monkeypatch.setattr(type(cpu_backend), "fused_kernels", True)
+    monkeypatch.setattr(type(cpu_backend), "fused_rows", True)
 
 
 def _pair(a):

@@ -1,0 +1,56 @@
+"""Broadcasting and its VJP partner, summing back over the broadcast axes: each is the
+other's backward, so they live together."""
+
+from __future__ import annotations
+
+from ..autograd.function import Op
+from ..autograd.views import make_view
+from ..errors import ShapeError
+from ..tensor import Tensor
+
+
+class BroadcastTo(Op):
+    """y = x broadcast to `shape`;  x̄ = sum_to(ȳ, x.shape)."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        try:
+            return ctx.xp.broadcast_to(x, shape)
+        except ValueError:
+            raise ShapeError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") \
+                from None
+
+    @staticmethod
+    def backward(ctx, g):
+        return sum_to(g, ctx.in_shape), None
+
+
+def broadcast_to(input: Tensor, shape) -> Tensor:
+    """A read-only view of `input` broadcast to `shape`."""
+    shape = tuple(shape)
+    if shape == input._data.shape:
+        return input
+    return make_view(BroadcastTo.apply(input, shape), input,
+                     lambda b: broadcast_to(b, shape), "expand")
+
+
+class SumTo(Op):
+    """y = x summed over broadcast axes down to `shape`;  x̄ = broadcast(ȳ, x.shape).
+    The VJP of every broadcasting op, shared rather than written per op."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return ctx.backend.sum_to_shape(x, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return broadcast_to(g, ctx.in_shape), None
+
+
+def sum_to(g: Tensor, shape: tuple) -> Tensor:
+    """Reduce a broadcast gradient to `shape` (no node when shapes already match)."""
+    if g._data.shape == shape:
+        return g
+    return SumTo.apply(g, shape)
