@@ -225,9 +225,15 @@ def test_grad_assignment_checked():
 def test_grad_assignment_other_device_raises():
     if not gg.cuda.is_available():
         pytest.skip("no GPU")
-    a = gg.ones(2, requires_grad=True)
+    # devices named: the default device is cuda wherever a GPU answers
+    a = gg.ones(2, device="cpu", requires_grad=True)
     with pytest.raises(RuntimeError, match="same device"):
         a.grad = gg.ones(2, device="cuda")
+    assert a.grad is None
+    b = gg.ones(2, device="cuda", requires_grad=True)
+    with pytest.raises(RuntimeError, match="same device"):
+        b.grad = gg.ones(2, device="cpu")
+    assert b.grad is None
 
 
 # --- one_hot, binary cross-entropy, float sizes -----------------------------------------------
