@@ -123,6 +123,11 @@ class ndarray:
             _a = np.empty(shape, dtype=dtype, order=order)
         if not isinstance(_a, np.ndarray):
             raise TypeError(f"mock cupy.ndarray over {type(_a).__name__}")
+        if not _a.flags.writeable:  # CuPy's arrays are all writable (diagonal, broadcast_to)
+            try:
+                _a.setflags(write=True)
+            except ValueError:  # a view of read-only host memory: NumPy keeps it so
+                pass
         self._a = _a
         base = _a
         while isinstance(base.base, np.ndarray):
