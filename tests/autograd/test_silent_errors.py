@@ -237,7 +237,7 @@ def test_grad_assignment_other_device_raises():
 
 
 # --- one_hot, binary cross-entropy, float sizes -----------------------------------------------
-def test_one_hot_out_of_range_raises_as_torch():
+def test_one_hot_out_of_range_raises_as_torch(cpu_default_device):  # a CPU-only check
     for bad, n, msg in [([0, 3], 3, "smaller than num_classes"),
                         ([0, -1], 3, "non-negative"), ([0, -1], -1, "non-negative")]:
         with pytest.raises(RuntimeError, match=msg):
