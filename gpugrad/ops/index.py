@@ -36,6 +36,12 @@ def _normalize_key(x: Tensor, key):
                                  f"got {k.dtype}")
             out.append(k._data)
             basic = False
+        elif not isinstance(k, np.ndarray) and isinstance(k, x._backend.array_type):
+            # a device index array: the second half of a key split by _split_int_key
+            if k.dtype.kind not in "iub":
+                raise IndexError(f"getitem: index arrays must be integer or bool, got {k.dtype}")
+            out.append(k)
+            basic = False
         elif isinstance(k, (list, tuple, np.ndarray)):
             arr = np.asarray(k)
             if arr.size == 0 and arr.dtype.kind == "f":  # [] selects nothing, as in torch

@@ -90,7 +90,7 @@ def test_ops_forward_backward_match_torch(name):
         np.testing.assert_allclose(as_f32(gy.grad), as_f32(ty.grad), rtol=3e-2, atol=3e-2)
 
 
-def test_autocast_bfloat16_on_cpu_matches_torch():
+def test_autocast_bfloat16_on_cpu_matches_torch(cpu_default_device):  # autocast("cpu")
     torch.manual_seed(0)
     tm = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
     gm = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
@@ -115,7 +115,7 @@ def test_autocast_bfloat16_on_cpu_matches_torch():
                                    err_msg=name)
 
 
-def test_autocast_default_on_cpu_is_unchanged_and_bad_dtype_raises():
+def test_autocast_default_on_cpu_is_unchanged_and_bad_dtype_raises(cpu_default_device):
     a = gg.randn(2, 3)
     with gg.autocast("cpu"):
         assert (a @ a.mT).dtype is gg.float16
@@ -174,7 +174,7 @@ def test_row_references_bf16():
 
 @pytest.mark.parametrize("kind", ["relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu",
                                   "leaky_relu", "softplus", "elu"])
-def test_activation_rows_bf16(kind):
+def test_activation_rows_bf16(kind, cpu_default_device):  # the NumPy rendering
     """The pointwise table's NumPy rendering on real bfloat16 arrays: results stay bfloat16
     and equal PyTorch's float32 results rounded to bfloat16, forward and backward."""
     x = bf16(64, scale=3.0)
@@ -229,7 +229,7 @@ def test_save_load_bf16_roundtrip(tmp_path):
     np.testing.assert_array_equal(back.numpy().view(np.int16), t.numpy().view(np.int16))
 
 
-def test_autocast_bfloat16_conv_on_cpu():
+def test_autocast_bfloat16_conv_on_cpu(cpu_default_device):  # autocast("cpu")
     x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
     conv = nn.Conv2d(3, 4, 3)
     ref = conv(gg.tensor(x))

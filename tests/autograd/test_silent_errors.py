@@ -206,13 +206,19 @@ def test_grad_assignment_checked():
 def test_grad_assignment_other_device_raises():
     if not gg.cuda.is_available():
         pytest.skip("no GPU")
-    a = gg.ones(2, requires_grad=True)
+    # devices named: the default device is cuda wherever a GPU answers
+    a = gg.ones(2, device="cpu", requires_grad=True)
     with pytest.raises(RuntimeError, match="same device"):
         a.grad = gg.ones(2, device="cuda")
+    assert a.grad is None
+    b = gg.ones(2, device="cuda", requires_grad=True)
+    with pytest.raises(RuntimeError, match="same device"):
+        b.grad = gg.ones(2, device="cpu")
+    assert b.grad is None
 
 
 # --- one_hot, binary cross-entropy, float sizes -----------------------------------------------
-def test_one_hot_out_of_range_raises_as_torch():
+def test_one_hot_out_of_range_raises_as_torch(cpu_default_device):  # a CPU-only check
     for bad, n, msg in [([0, 3], 3, "smaller than num_classes"),
                         ([0, -1], 3, "non-negative"), ([0, -1], -1, "non-negative")]:
         with pytest.raises(RuntimeError, match=msg):

@@ -545,7 +545,7 @@ def test_embedding_bag_functional_matches_torch():
         F.embedding_bag(gg.tensor(idx), gg.tensor(w), gg.tensor(offsets), mode="median")
 
 
-def test_embedding_out_of_range_names_embedding():
+def test_embedding_out_of_range_names_embedding(cpu_default_device):  # a CPU-only check
     with pytest.raises(IndexError, match=r"^embedding: index 7 is out of range .*\(5, 3\)"):
         F.embedding(gg.tensor([[0, 7]]), gg.tensor(rand(5, 3)))
     with pytest.raises(IndexError, match="index -1"):

@@ -14,7 +14,7 @@ from gpugrad.backend import cpu_parallel
 @pytest.mark.parametrize("kw", [dict(kernel_size=2),  # disjoint windows: copy, no accumulation
                                 dict(kernel_size=2, stride=3, dilation=2),  # disjoint, gaps
                                 dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)])
-def test_threaded_max_pool2d_matches_torch(kw, monkeypatch):
+def test_threaded_max_pool2d_matches_torch(kw, monkeypatch, cpu_default_device):  # CPU pool
     rng = np.random.default_rng(0)
     x = rng.integers(0, 4, (65, 32, 24, 24)).astype(np.float32)  # ties everywhere
     x[5, 3, 7, 7] = np.nan

@@ -1,5 +1,6 @@
 """Errors name the op and argument the user called, not an internal one (index_select,
-index_add, where)."""
+index_add, where). Index ranges are checked on the CPU only (a GPU check would synchronise
+every call), so those tests run on the CPU."""
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import gpugrad.nn.functional as F
 
 
 @pytest.mark.parametrize("index, bad", [([1, 7], 7), ([[0], [-1]], -1), ([5], 5)])
-def test_embedding_index_out_of_range_names_embedding(index, bad):
+def test_embedding_index_out_of_range_names_embedding(index, bad, cpu_default_device):
     emb = nn.Embedding(5, 3)
     with pytest.raises(IndexError, match=rf"^embedding: index {bad} is out of range for an "
                                          r"embedding table of 5 rows .*weight shape \(5, 3\)"):
@@ -33,14 +34,15 @@ def test_embedding_in_range_still_matches_pytorch():
     ([[0, 6], [2, 1]], 0, "source", 6),
     ([[0, -1], [2, 1]], 0, "source", -1),
 ])
-def test_graphconv_edge_index_out_of_range_names_graphconv(edges, row, what, bad):
+def test_graphconv_edge_index_out_of_range_names_graphconv(edges, row, what, bad,
+                                                          cpu_default_device):
     conv = nn.GraphConv(3, 4)
     with pytest.raises(IndexError, match=rf"^GraphConv: edge_index row {row} \({what} nodes\) "
                                          rf"holds node {bad}, but there are 5 nodes"):
         conv(gg.randn(5, 3), gg.tensor(edges))
 
 
-def test_aggregate_checks_targets_against_num_nodes():
+def test_aggregate_checks_targets_against_num_nodes(cpu_default_device):
     from gpugrad.nn.graph import aggregate
 
     out = aggregate(gg.ones(2, 1), gg.tensor([[0, 1], [3, 3]]), num_nodes=4)

@@ -254,7 +254,7 @@ def test_view_dtype_errors_as_torch(make, dst):
         assert got.shape == tuple(want.shape)
 
 
-def test_tensor_type():
+def test_tensor_type(cpu_default_device):  # the names of CPU tensors, as torch CPU
     names = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor",
              "int32": "IntTensor", "bool": "BoolTensor", "uint8": "ByteTensor",
              "float16": "HalfTensor", "int16": "ShortTensor", "int8": "CharTensor"}

@@ -38,7 +38,7 @@ KWARGS = {"addcmul": {"value": -0.5}, "addcdiv": {"value": 2.0}, "subtract": {"a
 
 def _args(args, lib):
     conv = (lambda a: torch.from_numpy(a.copy())) if lib is torch else \
-        (lambda a: gg.from_numpy(a.copy()))
+        (lambda a: gg.tensor(a.copy()))  # on the default device, with the leaf
     return tuple(conv(a) if isinstance(a, np.ndarray) else a for a in args)
 
 

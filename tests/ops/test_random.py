@@ -12,7 +12,9 @@ import gpugrad as gg
 
 
 def _gen(seed=0):
-    return gg.Generator().manual_seed(seed)
+    """A seeded generator on the default device (a CPU generator cannot drive a GPU
+    sampler, as in torch)."""
+    return gg.Generator(gg.default_device()).manual_seed(seed)
 
 
 def _dt(t):
@@ -20,10 +22,11 @@ def _dt(t):
 
 
 # --- Generator ------------------------------------------------------------------------------
-def test_generator_seeding_and_state():
+def test_generator_seeding_and_state(cpu_default_device):  # only CPU generators save state
     assert gg.Generator().initial_seed() == torch.Generator().initial_seed()
     g = _gen(123)
-    assert g.initial_seed() == 123 and g.device == "cpu"
+    assert g.initial_seed() == 123 and g.device == gg.default_device()
+    assert gg.Generator().device == "cpu"
     a = gg.rand(5, generator=g)
     np.testing.assert_array_equal(a.numpy(), gg.rand(5, generator=_gen(123)).numpy())
     state = g.get_state()
@@ -46,7 +49,7 @@ def test_generator_is_independent_of_the_global_stream():
     np.testing.assert_array_equal(gg.rand(3, generator=g).numpy(), want)
 
 
-def test_generator_bad_state_and_bad_generator():
+def test_generator_bad_state_and_bad_generator(cpu_default_device):  # CPU state only
     with pytest.raises(TypeError, match="uint8"):
         _gen().set_state(gg.zeros(3))
     with pytest.raises(RuntimeError, match="get_state"):
@@ -264,7 +267,7 @@ def test_in_place_initialisers_respect_autograd():
         gg.zeros(3).exponential_(0.0)
 
 
-def test_global_rng_state_round_trip_and_seed():
+def test_global_rng_state_round_trip_and_seed(cpu_default_device):  # the CPU generator's
     gg.manual_seed(11)
     state = gg.get_rng_state()
     assert state.dtype == gg.uint8

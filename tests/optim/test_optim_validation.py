@@ -70,7 +70,7 @@ def _re(text: str) -> str:
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_read_only_parameter_changes_nothing(name):
+def test_read_only_parameter_changes_nothing(name, cpu_default_device):  # host memory
     a = gg.tensor([1.0, 2.0], requires_grad=True)
     frozen = np.array([3.0, 4.0], dtype=np.float32)
     frozen.flags.writeable = False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import operator
 import threading
+import types as _types
 import weakref
 
 import numpy as np
@@ -122,6 +123,11 @@ class ndarray:
             _a = np.empty(shape, dtype=dtype, order=order)
         if not isinstance(_a, np.ndarray):
             raise TypeError(f"mock cupy.ndarray over {type(_a).__name__}")
+        if not _a.flags.writeable:  # CuPy's arrays are all writable (diagonal, broadcast_to)
+            try:
+                _a.setflags(write=True)
+            except ValueError:  # a view of read-only host memory: NumPy keeps it so
+                pass
         self._a = _a
         base = _a
         while isinstance(base.base, np.ndarray):
@@ -248,7 +254,7 @@ class ndarray:
 
     # indexing
     def __getitem__(self, key):
-        return call(operator.getitem, (self, key), {})
+        return call(_getitem, (self, key), {}, name="ndarray.__getitem__")
 
     def __setitem__(self, key, value) -> None:
         setitem(self, key, value)
@@ -275,6 +281,15 @@ class ndarray:
 
     def __array_function__(self, func, types, args, kwargs):
         return call(func, args, kwargs, name=f"numpy.{func.__name__}")
+
+
+def _getitem(a: np.ndarray, key):
+    """a[key] as CuPy computes it: where NumPy gives a scalar (integers selecting one
+    element), CuPy gives a 0-d array, a view of `a` under basic indexing."""
+    out = a[key]
+    if isinstance(out, np.generic):
+        out = a[(key if isinstance(key, tuple) else (key,)) + (Ellipsis,)]
+    return out
 
 
 def _rebuild(host):
@@ -380,6 +395,69 @@ def _product_dtype(fn, ua, res):
     return res
 
 
+# -- cuBLAS compute types (cupy._core._routines_linalg) --------------------------------------
+COMPUTE_TYPE_TBD, COMPUTE_TYPE_DEFAULT, COMPUTE_TYPE_PEDANTIC = 0, 1, 2
+COMPUTE_TYPE_FP16, COMPUTE_TYPE_FP32, COMPUTE_TYPE_FP64 = 3, 4, 5
+COMPUTE_TYPE_BF16, COMPUTE_TYPE_TF32 = 6, 7
+_compute_types = [COMPUTE_TYPE_TBD] * 3  # by index: float16, float32/complex64, float64/128
+
+
+def _compute_type_index(dtype) -> int:
+    char = np.dtype(dtype).char
+    for i, chars in enumerate(("e", "fF", "dD")):
+        if char in chars:
+            return i
+    raise TypeError(f"dtype is not supported: {np.dtype(dtype)}")
+
+
+def set_compute_type(dtype, compute_type: int) -> None:
+    """The cuBLAS compute type of the products of `dtype` (float32 and complex64 share one,
+    as do float64 and complex128)."""
+    if compute_type not in range(8):
+        raise ValueError(f"Unknown compute type: {compute_type}")
+    _compute_types[_compute_type_index(dtype)] = compute_type
+
+
+def get_compute_type(dtype) -> int:
+    """The cuBLAS compute type of the products of `dtype`; the first query settles an unset
+    one (TF32 for float32/complex64 when the environment sets CUPY_TF32 > 0, else DEFAULT)."""
+    import os
+
+    i = _compute_type_index(dtype)
+    if _compute_types[i] == COMPUTE_TYPE_TBD:
+        tf32 = np.dtype(dtype).char in "fF" and int(os.environ.get("CUPY_TF32", "0")) > 0
+        _compute_types[i] = COMPUTE_TYPE_TF32 if tf32 else COMPUTE_TYPE_DEFAULT
+    return _compute_types[i]
+
+
+_routines_linalg = _types.ModuleType("cupy._core._routines_linalg",
+                                     "cuBLAS compute types of CuPy's products.")
+for _name in ("COMPUTE_TYPE_TBD", "COMPUTE_TYPE_DEFAULT", "COMPUTE_TYPE_PEDANTIC",
+              "COMPUTE_TYPE_FP16", "COMPUTE_TYPE_FP32", "COMPUTE_TYPE_FP64",
+              "COMPUTE_TYPE_BF16", "COMPUTE_TYPE_TF32", "set_compute_type",
+              "get_compute_type"):
+    setattr(_routines_linalg, _name, globals()[_name])
+
+
+def _to_tf32(a: np.ndarray) -> np.ndarray:
+    """float32 (or complex64) values rounded to TF32's 10 mantissa bits (nearest, ties to
+    even), as tensor cores read a GEMM's inputs; inf and NaN pass unchanged."""
+    parts = a.view(np.float32)
+    bits = parts.view(np.uint32)
+    rounded = ((bits + np.uint32(0xFFF) + ((bits >> np.uint32(13)) & np.uint32(1)))
+               & np.uint32(0xFFFFE000)).view(np.float32)
+    return np.where(np.isfinite(parts), rounded, parts).view(a.dtype).reshape(a.shape)
+
+
+def _product_inputs(fn, ua: tuple) -> tuple:
+    """The inputs of a product as cuBLAS reads them: TF32 for float32/complex64 arrays when
+    that compute type is set."""
+    if fn not in _PRODUCTS or get_compute_type(np.float32) != COMPUTE_TYPE_TF32:
+        return ua
+    return tuple(_to_tf32(np.ascontiguousarray(a))
+                 if isinstance(a, np.ndarray) and a.dtype.char in "fF" else a for a in ua)
+
+
 def call(fn, args, kwargs, name: str | None = None, allow_host: bool = False):
     """fn(*args, **kwargs) on the device arrays' NumPy buffers, results as device arrays
     (recorded while a capture is open)."""
@@ -387,12 +465,14 @@ def call(fn, args, kwargs, name: str | None = None, allow_host: bool = False):
     ua = _unwrap(tuple(args), label, allow_host)
     uk = _unwrap(kwargs, label, allow_host)
     with np.errstate(all="ignore"):  # a GPU computes inf and NaN without warnings
-        res = _wrap_result(_product_dtype(fn, ua, fn(*ua, **uk)), _known((args, kwargs), {}))
+        pa = _product_inputs(fn, ua)
+        res = _wrap_result(_product_dtype(fn, ua, fn(*pa, **uk)), _known((args, kwargs), {}))
     if capturing() is not None:
         def replay():
             with np.errstate(all="ignore"):
                 ra = _unwrap(tuple(args), label, True)
-                _refill(res, _product_dtype(fn, ra, fn(*ra, **_unwrap(kwargs, label, True))))
+                pa = _product_inputs(fn, ra)
+                _refill(res, _product_dtype(fn, ra, fn(*pa, **_unwrap(kwargs, label, True))))
         _record(replay)
     return res
 
