@@ -20,7 +20,6 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _state as _grad_state
 from ..tensor import Tensor, _wrap_array
 from ._util import binary_operands, broadcast_error, float_dtype_of, is_scalar
-from .pointwise import Pointwise
 from .reduce import sum_to
 from .table import ROWS
 
@@ -309,13 +308,11 @@ def neg(input: Tensor) -> Tensor:
 negative = neg
 
 
-_apply = Pointwise.apply
-
-
 def run(name: str, *operands, params: tuple = ()) -> Tensor:
     """Row `name` of the pointwise table (gpugrad/ops/table.py) applied to `operands`
     (Tensors of one dtype, or numbers) with its scalar `params`, in the row's order."""
-    return Pointwise.apply(*operands, row=ROWS[name], params=params)
+    row = ROWS[name]
+    return row.apply(*operands, params=params) if params else row.apply(*operands)
 
 
 def pow_scalar(x: Tensor, p) -> Tensor:
@@ -341,12 +338,12 @@ def _float(x: Tensor) -> Tensor:
 
 
 def _unary_doc(name: str, math_: str):
-    row = ROWS[name]
+    apply = ROWS[name].apply
 
     def op(input: Tensor) -> Tensor:
         if input._data.dtype.kind not in "fc":
             input = cast(input, float_dtype_of(input))
-        return _apply(input, row=row)
+        return apply(input)
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"{math_} elementwise (integers computed as float32; row `{name}`)."

@@ -66,10 +66,17 @@ class Row:
         self.program_keep = Program(self.program.inputs, self.outputs + self.keep,
                                     self.params) if keep else None
         self._backward: dict = {}
+        self._plans: dict = {}
         every = (True,) * n_in
         srcs = self._grad_exprs(every, False)[1] + self._grad_exprs(every, True)[1]
         self.saved_inputs = tuple(sorted({k for kind, k in srcs if kind == "x"}))
         self.saves_output = any(kind == "y" for kind, _ in srcs)
+        # The Op class running this row: the row and what it saves are class attributes,
+        # so a call passes no keywords and forward sets nothing per node for them.
+        self.op = type(_class_name(name), (Pointwise,), {
+            "row": self, "_save_in": self.saved_inputs,
+            "_save_out": _OUT0 if self.saves_output else ()})
+        self.apply = self.op.apply
 
     def __repr__(self) -> str:
         return f"Row({self.name}: {', '.join(map(repr, self.outputs))})"
@@ -114,30 +121,57 @@ class Row:
         return hit
 
 
+class _Plan:
+    """How a backward without a graph runs for one (need, complex, kept) case of a row:
+    the backward program, the sources it reads (0: an operand, 1: y, 2: a cotangent,
+    3: a kept value; with their index), the operand index of each output, and, where every
+    output is one of the cotangents itself (add, sub's ā), those cotangents' indices: no
+    kernel then, the cotangent Tensor passes through as the VJP does."""
+
+    __slots__ = ("program", "srcs", "targets", "passthrough", "zeros")
+
+    def __init__(self, row: Row, need: tuple, cplx: bool, kept: bool) -> None:
+        bw, srcs, targets = row.backward_row(need, cplx, kept)
+        self.srcs = tuple(("xygk".index(kind), k) for kind, k in srcs)
+        self.targets = tuple(targets)
+        self.program = None if bw is None else bw.program
+        self.passthrough = None
+        if bw is not None and all(o.op == "var" for o in bw.outputs) \
+                and all(srcs[int(o.value[1:])][0] == "g" for o in bw.outputs):
+            self.passthrough = tuple(srcs[int(o.value[1:])][1] for o in bw.outputs)
+        self.zeros = tuple(i for i, n in enumerate(need) if n and i not in self.targets)
+
+
 class Pointwise(Op):
     """y = row(x0, x1, ...; params) elementwise, with broadcasting; x̄ᵢ = sum_to(VJP row),
-    the row's hand-written or derived VJP (see the module docstring)."""
+    the row's hand-written or derived VJP (see the module docstring). Each row runs through
+    its own subclass (`Row.op`, `Row.apply`); `Pointwise.apply(*operands, row=row,
+    params=...)` runs any row as well."""
+
+    row: Row  # the row of a row's subclass
 
     @staticmethod
-    def forward(ctx, *arrays, row, params=()):
-        ctx.row = row
+    def forward(ctx, *arrays, row=None, params=()):
+        if row is None:
+            row = ctx.row
+        else:
+            ctx.row = row
+            ctx._save_in = row.saved_inputs
+            ctx._save_out = _OUT0 if row.saves_output else ()
         if params:
             ctx.params = params
-        if row.saved_inputs:
-            ctx._save_in = row.saved_inputs
-        if row.saves_output:
-            ctx._save_out = _OUT0
         for a in arrays:
             if type(a) in _PY:
                 ctx.scalars = tuple(a if type(a) in _PY else None for a in arrays)
             elif a.dtype.kind == "c":
                 ctx.cplx = True
+        backend = ctx._backend
         try:
-            if row.keep and ctx._backend.keeps_intermediates:
-                out = ctx._backend.pointwise(row.program_keep, arrays, params)
+            if row.keep and backend.keeps_intermediates:
+                out = backend.pointwise(row.program_keep, arrays, params)
                 ctx.kept = out[1:]
                 return out[0]
-            return ctx._backend.pointwise(row.program, arrays, params)
+            return backend.pointwise(row.program, arrays, params)
         except ValueError as e:
             shapes = [getattr(a, "shape", ()) for a in arrays]
             if "broadcast" in str(e):
@@ -146,55 +180,40 @@ class Pointwise(Op):
 
     @staticmethod
     def backward(ctx, *gs):
-        need = ctx.needs_input_grad
+        row = ctx.row
+        need = _NEED1 if row.n_in == 1 else ctx.needs_input_grad
         cplx = ctx.cplx
         if not cplx:
             for g in gs:
                 if g is not None and g._data.dtype.kind == "c":
                     cplx = True
-        kept = None if _grad_state.enabled else ctx.kept
-        bw, srcs, targets = ctx.row.backward_row(need, cplx, kept is not None)
+        if not _grad_state.enabled:  # nothing to record: run the backward on the arrays
+            kept = ctx.kept
+            key = (need, cplx, kept is not None)
+            plan = row._plans.get(key)
+            if plan is None:
+                plan = row._plans[key] = _Plan(row, need, cplx, kept is not None)
+            return _run_plan(ctx, plan, gs, need, kept)
+        bw, srcs, targets = row.backward_row(need, cplx, False)
         result = [None] * len(need)
-        if bw is not None:
-            if _grad_state.enabled:  # create_graph: the backward is a node of its own
-                ins = []
-                for kind, k in srcs:
-                    if kind == "x":
-                        t = ctx.saved_input(k)
-                        ins.append(ctx.scalars[k] if t is None else t)
-                    elif kind == "y":
-                        ins.append(ctx.saved_output)
-                    else:
-                        ins.append(gs[k])
-                res = Pointwise.apply(*ins, row=bw, params=ctx.params)
-                if type(res) is not tuple:
-                    res = (res,)
-            else:  # nothing to record: run the backward program on the arrays
-                arrays = []
-                for kind, k in srcs:
-                    if kind == "x":
-                        t = ctx.saved_input(k)
-                        arrays.append(ctx.scalars[k] if t is None else t._data)
-                    elif kind == "y":
-                        arrays.append(ctx.saved_output_array())
-                    elif kind == "g":
-                        arrays.append(gs[k]._data)
-                    else:
-                        arrays.append(kept[k])
-                out = ctx._backend.pointwise(bw.program, arrays, ctx.params)
-                backend = ctx._backend
-                if type(out) is not tuple and len(need) == 1:  # a unary row: the common case
-                    r = _wrap_array(out, backend)
-                    shape = ctx._input_meta[0][0]
-                    return (r if out.shape == shape else sum_to(r, shape),)
-                res = tuple(_wrap_array(o, backend) for o in out) if type(out) is tuple \
-                    else (_wrap_array(out, backend),)
+        if bw is not None:  # create_graph: the backward is a node of its own
+            ins = []
+            for kind, k in srcs:
+                if kind == "x":
+                    t = ctx.saved_input(k)
+                    ins.append(ctx.scalars[k] if t is None else t)
+                elif kind == "y":
+                    ins.append(ctx.saved_output)
+                else:
+                    ins.append(gs[k])
+            res = bw.apply(*ins, params=ctx.params) if ctx.params else bw.apply(*ins)
+            if type(res) is not tuple:
+                res = (res,)
             for i, r in zip(targets, res):
                 result[i] = sum_to(r, ctx.input_shape(i))
         for i, n in enumerate(need):
-            if n and result[i] is None:  # no dependence: a zero gradient, as in PyTorch
-                shape, dtype = ctx._input_meta[i]
-                result[i] = _wrap_array(ctx.backend.xp.zeros(shape, dtype=dtype), ctx.backend)
+            if n and result[i] is None:
+                result[i] = _zeros_like_input(ctx, i)
         return tuple(result)
 
     kept = None  # values of the row's `keep` expressions, where forward kept them
@@ -202,7 +221,54 @@ class Pointwise(Op):
     cplx = False  # whether an operand is complex
 
     def name(self) -> str:
-        return "".join(p.capitalize() for p in self.row.name.split("_")) + "Backward"
+        return _class_name(self.row.name) + "Backward"
+
+
+def _run_plan(ctx, plan: _Plan, gs: tuple, need: tuple, kept) -> tuple:
+    """The input cotangents of `ctx`'s node computed on arrays by `plan` (no graph)."""
+    backend = ctx._backend
+    meta = ctx._input_meta
+    if plan.passthrough is not None:
+        res = [gs[k] for k in plan.passthrough]
+    elif plan.program is None:
+        res = ()
+    else:
+        arrays = []
+        for kind, k in plan.srcs:
+            if kind == 2:
+                arrays.append(gs[k]._data)
+            elif kind == 1:
+                arrays.append(ctx.saved_output_array())
+            elif kind == 0:
+                t = ctx.saved_input(k)
+                arrays.append(ctx.scalars[k] if t is None else t._data)
+            else:
+                arrays.append(kept[k])
+        out = backend.pointwise(plan.program, arrays, ctx.params)
+        if type(out) is not tuple:
+            if len(need) == 1:  # a unary row: the common case
+                shape = meta[0][0]
+                r = _wrap_array(out, backend)
+                return (r if out.shape == shape else sum_to(r, shape),)
+            out = (out,)
+        res = [_wrap_array(o, backend) for o in out]
+    result = [None] * len(need)
+    for i, r in zip(plan.targets, res):
+        shape = meta[i][0]
+        result[i] = r if r._data.shape == shape else sum_to(r, shape)
+    for i in plan.zeros:  # no dependence: a zero gradient, as in PyTorch
+        result[i] = _zeros_like_input(ctx, i)
+    return tuple(result)
+
+
+def _zeros_like_input(ctx, i: int):
+    shape, dtype = ctx._input_meta[i]
+    return _wrap_array(ctx._backend.xp.zeros(shape, dtype=dtype), ctx._backend)
+
+
+def _class_name(name: str) -> str:
+    return "".join(p.capitalize() for p in name.split("_"))
 
 
 _OUT0 = (0,)
+_NEED1 = (True,)
