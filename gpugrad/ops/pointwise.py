@@ -48,14 +48,28 @@ def P(name: str) -> E.Expr:
 class Row:
     """One elementwise op: `outputs` (usually one expression) over operands x0..x{n-1} and
     the scalar `params`; `vjp`, where given, is one Expr (or None for no gradient) per
-    operand over the operands, Y, G and the params, used for real dtypes. `keep` lists
+    operand over the operands, Y, G and the params, used for real dtypes, and
+    `complex_vjp` likewise for complex ones (derived where not given). `keep` lists
     subexpressions worth keeping from forward on backends that compute rather than stream
     (the CPU: GELU's Φ), which a backward without a graph then reads instead of
-    recomputing; a differentiable (create_graph) backward always recomputes them."""
+    recomputing; a differentiable (create_graph) backward always recomputes them.
+
+    `label` is the op's name in errors and grad_fn names (default `name`; add and add with
+    alpha are one op to the user). `array_vjp(backend, g, *operands)`, where given, may
+    compute every operand's cotangent of a real backward without a graph in one backend
+    call (Mul's one-pass two-product kernel), or return None to use the program.
+
+    A row whose forward is one arithmetic primitive over its operands in order runs
+    forward as the backend's ufunc (`ufunc`: Backend.binary/unary, threaded on the CPU,
+    broadcasting in place on CuPy), as + − × ÷ ran before the table."""
 
     def __init__(self, name: str, outputs, n_in: int, params: tuple = (), vjp=None,
-                 keep: tuple = ()) -> None:
+                 keep: tuple = (), complex_vjp=None, label: str | None = None,
+                 array_vjp=None) -> None:
         self.name = name
+        self.label = label or name
+        self.complex_vjp = None if complex_vjp is None else tuple(complex_vjp)
+        self.array_vjp = array_vjp
         self.outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
         self.n_in = n_in
         self.params = tuple(params)
@@ -73,7 +87,10 @@ class Row:
         self.saves_output = any(kind == "y" for kind, _ in srcs)
         # The Op class running this row: the row and what it saves are class attributes,
         # so a call passes no keywords and forward sets nothing per node for them.
-        self.op = type(_class_name(name), (Pointwise,), {
+        out = self.outputs[0]
+        self.ufunc = _UFUNCS.get(out.op) if len(self.outputs) == 1 and not self.params \
+            and out.args == tuple(X(i) for i in range(n_in)) else None
+        self.op = type(_class_name(self.label), (Pointwise,), {
             "row": self, "_save_in": self.saved_inputs,
             "_save_out": _OUT0 if self.saves_output else ()})
         self.apply = self.op.apply
@@ -87,6 +104,8 @@ class Row:
         idx = [i for i, n in enumerate(need) if n]
         if self.vjp is not None and not cplx:
             exprs = [self.vjp[i] for i in idx]
+        elif self.complex_vjp is not None and cplx:
+            exprs = [self.complex_vjp[i] for i in idx]
         else:
             cots = [E.var(f"g{k}") for k in range(len(self.outputs))]
             exprs = E.vjp(self.outputs, cots, [X(i) for i in idx], cplx)
@@ -123,23 +142,37 @@ class Row:
 
 class _Plan:
     """How a backward without a graph runs for one (need, complex, kept) case of a row:
-    the backward program, the sources it reads (0: an operand, 1: y, 2: a cotangent,
-    3: a kept value; with their index), the operand index of each output, and, where every
-    output is one of the cotangents itself (add, sub's ā), those cotangents' indices: no
-    kernel then, the cotangent Tensor passes through as the VJP does."""
+    the sources its program reads (0: an operand, 1: y, 2: a cotangent, 3: a kept value;
+    with their index), the program computing the outputs that are not a cotangent itself,
+    and per output of the backward row its operand index and where its value comes from
+    (("g", k): cotangent k passed through, as add's VJP; ("p", j): program output j)."""
 
-    __slots__ = ("program", "srcs", "targets", "passthrough", "zeros")
+    __slots__ = ("program", "srcs", "targets", "outs", "zeros", "array_vjp")
 
     def __init__(self, row: Row, need: tuple, cplx: bool, kept: bool) -> None:
         bw, srcs, targets = row.backward_row(need, cplx, kept)
-        self.srcs = tuple(("xygk".index(kind), k) for kind, k in srcs)
         self.targets = tuple(targets)
-        self.program = None if bw is None else bw.program
-        self.passthrough = None
-        if bw is not None and all(o.op == "var" for o in bw.outputs) \
-                and all(srcs[int(o.value[1:])][0] == "g" for o in bw.outputs):
-            self.passthrough = tuple(srcs[int(o.value[1:])][1] for o in bw.outputs)
         self.zeros = tuple(i for i, n in enumerate(need) if n and i not in self.targets)
+        self.program, self.srcs, self.outs = None, (), ()
+        self.array_vjp = row.array_vjp if not cplx and all(need) else None
+        if bw is None:
+            return
+        outs, computed = [], []
+        for o in bw.outputs:
+            src = srcs[int(o.value[1:])] if o.op == "var" else None
+            if src is not None and src[0] == "g":
+                outs.append(("g", src[1]))
+            else:
+                outs.append(("p", len(computed)))
+                computed.append(o)
+        self.outs = tuple(outs)
+        if computed:
+            prog = bw.program if len(computed) == len(bw.outputs) else \
+                Program(bw.program.inputs, tuple(computed), bw.program.params)
+            used = E.free_vars(computed)
+            self.srcs = tuple(("xygk".index(kind), k) if f"x{j}" in used else None
+                              for j, (kind, k) in enumerate(srcs))
+            self.program = prog
 
 
 class Pointwise(Op):
@@ -167,6 +200,10 @@ class Pointwise(Op):
                 ctx.cplx = True
         backend = ctx._backend
         try:
+            if row.ufunc is not None:
+                if len(arrays) == 2:
+                    return backend.binary(getattr(backend.xp, row.ufunc), *arrays)
+                return backend.unary(getattr(backend.xp, row.ufunc), arrays[0])
             if row.keep and backend.keeps_intermediates:
                 out = backend.pointwise(row.program_keep, arrays, params)
                 ctx.kept = out[1:]
@@ -175,7 +212,7 @@ class Pointwise(Op):
         except ValueError as e:
             shapes = [getattr(a, "shape", ()) for a in arrays]
             if "broadcast" in str(e):
-                raise broadcast_error(row.name, *shapes) from None
+                raise broadcast_error(row.label, *shapes) from None
             raise
 
     @staticmethod
@@ -221,20 +258,26 @@ class Pointwise(Op):
     cplx = False  # whether an operand is complex
 
     def name(self) -> str:
-        return _class_name(self.row.name) + "Backward"
+        return _class_name(self.row.label) + "Backward"
 
 
 def _run_plan(ctx, plan: _Plan, gs: tuple, need: tuple, kept) -> tuple:
     """The input cotangents of `ctx`'s node computed on arrays by `plan` (no graph)."""
     backend = ctx._backend
     meta = ctx._input_meta
-    if plan.passthrough is not None:
-        res = [gs[k] for k in plan.passthrough]
-    elif plan.program is None:
-        res = ()
-    else:
+    computed = ()
+    if plan.array_vjp is not None:
+        arrays = [ctx.saved_input(i)._data for i in range(len(need))]
+        out = plan.array_vjp(backend, gs[0]._data, *arrays)
+        if out is not None:
+            return tuple(_wrap_array(o, backend) for o in out)
+    if plan.program is not None:
         arrays = []
-        for kind, k in plan.srcs:
+        for src in plan.srcs:
+            if src is None:  # read only by a passed-through output: any value will do
+                arrays.append(0)
+                continue
+            kind, k = src
             if kind == 2:
                 arrays.append(gs[k]._data)
             elif kind == 1:
@@ -251,9 +294,10 @@ def _run_plan(ctx, plan: _Plan, gs: tuple, need: tuple, kept) -> tuple:
                 r = _wrap_array(out, backend)
                 return (r if out.shape == shape else sum_to(r, shape),)
             out = (out,)
-        res = [_wrap_array(o, backend) for o in out]
+        computed = out
     result = [None] * len(need)
-    for i, r in zip(plan.targets, res):
+    for i, (kind, k) in zip(plan.targets, plan.outs):
+        r = gs[k] if kind == "g" else _wrap_array(computed[k], backend)
         shape = meta[i][0]
         result[i] = r if r._data.shape == shape else sum_to(r, shape)
     for i in plan.zeros:  # no dependence: a zero gradient, as in PyTorch
@@ -272,3 +316,6 @@ def _class_name(name: str) -> str:
 
 _OUT0 = (0,)
 _NEED1 = (True,)
+# Arithmetic primitives and the ufunc computing each (see Row.ufunc).
+_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide",
+           "neg": "negative"}
