@@ -85,6 +85,8 @@ class Row:
         srcs = self._grad_exprs(every, False)[1] + self._grad_exprs(every, True)[1]
         self.saved_inputs = tuple(sorted({k for kind, k in srcs if kind == "x"}))
         self.saves_output = any(kind == "y" for kind, _ in srcs)
+        self.saves_all = self.saved_inputs == tuple(range(n_in))
+        self.real_from_complex = any(e.op in _REAL_OF_COMPLEX for e in E.topo_order(self.outputs))
         # The Op class running this row: the row and what it saves are class attributes,
         # so a call passes no keywords and forward sets nothing per node for them.
         out = self.outputs[0]
@@ -145,9 +147,11 @@ class _Plan:
     the sources its program reads (0: an operand, 1: y, 2: a cotangent, 3: a kept value;
     with their index), the program computing the outputs that are not a cotangent itself,
     and per output of the backward row its operand index and where its value comes from
-    (("g", k): cotangent k passed through, as add's VJP; ("p", j): program output j)."""
+    (("g", k): cotangent k passed through, as add's VJP; ("p", j): program output j).
+    `run(ctx, gs, kept)` is the runner for the case's shape (all passed through, one
+    computed output of a unary row, a fused array VJP, or the general one)."""
 
-    __slots__ = ("program", "srcs", "targets", "outs", "zeros", "array_vjp")
+    __slots__ = ("program", "srcs", "targets", "outs", "zeros", "array_vjp", "run")
 
     def __init__(self, row: Row, need: tuple, cplx: bool, kept: bool) -> None:
         bw, srcs, targets = row.backward_row(need, cplx, kept)
@@ -155,6 +159,7 @@ class _Plan:
         self.zeros = tuple(i for i, n in enumerate(need) if n and i not in self.targets)
         self.program, self.srcs, self.outs = None, (), ()
         self.array_vjp = row.array_vjp if not cplx and all(need) else None
+        self.run = self._run_general
         if bw is None:
             return
         outs, computed = [], []
@@ -173,6 +178,78 @@ class _Plan:
             self.srcs = tuple(("xygk".index(kind), k) if f"x{j}" in used else None
                               for j, (kind, k) in enumerate(srcs))
             self.program = prog
+        if self.zeros:
+            return
+        if not computed:
+            self.run = self._run_passthrough
+        elif self.array_vjp is not None:
+            self.run = self._run_array_vjp
+        elif len(need) == 1:
+            self.run = self._run_unary
+
+    def _arrays(self, ctx, gs, kept) -> list:
+        """The program's source arrays."""
+        arrays = []
+        for src in self.srcs:
+            if src is None:  # read only by a passed-through output: any value will do
+                arrays.append(0)
+                continue
+            kind, k = src
+            if kind == 2:
+                arrays.append(gs[k]._data)
+            elif kind == 1:
+                arrays.append(ctx.saved_output_array())
+            elif kind == 0:
+                t = ctx.saved_input(k)
+                arrays.append(ctx.scalars[k] if t is None else t._data)
+            else:
+                arrays.append(kept[k])
+        return arrays
+
+    def _run_passthrough(self, ctx, gs, kept) -> tuple:
+        meta = ctx._input_meta
+        result = [None] * len(meta)
+        for i, (_, k) in zip(self.targets, self.outs):
+            g = gs[k]
+            shape = meta[i][0]
+            result[i] = g if g._data.shape == shape else sum_to(g, shape)
+        return tuple(result)
+
+    def _run_unary(self, ctx, gs, kept) -> tuple:
+        backend = ctx._backend
+        out = backend.pointwise(self.program, self._arrays(ctx, gs, kept), ctx.params)
+        shape = ctx._input_meta[0][0]
+        r = _wrap_array(out, backend)
+        return (r if out.shape == shape else sum_to(r, shape),)
+
+    def _run_array_vjp(self, ctx, gs, kept) -> tuple:
+        backend = ctx._backend
+        if len(ctx._input_meta) == 2:
+            out = self.array_vjp(backend, gs[0]._data, ctx.saved_input(0)._data,
+                                 ctx.saved_input(1)._data)
+        else:
+            out = self.array_vjp(backend, gs[0]._data,
+                                 *[ctx.saved_input(i)._data for i in range(len(ctx._edges))])
+        if out is None:
+            return self._run_general(ctx, gs, kept)
+        return tuple([_wrap_array(o, backend) for o in out])
+
+    def _run_general(self, ctx, gs, kept) -> tuple:
+        backend = ctx._backend
+        meta = ctx._input_meta
+        computed = ()
+        if self.program is not None:
+            computed = backend.pointwise(self.program, self._arrays(ctx, gs, kept), ctx.params)
+            if type(computed) is not tuple:
+                computed = (computed,)
+        result = [None] * len(meta)
+        for i, (kind, k) in zip(self.targets, self.outs):
+            r = gs[k] if kind == "g" else _wrap_array(computed[k], backend)
+            shape = meta[i][0]
+            result[i] = r if r._data.shape == shape else sum_to(r, shape)
+        for i in self.zeros:  # no dependence: a zero gradient, as in PyTorch
+            result[i] = _zeros_like_input(ctx, i)
+        return tuple(result)
 
 
 class Pointwise(Op):
@@ -191,19 +268,23 @@ class Pointwise(Op):
             ctx.row = row
             ctx._save_in = row.saved_inputs
             ctx._save_out = _OUT0 if row.saves_output else ()
-        if params:
-            ctx.params = params
-        for a in arrays:
-            if type(a) in _PY:
-                ctx.scalars = tuple(a if type(a) in _PY else None for a in arrays)
-            elif a.dtype.kind == "c":
-                ctx.cplx = True
+        if row.saved_inputs:  # a number operand's value, for backward
+            if row.saves_all:
+                ctx.scalars = arrays
+            else:
+                for a in arrays:
+                    if type(a) in _PY:
+                        ctx.scalars = tuple(v if type(v) in _PY else None for v in arrays)
+                        break
         backend = ctx._backend
         try:
-            if row.ufunc is not None:
+            uf = row.ufunc
+            if uf is not None:
                 if len(arrays) == 2:
-                    return backend.binary(getattr(backend.xp, row.ufunc), *arrays)
-                return backend.unary(getattr(backend.xp, row.ufunc), arrays[0])
+                    return backend.binary(getattr(backend.xp, uf), arrays[0], arrays[1])
+                return backend.unary(getattr(backend.xp, uf), arrays[0])
+            if params:
+                ctx.params = params
             if row.keep and backend.keeps_intermediates:
                 out = backend.pointwise(row.program_keep, arrays, params)
                 ctx.kept = out[1:]
@@ -218,11 +299,22 @@ class Pointwise(Op):
     @staticmethod
     def backward(ctx, *gs):
         row = ctx.row
-        need = _NEED1 if row.n_in == 1 else ctx.needs_input_grad
-        cplx = ctx.cplx
-        if not cplx:
-            for g in gs:
-                if g is not None and g._data.dtype.kind == "c":
+        edges = ctx._edges
+        if len(edges) == 1:
+            need = _NEED1
+        elif len(edges) == 2:
+            need = (edges[0] is not None, edges[1] is not None)
+        else:
+            need = ctx.needs_input_grad
+        # complex: a complex cotangent, or (rows whose output can be real for a complex
+        # operand, like abs) a complex operand
+        cplx = False
+        for g in gs:
+            if g is not None and g._data.dtype.kind == "c":
+                cplx = True
+        if not cplx and row.real_from_complex:
+            for m in ctx._input_meta:
+                if m is not None and m[1].kind == "c":
                     cplx = True
         if not _grad_state.enabled:  # nothing to record: run the backward on the arrays
             kept = ctx.kept
@@ -230,7 +322,7 @@ class Pointwise(Op):
             plan = row._plans.get(key)
             if plan is None:
                 plan = row._plans[key] = _Plan(row, need, cplx, kept is not None)
-            return _run_plan(ctx, plan, gs, need, kept)
+            return plan.run(ctx, gs, kept)
         bw, srcs, targets = row.backward_row(need, cplx, False)
         result = [None] * len(need)
         if bw is not None:  # create_graph: the backward is a node of its own
@@ -255,54 +347,9 @@ class Pointwise(Op):
 
     kept = None  # values of the row's `keep` expressions, where forward kept them
     params = ()  # the row's scalar parameters
-    cplx = False  # whether an operand is complex
 
     def name(self) -> str:
         return _class_name(self.row.label) + "Backward"
-
-
-def _run_plan(ctx, plan: _Plan, gs: tuple, need: tuple, kept) -> tuple:
-    """The input cotangents of `ctx`'s node computed on arrays by `plan` (no graph)."""
-    backend = ctx._backend
-    meta = ctx._input_meta
-    computed = ()
-    if plan.array_vjp is not None:
-        arrays = [ctx.saved_input(i)._data for i in range(len(need))]
-        out = plan.array_vjp(backend, gs[0]._data, *arrays)
-        if out is not None:
-            return tuple(_wrap_array(o, backend) for o in out)
-    if plan.program is not None:
-        arrays = []
-        for src in plan.srcs:
-            if src is None:  # read only by a passed-through output: any value will do
-                arrays.append(0)
-                continue
-            kind, k = src
-            if kind == 2:
-                arrays.append(gs[k]._data)
-            elif kind == 1:
-                arrays.append(ctx.saved_output_array())
-            elif kind == 0:
-                t = ctx.saved_input(k)
-                arrays.append(ctx.scalars[k] if t is None else t._data)
-            else:
-                arrays.append(kept[k])
-        out = backend.pointwise(plan.program, arrays, ctx.params)
-        if type(out) is not tuple:
-            if len(need) == 1:  # a unary row: the common case
-                shape = meta[0][0]
-                r = _wrap_array(out, backend)
-                return (r if out.shape == shape else sum_to(r, shape),)
-            out = (out,)
-        computed = out
-    result = [None] * len(need)
-    for i, (kind, k) in zip(plan.targets, plan.outs):
-        r = gs[k] if kind == "g" else _wrap_array(computed[k], backend)
-        shape = meta[i][0]
-        result[i] = r if r._data.shape == shape else sum_to(r, shape)
-    for i in plan.zeros:  # no dependence: a zero gradient, as in PyTorch
-        result[i] = _zeros_like_input(ctx, i)
-    return tuple(result)
 
 
 def _zeros_like_input(ctx, i: int):
@@ -317,5 +364,6 @@ def _class_name(name: str) -> str:
 _OUT0 = (0,)
 _NEED1 = (True,)
 # Arithmetic primitives and the ufunc computing each (see Row.ufunc).
+_REAL_OF_COMPLEX = ("abs", "real")  # primitives with a real value for a complex operand
 _UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide",
            "neg": "negative"}
