@@ -151,7 +151,8 @@ class _Plan:
     `run(ctx, gs, kept)` is the runner for the case's shape (all passed through, one
     computed output of a unary row, a fused array VJP, or the general one)."""
 
-    __slots__ = ("program", "srcs", "targets", "outs", "zeros", "array_vjp", "run")
+    __slots__ = ("program", "srcs", "targets", "outs", "zeros", "array_vjp", "run", "ufunc",
+                 "ufunc_args")
 
     def __init__(self, row: Row, need: tuple, cplx: bool, kept: bool) -> None:
         bw, srcs, targets = row.backward_row(need, cplx, kept)
@@ -182,6 +183,13 @@ class _Plan:
             return
         if not computed:
             self.run = self._run_passthrough
+        elif len(computed) == 1 and len(bw.outputs) == 1 and computed[0].op in _UFUNCS \
+                and all(a.op == "var" for a in computed[0].args):
+            # one arithmetic primitive over the sources (neg's −ȳ, ȳ·c for a number c): the
+            # backend's ufunc, as forward
+            self.ufunc = _UFUNCS[computed[0].op]
+            self.ufunc_args = tuple(self.srcs[int(a.value[1:])] for a in computed[0].args)
+            self.run = self._run_ufunc
         elif self.array_vjp is not None:
             self.run = self._run_array_vjp
         elif len(need) == 1:
@@ -237,6 +245,32 @@ class _Plan:
         shape = ctx._input_meta[0][0]
         r = _wrap_array(out, backend)
         return (r if out.shape == shape else sum_to(r, shape),)
+
+    def _run_ufunc(self, ctx, gs, kept) -> tuple:
+        args = []
+        for kind, k in self.ufunc_args:
+            if kind == 2:
+                args.append(gs[k]._data)
+            elif kind == 1:
+                args.append(ctx.saved_output_array())
+            elif kind == 0:
+                t = ctx.saved_input(k)
+                args.append(ctx.scalars[k] if t is None else t._data)
+            else:
+                args.append(kept[k])
+        backend = ctx._backend
+        fn = getattr(backend.xp, self.ufunc)
+        out = backend.unary(fn, args[0]) if len(args) == 1 else backend.binary(fn, *args)
+        r = _wrap_array(out, backend)
+        i = self.targets[0]
+        shape = ctx._input_meta[i][0]
+        if out.shape != shape:
+            r = sum_to(r, shape)
+        if len(ctx._input_meta) == 1:
+            return (r,)
+        result = [None] * len(ctx._input_meta)
+        result[i] = r
+        return tuple(result)
 
     def _run_array_vjp(self, ctx, gs, kept) -> tuple:
         backend = ctx._backend
