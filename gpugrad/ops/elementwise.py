@@ -1,11 +1,10 @@
 """Elementwise ops: arithmetic, unary math, activations, casts, comparisons.
 
-The differentiable math beyond + − × ÷ is rows of the pointwise table (gpugrad/ops/table.py)
+The differentiable elementwise math is rows of the pointwise table (gpugrad/ops/table.py)
 run by the one `Pointwise` op (`run(name, ...)`): each function here only promotes its
 operands and picks the row; forward, VJP and second derivatives come from the row's
-expression. Add, Sub, Mul and Div stay hand-written Ops (the hottest ops, with a
-fused two-product backward); `sum_to` reduces a broadcast gradient back to an input's
-shape.
+expression, + − × ÷ included (their forward runs as the backend's ufunc, Mul's backward
+as one two-product pass); `sum_to` reduces a broadcast gradient back to an input's shape.
 
 Complex tensors follow PyTorch's convention: the cotangent of a complex value is the
 conjugate Wirtinger derivative ∂L/∂z̄ (times 2), so for a holomorphic y = f(x) the VJP is
@@ -16,11 +15,9 @@ from __future__ import annotations
 
 from .. import _dtype
 from .._dtype import from_numpy_dtype, to_dtype
-from ..autograd.function import Op
-from ..autograd.grad_mode import _state as _grad_state
+from ..autograd.function import Op, _scalar_kwargs
 from ..tensor import Tensor, _wrap_array
 from ._util import binary_operands, broadcast_error, float_dtype_of, is_scalar
-from .pointwise import Pointwise
 from .reduce import sum_to
 from .table import ROWS
 
@@ -30,122 +27,16 @@ def _shape(x) -> tuple:
 
 
 # --- arithmetic ---------------------------------------------------------------------------
-# The binary ops read input shapes from the node's input metadata (`ctx.input_shape(i)`,
-# recorded for every input that needs a gradient) instead of storing them: they are the
-# hottest ops, and every attribute saved in forward is per-op overhead.
-_BOTH = (0, 1)
-_OUT0 = (0,)
+# Rows of the table too (add, add_alpha, sub, sub_alpha, mul, div, neg): their forward runs
+# as the backend's ufunc (see Row.ufunc) and Mul's real backward as one two-product pass.
+_ADD, _ADD_ALPHA = ROWS["add"].apply, ROWS["add_alpha"].apply
+_SUB, _SUB_ALPHA = ROWS["sub"].apply, ROWS["sub_alpha"].apply
+_MUL, _DIV, _NEG = ROWS["mul"].apply, ROWS["div"].apply, ROWS["neg"].apply
 
 
-class Add(Op):
-    """y = a + α·b;  ā = sum_to(ȳ),  b̄ = α·sum_to(ȳ)."""
-
-    _sign, _name = 1, "add"
-
-    @staticmethod
-    def forward(ctx, a, b, alpha=1):
-        ctx.alpha = alpha
-        if alpha != 1:
-            b = b * alpha
-        xp = ctx._backend.xp
-        try:
-            return ctx._backend.binary(xp.add if ctx._sign > 0 else xp.subtract, a, b)
-        except ValueError:
-            raise broadcast_error(ctx._name, _shape(a), _shape(b)) from None
-
-    @staticmethod
-    def backward(ctx, g):
-        need = ctx.needs_input_grad
-        gb = None
-        if need[1]:
-            gb = sum_to(g, ctx.input_shape(1))
-            scale = ctx._sign * ctx.alpha
-            if scale != 1:
-                gb = gb * (scale.conjugate() if type(scale) is complex else scale)
-        return (sum_to(g, ctx.input_shape(0)) if need[0] else None), gb
-
-
-class Sub(Add):
-    """y = a − α·b;  ā = sum_to(ȳ),  b̄ = −α·sum_to(ȳ)."""
-
-    _sign, _name = -1, "sub"
-
-
-class Mul(Op):
-    """y = a·b;  ā = sum_to(ȳ·conj(b)),  b̄ = sum_to(ȳ·conj(a))."""
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx._save_in = _BOTH
-        ctx.consts = (a, b)
-        try:
-            return ctx._backend.binary(ctx._backend.xp.multiply, a, b)
-        except ValueError:
-            raise broadcast_error("mul", _shape(a), _shape(b)) from None
-
-    @staticmethod
-    def backward(ctx, g):
-        need = ctx.needs_input_grad
-        cplx = g._data.dtype.kind == "c"
-        ga = gb = None
-        if need[0] and need[1] and not cplx and not _grad_state.enabled:
-            a, b = ctx.saved_input(0), ctx.saved_input(1)
-            gd, ad, bd = g._data, a._data, b._data
-            if gd.shape == ad.shape == bd.shape and gd.dtype == ad.dtype == bd.dtype:
-                # both products in one pass over ȳ (nothing to record: no create_graph)
-                ga, gb = ctx.backend.mul_pair(gd, ad, bd)
-                return _wrap_array(ga, ctx.backend), _wrap_array(gb, ctx.backend)
-        if need[0]:
-            b = ctx.saved_input(1)
-            b = ctx.consts[1] if b is None else b
-            ga = sum_to(g * (conj(b) if cplx else b), ctx.input_shape(0))
-        if need[1]:
-            a = ctx.saved_input(0)
-            a = ctx.consts[0] if a is None else a
-            gb = sum_to(g * (conj(a) if cplx else a), ctx.input_shape(1))
-        return ga, gb
-
-
-class Div(Op):
-    """y = a / b;  ā = sum_to(ȳ / conj(b)),  b̄ = −sum_to(ȳ·conj(a) / conj(b²))."""
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx._save_in = _BOTH
-        ctx.consts = (a, b)
-        try:
-            return ctx._backend.binary(ctx._backend.xp.true_divide, a, b)
-        except ValueError:
-            raise broadcast_error("div", _shape(a), _shape(b)) from None
-
-    @staticmethod
-    def backward(ctx, g):
-        need = ctx.needs_input_grad
-        b = ctx.saved_input(1)
-        b = ctx.consts[1] if b is None else b
-        if g._data.dtype.kind == "c":
-            b = conj(b)
-        ga = sum_to(g / b, ctx.input_shape(0)) if need[0] else None
-        gb = None
-        if need[1]:
-            a = ctx.saved_input(0)
-            a = ctx.consts[0] if a is None else a
-            if g._data.dtype.kind == "c":
-                a = conj(a)
-            gb = sum_to(-(g * a) / (b * b), ctx.input_shape(1))
-        return ga, gb
-
-
-class Neg(Op):
-    """y = −x;  x̄ = −ȳ."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return ctx.xp.negative(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return -g
+def _alpha(row: str, alpha):
+    """alpha as a number: a one-element Tensor is read as one, as PyTorch reads a Scalar."""
+    return _scalar_kwargs(ROWS[row].op, {"alpha": alpha})["alpha"]
 
 
 class Conj(Op):
@@ -213,33 +104,44 @@ class CopyFrom(Op):
 
 # --- functional API ----------------------------------------------------------------------
 def add(input, other, *, alpha=1) -> Tensor:
-    """input + alpha · other, broadcasting."""
+    """input + alpha · other, broadcasting;  ā = ȳ, b̄ = ȳ·conj(α) (rows `add`,
+    `add_alpha`)."""
     a, b = binary_operands(input, other, "add")
-    return Add.apply(a, b, alpha=alpha)
+    if type(alpha) is int and alpha == 1:
+        return _ADD(a, b)
+    if isinstance(alpha, Tensor):
+        alpha = _alpha("add", alpha)
+    return _ADD(a, b) if alpha == 1 else _ADD_ALPHA(a, b, params=(alpha,))
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
-    """input − alpha · other, broadcasting."""
+    """input − alpha · other, broadcasting;  ā = ȳ, b̄ = −ȳ·conj(α) (rows `sub`,
+    `sub_alpha`)."""
     a, b = binary_operands(input, other, "sub")
-    return Sub.apply(a, b, alpha=alpha)
+    if type(alpha) is int and alpha == 1:
+        return _SUB(a, b)
+    if isinstance(alpha, Tensor):
+        alpha = _alpha("sub", alpha)
+    return _SUB(a, b) if alpha == 1 else _SUB_ALPHA(a, b, params=(alpha,))
 
 
 def rsub(input, other) -> Tensor:
     """other − input."""
     b, a = binary_operands(input, other, "sub")
-    return Sub.apply(a, b)
+    return _SUB(a, b)
 
 
 def mul(input, other) -> Tensor:
-    """input · other, broadcasting."""
+    """input · other, broadcasting;  ā = ȳ·conj(b), b̄ = ȳ·conj(a) (row `mul`)."""
     a, b = binary_operands(input, other, "mul")
-    return Mul.apply(a, b)
+    return _MUL(a, b)
 
 
 def div(input, other, *, rounding_mode=None) -> Tensor:
     """input / other, broadcasting: true division (integers give float32), or rounded
     toward zero (`rounding_mode="trunc"`) or down (`"floor"`), which keeps an integer
-    dtype exactly (an integer division by zero raises, as in PyTorch)."""
+    dtype exactly (an integer division by zero raises, as in PyTorch);  ā = ȳ / conj(b),
+    b̄ = −ȳ·conj((a/b)/b) (row `div`)."""
     if rounding_mode not in (None, "trunc", "floor"):
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' "
                          f"but found {rounding_mode!r}")
@@ -253,8 +155,8 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
         a = cast(a, _dtype.float32) if isinstance(a, Tensor) else a
         b = cast(b, _dtype.float32) if isinstance(b, Tensor) else b
     if rounding_mode == "trunc":
-        return trunc(Div.apply(a, b))
-    return Div.apply(a, b)
+        return trunc(_DIV(a, b))
+    return _DIV(a, b)
 
 
 def _check_int_divisor(op: str, b) -> None:
@@ -302,20 +204,18 @@ def _result_dtype_scalar(t, value):
 
 
 def neg(input: Tensor) -> Tensor:
-    """−input."""
-    return Neg.apply(input)
+    """−input;  x̄ = −ȳ (row `neg`)."""
+    return _NEG(input)
 
 
 negative = neg
 
 
-_apply = Pointwise.apply
-
-
 def run(name: str, *operands, params: tuple = ()) -> Tensor:
     """Row `name` of the pointwise table (gpugrad/ops/table.py) applied to `operands`
     (Tensors of one dtype, or numbers) with its scalar `params`, in the row's order."""
-    return Pointwise.apply(*operands, row=ROWS[name], params=params)
+    row = ROWS[name]
+    return row.apply(*operands, params=params) if params else row.apply(*operands)
 
 
 def pow_scalar(x: Tensor, p) -> Tensor:
@@ -341,12 +241,12 @@ def _float(x: Tensor) -> Tensor:
 
 
 def _unary_doc(name: str, math_: str):
-    row = ROWS[name]
+    apply = ROWS[name].apply
 
     def op(input: Tensor) -> Tensor:
         if input._data.dtype.kind not in "fc":
             input = cast(input, float_dtype_of(input))
-        return _apply(input, row=row)
+        return apply(input)
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"{math_} elementwise (integers computed as float32; row `{name}`)."

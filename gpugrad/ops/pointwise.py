@@ -48,14 +48,28 @@ def P(name: str) -> E.Expr:
 class Row:
     """One elementwise op: `outputs` (usually one expression) over operands x0..x{n-1} and
     the scalar `params`; `vjp`, where given, is one Expr (or None for no gradient) per
-    operand over the operands, Y, G and the params, used for real dtypes. `keep` lists
+    operand over the operands, Y, G and the params, used for real dtypes, and
+    `complex_vjp` likewise for complex ones (derived where not given). `keep` lists
     subexpressions worth keeping from forward on backends that compute rather than stream
     (the CPU: GELU's Φ), which a backward without a graph then reads instead of
-    recomputing; a differentiable (create_graph) backward always recomputes them."""
+    recomputing; a differentiable (create_graph) backward always recomputes them.
+
+    `label` is the op's name in errors and grad_fn names (default `name`; add and add with
+    alpha are one op to the user). `array_vjp(backend, g, *operands)`, where given, may
+    compute every operand's cotangent of a real backward without a graph in one backend
+    call (Mul's one-pass two-product kernel), or return None to use the program.
+
+    A row whose forward is one arithmetic primitive over its operands in order runs
+    forward as the backend's ufunc (`ufunc`: Backend.binary/unary, threaded on the CPU,
+    broadcasting in place on CuPy), as + − × ÷ ran before the table."""
 
     def __init__(self, name: str, outputs, n_in: int, params: tuple = (), vjp=None,
-                 keep: tuple = ()) -> None:
+                 keep: tuple = (), complex_vjp=None, label: str | None = None,
+                 array_vjp=None) -> None:
         self.name = name
+        self.label = label or name
+        self.complex_vjp = None if complex_vjp is None else tuple(complex_vjp)
+        self.array_vjp = array_vjp
         self.outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
         self.n_in = n_in
         self.params = tuple(params)
@@ -66,10 +80,22 @@ class Row:
         self.program_keep = Program(self.program.inputs, self.outputs + self.keep,
                                     self.params) if keep else None
         self._backward: dict = {}
+        self._plans: dict = {}
         every = (True,) * n_in
         srcs = self._grad_exprs(every, False)[1] + self._grad_exprs(every, True)[1]
         self.saved_inputs = tuple(sorted({k for kind, k in srcs if kind == "x"}))
         self.saves_output = any(kind == "y" for kind, _ in srcs)
+        self.saves_all = self.saved_inputs == tuple(range(n_in))
+        self.real_from_complex = any(e.op in _REAL_OF_COMPLEX for e in E.topo_order(self.outputs))
+        # The Op class running this row: the row and what it saves are class attributes,
+        # so a call passes no keywords and forward sets nothing per node for them.
+        out = self.outputs[0]
+        self.ufunc = _UFUNCS.get(out.op) if len(self.outputs) == 1 and not self.params \
+            and out.args == tuple(X(i) for i in range(n_in)) else None
+        self.op = type(_class_name(self.label), (Pointwise,), {
+            "row": self, "_save_in": self.saved_inputs,
+            "_save_out": _OUT0 if self.saves_output else ()})
+        self.apply = self.op.apply
 
     def __repr__(self) -> str:
         return f"Row({self.name}: {', '.join(map(repr, self.outputs))})"
@@ -80,6 +106,8 @@ class Row:
         idx = [i for i, n in enumerate(need) if n]
         if self.vjp is not None and not cplx:
             exprs = [self.vjp[i] for i in idx]
+        elif self.complex_vjp is not None and cplx:
+            exprs = [self.complex_vjp[i] for i in idx]
         else:
             cots = [E.var(f"g{k}") for k in range(len(self.outputs))]
             exprs = E.vjp(self.outputs, cots, [X(i) for i in idx], cplx)
@@ -114,95 +142,281 @@ class Row:
         return hit
 
 
+class _Plan:
+    """How a backward without a graph runs for one (need, complex, kept) case of a row:
+    the sources its program reads (0: an operand, 1: y, 2: a cotangent, 3: a kept value;
+    with their index), the program computing the outputs that are not a cotangent itself,
+    and per output of the backward row its operand index and where its value comes from
+    (("g", k): cotangent k passed through, as add's VJP; ("p", j): program output j).
+    `run(ctx, gs, kept)` is the runner for the case's shape (all passed through, one
+    computed output of a unary row, a fused array VJP, or the general one)."""
+
+    __slots__ = ("program", "srcs", "targets", "outs", "zeros", "array_vjp", "run", "ufunc",
+                 "ufunc_args")
+
+    def __init__(self, row: Row, need: tuple, cplx: bool, kept: bool) -> None:
+        bw, srcs, targets = row.backward_row(need, cplx, kept)
+        self.targets = tuple(targets)
+        self.zeros = tuple(i for i, n in enumerate(need) if n and i not in self.targets)
+        self.program, self.srcs, self.outs = None, (), ()
+        self.array_vjp = row.array_vjp if not cplx and all(need) else None
+        self.run = self._run_general
+        if bw is None:
+            return
+        outs, computed = [], []
+        for o in bw.outputs:
+            src = srcs[int(o.value[1:])] if o.op == "var" else None
+            if src is not None and src[0] == "g":
+                outs.append(("g", src[1]))
+            else:
+                outs.append(("p", len(computed)))
+                computed.append(o)
+        self.outs = tuple(outs)
+        if computed:
+            prog = bw.program if len(computed) == len(bw.outputs) else \
+                Program(bw.program.inputs, tuple(computed), bw.program.params)
+            used = E.free_vars(computed)
+            self.srcs = tuple(("xygk".index(kind), k) if f"x{j}" in used else None
+                              for j, (kind, k) in enumerate(srcs))
+            self.program = prog
+        if self.zeros:
+            return
+        if not computed:
+            self.run = self._run_passthrough
+        elif len(computed) == 1 and len(bw.outputs) == 1 and computed[0].op in _UFUNCS \
+                and all(a.op == "var" for a in computed[0].args):
+            # one arithmetic primitive over the sources (neg's −ȳ, ȳ·c for a number c): the
+            # backend's ufunc, as forward
+            self.ufunc = _UFUNCS[computed[0].op]
+            self.ufunc_args = tuple(self.srcs[int(a.value[1:])] for a in computed[0].args)
+            self.run = self._run_ufunc
+        elif self.array_vjp is not None:
+            self.run = self._run_array_vjp
+        elif len(need) == 1:
+            self.run = self._run_unary
+
+    def _arrays(self, ctx, gs, kept) -> list:
+        """The program's source arrays."""
+        arrays = []
+        for src in self.srcs:
+            if src is None:  # read only by a passed-through output: any value will do
+                arrays.append(0)
+                continue
+            kind, k = src
+            if kind == 2:
+                arrays.append(gs[k]._data)
+            elif kind == 1:
+                arrays.append(ctx.saved_output_array())
+            elif kind == 0:
+                t = ctx.saved_input(k)
+                arrays.append(ctx.scalars[k] if t is None else t._data)
+            else:
+                arrays.append(kept[k])
+        return arrays
+
+    def _run_passthrough(self, ctx, gs, kept) -> tuple:
+        meta = ctx._input_meta
+        if len(gs) == 1 and len(meta) == 2:  # add, sub: ȳ itself for each needed operand
+            g = gs[0]
+            shape = g._data.shape
+            m0, m1 = meta
+            return (None if m0 is None else g if m0[0] == shape else sum_to(g, m0[0]),
+                    None if m1 is None else g if m1[0] == shape else sum_to(g, m1[0]))
+        result = [None] * len(meta)
+        for i, (_, k) in zip(self.targets, self.outs):
+            g = gs[k]
+            shape = meta[i][0]
+            result[i] = g if g._data.shape == shape else sum_to(g, shape)
+        return tuple(result)
+
+    def _run_unary(self, ctx, gs, kept) -> tuple:
+        arrays = []
+        for kind, k in self.srcs:  # _arrays, inlined: the hottest runner
+            if kind == 2:
+                arrays.append(gs[k]._data)
+            elif kind == 1:
+                arrays.append(ctx.saved_output_array())
+            elif kind == 0:
+                arrays.append(ctx.saved_input(k)._data)
+            else:
+                arrays.append(kept[k])
+        backend = ctx._backend
+        out = backend.pointwise(self.program, arrays, ctx.params)
+        shape = ctx._input_meta[0][0]
+        r = _wrap_array(out, backend)
+        return (r if out.shape == shape else sum_to(r, shape),)
+
+    def _run_ufunc(self, ctx, gs, kept) -> tuple:
+        args = []
+        for kind, k in self.ufunc_args:
+            if kind == 2:
+                args.append(gs[k]._data)
+            elif kind == 1:
+                args.append(ctx.saved_output_array())
+            elif kind == 0:
+                t = ctx.saved_input(k)
+                args.append(ctx.scalars[k] if t is None else t._data)
+            else:
+                args.append(kept[k])
+        backend = ctx._backend
+        fn = getattr(backend.xp, self.ufunc)
+        out = backend.unary(fn, args[0]) if len(args) == 1 else backend.binary(fn, *args)
+        r = _wrap_array(out, backend)
+        i = self.targets[0]
+        shape = ctx._input_meta[i][0]
+        if out.shape != shape:
+            r = sum_to(r, shape)
+        if len(ctx._input_meta) == 1:
+            return (r,)
+        result = [None] * len(ctx._input_meta)
+        result[i] = r
+        return tuple(result)
+
+    def _run_array_vjp(self, ctx, gs, kept) -> tuple:
+        backend = ctx._backend
+        if len(ctx._input_meta) == 2:
+            out = self.array_vjp(backend, gs[0]._data, ctx.saved_input(0)._data,
+                                 ctx.saved_input(1)._data)
+        else:
+            out = self.array_vjp(backend, gs[0]._data,
+                                 *[ctx.saved_input(i)._data for i in range(len(ctx._edges))])
+        if out is None:
+            return self._run_general(ctx, gs, kept)
+        return tuple([_wrap_array(o, backend) for o in out])
+
+    def _run_general(self, ctx, gs, kept) -> tuple:
+        backend = ctx._backend
+        meta = ctx._input_meta
+        computed = ()
+        if self.program is not None:
+            computed = backend.pointwise(self.program, self._arrays(ctx, gs, kept), ctx.params)
+            if type(computed) is not tuple:
+                computed = (computed,)
+        result = [None] * len(meta)
+        for i, (kind, k) in zip(self.targets, self.outs):
+            r = gs[k] if kind == "g" else _wrap_array(computed[k], backend)
+            shape = meta[i][0]
+            result[i] = r if r._data.shape == shape else sum_to(r, shape)
+        for i in self.zeros:  # no dependence: a zero gradient, as in PyTorch
+            result[i] = _zeros_like_input(ctx, i)
+        return tuple(result)
+
+
 class Pointwise(Op):
     """y = row(x0, x1, ...; params) elementwise, with broadcasting; x̄ᵢ = sum_to(VJP row),
-    the row's hand-written or derived VJP (see the module docstring)."""
+    the row's hand-written or derived VJP (see the module docstring). Each row runs through
+    its own subclass (`Row.op`, `Row.apply`); `Pointwise.apply(*operands, row=row,
+    params=...)` runs any row as well."""
+
+    row: Row  # the row of a row's subclass
 
     @staticmethod
-    def forward(ctx, *arrays, row, params=()):
-        ctx.row = row
-        if params:
-            ctx.params = params
-        if row.saved_inputs:
+    def forward(ctx, *arrays, row=None, params=()):
+        if row is None:
+            row = ctx.row
+        else:
+            ctx.row = row
             ctx._save_in = row.saved_inputs
-        if row.saves_output:
-            ctx._save_out = _OUT0
-        for a in arrays:
-            if type(a) in _PY:
-                ctx.scalars = tuple(a if type(a) in _PY else None for a in arrays)
-            elif a.dtype.kind == "c":
-                ctx.cplx = True
+            ctx._save_out = _OUT0 if row.saves_output else ()
+        if row.saved_inputs:  # a number operand's value, for backward
+            if row.saves_all:
+                ctx.scalars = arrays
+            else:
+                for a in arrays:
+                    if type(a) in _PY:
+                        ctx.scalars = tuple(v if type(v) in _PY else None for v in arrays)
+                        break
+        backend = ctx._backend
         try:
-            if row.keep and ctx._backend.keeps_intermediates:
-                out = ctx._backend.pointwise(row.program_keep, arrays, params)
+            uf = row.ufunc
+            if uf is not None:
+                if len(arrays) == 2:
+                    return backend.binary(getattr(backend.xp, uf), arrays[0], arrays[1])
+                return backend.unary(getattr(backend.xp, uf), arrays[0])
+            if params:
+                ctx.params = params
+            if row.keep and backend.keeps_intermediates:
+                out = backend.pointwise(row.program_keep, arrays, params)
                 ctx.kept = out[1:]
                 return out[0]
-            return ctx._backend.pointwise(row.program, arrays, params)
+            return backend.pointwise(row.program, arrays, params)
         except ValueError as e:
             shapes = [getattr(a, "shape", ()) for a in arrays]
             if "broadcast" in str(e):
-                raise broadcast_error(row.name, *shapes) from None
+                raise broadcast_error(row.label, *shapes) from None
             raise
 
     @staticmethod
     def backward(ctx, *gs):
-        need = ctx.needs_input_grad
-        cplx = ctx.cplx
-        if not cplx:
+        row = ctx.row
+        edges = ctx._edges
+        if len(edges) == 1:
+            need = _NEED1
+        elif len(edges) == 2:
+            need = (edges[0] is not None, edges[1] is not None)
+        else:
+            need = ctx.needs_input_grad
+        # complex: a complex cotangent, or (rows whose output can be real for a complex
+        # operand, like abs) a complex operand
+        if len(gs) == 1:
+            cplx = gs[0]._data.dtype.kind == "c"
+        else:
+            cplx = False
             for g in gs:
                 if g is not None and g._data.dtype.kind == "c":
                     cplx = True
-        kept = None if _grad_state.enabled else ctx.kept
-        bw, srcs, targets = ctx.row.backward_row(need, cplx, kept is not None)
+        if not cplx and row.real_from_complex:
+            for m in ctx._input_meta:
+                if m is not None and m[1].kind == "c":
+                    cplx = True
+        if not _grad_state.enabled:  # nothing to record: run the backward on the arrays
+            kept = ctx.kept
+            key = (need, cplx, kept is not None)
+            plan = row._plans.get(key)
+            if plan is None:
+                plan = row._plans[key] = _Plan(row, need, cplx, kept is not None)
+            return plan.run(ctx, gs, kept)
+        bw, srcs, targets = row.backward_row(need, cplx, False)
         result = [None] * len(need)
-        if bw is not None:
-            if _grad_state.enabled:  # create_graph: the backward is a node of its own
-                ins = []
-                for kind, k in srcs:
-                    if kind == "x":
-                        t = ctx.saved_input(k)
-                        ins.append(ctx.scalars[k] if t is None else t)
-                    elif kind == "y":
-                        ins.append(ctx.saved_output)
-                    else:
-                        ins.append(gs[k])
-                res = Pointwise.apply(*ins, row=bw, params=ctx.params)
-                if type(res) is not tuple:
-                    res = (res,)
-            else:  # nothing to record: run the backward program on the arrays
-                arrays = []
-                for kind, k in srcs:
-                    if kind == "x":
-                        t = ctx.saved_input(k)
-                        arrays.append(ctx.scalars[k] if t is None else t._data)
-                    elif kind == "y":
-                        arrays.append(ctx.saved_output_array())
-                    elif kind == "g":
-                        arrays.append(gs[k]._data)
-                    else:
-                        arrays.append(kept[k])
-                out = ctx._backend.pointwise(bw.program, arrays, ctx.params)
-                backend = ctx._backend
-                if type(out) is not tuple and len(need) == 1:  # a unary row: the common case
-                    r = _wrap_array(out, backend)
-                    shape = ctx._input_meta[0][0]
-                    return (r if out.shape == shape else sum_to(r, shape),)
-                res = tuple(_wrap_array(o, backend) for o in out) if type(out) is tuple \
-                    else (_wrap_array(out, backend),)
+        if bw is not None:  # create_graph: the backward is a node of its own
+            ins = []
+            for kind, k in srcs:
+                if kind == "x":
+                    t = ctx.saved_input(k)
+                    ins.append(ctx.scalars[k] if t is None else t)
+                elif kind == "y":
+                    ins.append(ctx.saved_output)
+                else:
+                    ins.append(gs[k])
+            res = bw.apply(*ins, params=ctx.params) if ctx.params else bw.apply(*ins)
+            if type(res) is not tuple:
+                res = (res,)
             for i, r in zip(targets, res):
                 result[i] = sum_to(r, ctx.input_shape(i))
         for i, n in enumerate(need):
-            if n and result[i] is None:  # no dependence: a zero gradient, as in PyTorch
-                shape, dtype = ctx._input_meta[i]
-                result[i] = _wrap_array(ctx.backend.xp.zeros(shape, dtype=dtype), ctx.backend)
+            if n and result[i] is None:
+                result[i] = _zeros_like_input(ctx, i)
         return tuple(result)
 
     kept = None  # values of the row's `keep` expressions, where forward kept them
     params = ()  # the row's scalar parameters
-    cplx = False  # whether an operand is complex
 
     def name(self) -> str:
-        return "".join(p.capitalize() for p in self.row.name.split("_")) + "Backward"
+        return _class_name(self.row.label) + "Backward"
+
+
+def _zeros_like_input(ctx, i: int):
+    shape, dtype = ctx._input_meta[i]
+    return _wrap_array(ctx._backend.xp.zeros(shape, dtype=dtype), ctx._backend)
+
+
+def _class_name(name: str) -> str:
+    return "".join(p.capitalize() for p in name.split("_"))
 
 
 _OUT0 = (0,)
+_NEED1 = (True,)
+# Arithmetic primitives and the ufunc computing each (see Row.ufunc).
+_REAL_OF_COMPLEX = ("abs", "real")  # primitives with a real value for a complex operand
+_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide",
+           "neg": "negative"}

@@ -4,6 +4,8 @@ x, a, b, w are the operands; P(name) a declared scalar parameter (a kernel argum
 cache key, never baked into code); Y the output and G its cotangent, read only by the
 hand-written VJPs, which exist where the rule is a choice:
 
+- div: PyTorch's ā = ȳ / conj(b), b̄ = −ȳ·conj((a/b)/b), over the operands, not y (the
+  derived rule would save y, and PyTorch lets y be written in place after a division);
 - relu: x̄ = 0 where y ≤ 0, else ȳ (a NaN passes its gradient, as PyTorch);
 - clamp/hardtanh: ȳ inside the closed (clamp) or open (hardtanh, PyTorch's) interval;
 - fmax/fmin: the whole ȳ to the chosen operand (ties to the first, as PyTorch);
@@ -47,7 +49,23 @@ def _unary(name: str, fn) -> Row:
     return Row(name, fn(x), 1)
 
 
+def _mul_pair(backend, g, a, b):
+    """Both products of Mul's real VJP in one pass over ȳ (same-shape, same-dtype arrays)."""
+    if g.shape == a.shape == b.shape and g.dtype == a.dtype == b.dtype:
+        return backend.mul_pair(g, a, b)
+    return None
+
+
 ROWS: dict[str, Row] = {r.name: r for r in [
+    # --- arithmetic (alpha: PyTorch's add/sub scale of the second operand) ---
+    Row("add", a + b, 2),
+    Row("add_alpha", a + b * P("alpha"), 2, ("alpha",), label="add"),
+    Row("sub", a - b, 2),
+    Row("sub_alpha", a - b * P("alpha"), 2, ("alpha",), label="sub"),
+    Row("mul", a * b, 2, array_vjp=_mul_pair),
+    Row("div", a / b, 2, vjp=(G / b, -(G * ((a / b) / b))),
+        complex_vjp=(G / E.conj(b), -(G * E.conj((a / b) / b)))),
+    Row("neg", -x, 1),
     # --- unary math ---
     *[_unary(n, getattr(E, n)) for n in (
         "exp", "expm1", "exp2", "log", "log1p", "log2", "log10", "sqrt", "rsqrt", "sin", "cos",

@@ -47,10 +47,17 @@ UNARY = {
     "silu": (F.silu, TF.silu, -3, 3),
     "leaky_relu": (lambda x: F.leaky_relu(x, 0.2), lambda x: TF.leaky_relu(x, 0.2), -3, 3),
     "swish": (lambda x: F.swish(x, 0.7), lambda x: x * torch.sigmoid(0.7 * x), -3, 3),
+    "neg": (lambda x: -x, lambda x: -x, -3, 3),
 }
 
 # name: (fn(a, b) on both libraries' tensors, b's (low, high))
 BINARY = {
+    "add": (lambda a, b: a + b, (-2, 2)),
+    "add_alpha": (lambda a, b: a.add(b, alpha=0.3), (-2, 2)),
+    "sub": (lambda a, b: a - b, (-2, 2)),
+    "sub_alpha": (lambda a, b: a.sub(b, alpha=-1.7), (-2, 2)),
+    "mul": (lambda a, b: a * b, (-2, 2)),
+    "div": (lambda a, b: a / b, (0.6, 2)),
     "atan2": (lambda a, b: a.atan2(b), (-2, 2)),
     "hypot": (lambda a, b: a.hypot(b), (-2, 2)),
     "copysign": (lambda a, b: a.copysign(b), (-2, 2)),
@@ -201,3 +208,36 @@ def test_bad_arguments():
         F.hardtanh(x, 1.0, -1.0)
     with pytest.raises(gg.ShapeError, match=r"hypot: shapes \(2,\) and \(3,\)"):
         gg.hypot(x, gg.tensor([1.0, 2.0, 3.0]))
+
+
+def test_division_saves_its_operands_so_its_output_may_be_written_in_place():
+    """As PyTorch: div's VJP reads a and b, not y, so y += 1 after the division is fine."""
+    a, b = rand(3, 4), rand(4, low=0.6, high=2.0)
+    grads = []
+    for lib in (gg, torch):
+        ta, tb = lib.tensor(a, requires_grad=True), lib.tensor(b, requires_grad=True)
+        y = ta / tb
+        y.add_(1.0)
+        (y * y).sum().backward()
+        grads.append((ta.grad.detach().numpy(), tb.grad.detach().numpy()))
+    for ours, theirs in zip(*grads):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_mul_one_pass_backward_equals_the_rows_program():
+    """Mul's fused two-product VJP (same-shape real operands) computes the row's own VJP."""
+    from gpugrad.backend import cpu_backend
+    from gpugrad.ops.table import ROWS
+
+    row = ROWS["mul"]
+    g, a, b = rand(33, 7), rand(33, 7), rand(33, 7)
+    fused = row.array_vjp(cpu_backend, g, a, b)
+    bw, srcs, _ = row.backward_row((True, True), False)
+    arrays = {("x", 0): a, ("x", 1): b, ("g", 0): g}
+    program = cpu_backend.pointwise(bw.program, [arrays[s] for s in srcs])
+    for f, p in zip(fused, program):
+        np.testing.assert_array_equal(f, p)
+    assert row.array_vjp(cpu_backend, g, a, b[:1]) is None  # broadcast: the program's job
+    x = gg.tensor(a, requires_grad=True)
+    assert (x * x).grad_fn.name() == "MulBackward"
+    assert gg.add(x, x, alpha=2).grad_fn.name() == "AddBackward"
