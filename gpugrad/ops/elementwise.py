@@ -489,26 +489,25 @@ def floor_divide(input, other) -> Tensor:
     return _nondiff(t._backend.xp.floor_divide, a, b)
 
 
-def remainder(input, other) -> Tensor:
-    """input mod other with the sign of other, as Python's %;  ā = ȳ, b̄ = −ȳ·⌊a/b⌋
-    (integers: not differentiable, and a zero divisor raises)."""
-    a, b = binary_operands(input, other, "remainder")
-    t = a if isinstance(a, Tensor) else b
-    if t._data.dtype.kind == "f":
-        return run("remainder", a, b)
-    _check_int_divisor("remainder", b)
-    return _nondiff(t._backend.xp.remainder, a, b)
+def _modulo(name: str, doc: str):
+    def op(input, other) -> Tensor:
+        a, b = binary_operands(input, other, name)
+        t = a if isinstance(a, Tensor) else b
+        if t._data.dtype.kind == "f":
+            return run(name, a, b)
+        _check_int_divisor(name, b)
+        return _nondiff(getattr(t._backend.xp, name), a, b)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    return op
 
 
-def fmod(input, other) -> Tensor:
-    """input − trunc(input/other)·other (the sign of input);  ā = ȳ, b̄ = −ȳ·trunc(a/b)
-    (integers keep their dtype, are not differentiable, and a zero divisor raises)."""
-    a, b = binary_operands(input, other, "fmod")
-    t = a if isinstance(a, Tensor) else b
-    if t._data.dtype.kind == "f":
-        return run("fmod", a, b)
-    _check_int_divisor("fmod", b)
-    return _nondiff(t._backend.xp.fmod, a, b)
+remainder = _modulo("remainder", """input mod other with the sign of other, as Python's %;
+    ā = ȳ, b̄ = −ȳ·⌊a/b⌋ (integers: not differentiable, and a zero divisor raises).""")
+fmod = _modulo("fmod", """input − trunc(input/other)·other (the sign of input);  ā = ȳ,
+    b̄ = −ȳ·trunc(a/b) (integers keep their dtype, are not differentiable, and a zero divisor
+    raises).""")
 
 
 def _bitwise(name: str, ufunc: str, ints_only: bool = False):
