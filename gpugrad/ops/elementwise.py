@@ -456,17 +456,25 @@ def _nondiff(fn, *args) -> Tensor:
     return _wrap_array(out, t._backend)
 
 
-def _compare(name: str, ufunc: str | None = None):
-    ufunc = ufunc or name
-
+def _ufunc_binary(name: str, ufunc: str, doc: str, check=None):
+    """gg.NAME(input, other): the backend's `ufunc` on the promoted operands, a result that
+    never requires grad; `check(a, b)` vets the operands first."""
     def op(input, other) -> Tensor:
         a, b = binary_operands(input, other, name)
+        if check is not None:
+            check(a, b)
         t = a if isinstance(a, Tensor) else b
         return _nondiff(getattr(t._backend.xp, ufunc), a, b)
 
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Elementwise `{ufunc}` (a bool tensor that never requires grad)."
+    op.__doc__ = doc
     return op
+
+
+def _compare(name: str, ufunc: str | None = None):
+    ufunc = ufunc or name
+    return _ufunc_binary(name, ufunc,
+                         f"Elementwise `{ufunc}` (a bool tensor that never requires grad).")
 
 
 eq = _compare("eq", "equal")
@@ -511,22 +519,18 @@ fmod = _modulo("fmod", """input − trunc(input/other)·other (the sign of input
 
 
 def _bitwise(name: str, ufunc: str, ints_only: bool = False):
-    def op(input, other) -> Tensor:
-        a, b = binary_operands(input, other, name)
+    kinds = "integer" if ints_only else "integer or bool"
+
+    def check(a, b) -> None:
         for v in (a, b):
             dt = v.dtype if isinstance(v, Tensor) else None
             if (dt is not None and (dt.category >= 2 or (ints_only and dt.category == 0))) \
                     or isinstance(v, float):
-                kinds = "integer" if ints_only else "integer or bool"
                 raise TypeError(f"{name}: expected {kinds} tensors, got "
                                 f"{getattr(a, 'dtype', type(a).__name__)} and "
                                 f"{getattr(b, 'dtype', type(b).__name__)}")
-        t = a if isinstance(a, Tensor) else b
-        return _nondiff(getattr(t._backend.xp, ufunc), a, b)
 
-    op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Elementwise `{ufunc}` of integer{'' if ints_only else ' or bool'} tensors."
-    return op
+    return _ufunc_binary(name, ufunc, f"Elementwise `{ufunc}` of {kinds} tensors.", check)
 
 
 bitwise_and = _bitwise("bitwise_and", "bitwise_and")
