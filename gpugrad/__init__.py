@@ -48,6 +48,7 @@ from ._autocast import autocast
 from ._generator import Generator
 from .accelerator import is_available as _accelerator_available  # noqa: F401 - gg.accelerator
 from .creation import logspace, randint_like
+from .fuse import fuse  # gg.fuse: elementwise chains as one program (a decorator or region)
 from .io import load, save
 from .random import (
     bernoulli,

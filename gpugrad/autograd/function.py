@@ -116,6 +116,10 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run forward and, when grad is enabled and an input requires it, record the node."""
+        if _fuse_hook is not None:  # a gg.fuse region is open: it may defer the op
+            out = _fuse_hook(cls, args, kwargs)
+            if out is not NotImplemented:
+                return out
         ctx = _new(cls)
         backend = None
         need = False
@@ -378,6 +382,9 @@ def _device_message(cls, args) -> str:
 
 
 _new = object.__new__
+# gpugrad.fuse's hook(cls, args, kwargs) while any fusion region is open, else None: it
+# returns the op's (deferred) result, or NotImplemented to run the op here as usual.
+_fuse_hook = None
 
 # Late imports: tensor.py imports this module.
 from ..tensor import Tensor, _wrap_array  # noqa: E402

@@ -10,7 +10,8 @@ from .cuda_launch import MAX_BLOCKS, THREADS
 from .cupy_optim import CupyOptim
 from .cupy_random import CupyRandom
 from .cupy_rows import CupyRows
-from .kernels import dtype_suffix, kernel, pointwise_kernel
+from .kernels import dtype_suffix, kernel, pointwise_kernel, pointwise_reduce_kernel
+from .pointwise_reduce import reduce_reference
 
 # CuPy's cuBLAS compute types (the cpdef enum in cupy/_core/_routines_linalg.pxd)
 _COMPUTE_TYPE_DEFAULT, _COMPUTE_TYPE_TF32 = 1, 7
@@ -148,6 +149,57 @@ class CupyBackend(CupyRows, CupyRandom, CupyOptim, Backend):
         return (-(-cols // 32), max(1, min(-(-rows // 64), 256)))
 
     # -- generated pointwise kernels -------------------------------------------------------
+    def pointwise_reduce(self, prog, ins, params, kind: str, dims: tuple, keepdim: bool):
+        """One generated reduction kernel (pointwise_reduce.cuda_reduce_source) when every
+        array operand has one float dtype: the operands are laid out with the reduced axes
+        last, each (row, lane) pair folds a strided share of its row into a partial in the
+        accumulation type, and the partials are reduced by CuPy; otherwise the reference."""
+        xp = self.xp
+        dtype = None
+        for a in ins:
+            if isinstance(a, xp.ndarray):
+                if dtype is None:
+                    dtype = a.dtype
+                elif a.dtype != dtype:
+                    dtype = None
+                    break
+        shape = np.broadcast_shapes(*[np.shape(a) for a in ins])
+        if (dtype is None or dtype_suffix(dtype) is None or not dims or not all(shape)
+                or any(type(a) is complex for a in ins)):
+            return super().pointwise_reduce(prog, ins, params, kind, dims, keepdim)
+        kept = [d for d in range(len(shape)) if d not in dims]
+        perm = kept + list(dims)
+        rows = int(np.prod([shape[d] for d in kept]))
+        cols = int(np.prod([shape[d] for d in dims]))
+        sig, args = [], []
+        for a in ins:
+            if not isinstance(a, xp.ndarray):
+                sig.append("p")
+                args.append(np.float64(a))
+            elif a.size == 1:
+                sig.append("s")
+                args.append(self._c(a.reshape(())))
+            else:
+                sig.append("a")
+                args.append(self._c(xp.transpose(xp.broadcast_to(a, shape), perm)))
+        fn = pointwise_reduce_kernel(prog, dtype, "".join(sig), kind)
+        if fn is None:
+            return super().pointwise_reduce(prog, ins, params, kind, dims, keepdim)
+        nt = max(1, min(cols, 1024, -(-(1 << 16) // rows)))
+        acc = self._acc(dtype)
+        part = xp.empty((rows, nt), dtype=acc)
+        blocks = max(1, min(-(-(rows * nt) // THREADS), MAX_BLOCKS))
+        with self.cuda_device:
+            fn((blocks,), (THREADS,), (*args, part, *[np.float64(p) for p in params],
+                                       np.int64(rows), np.int64(cols), np.int64(nt)))
+        out = reduce_reference(xp, part, "sum" if kind == "mean" else kind, (1,), False)
+        if kind == "mean":
+            out = out / cols
+        out = out.astype(dtype).reshape([shape[d] for d in kept])
+        if keepdim:
+            out = out.reshape([1 if d in dims else n for d, n in enumerate(shape)])
+        return out
+
     def pointwise(self, prog, ins, params=()):
         """One generated kernel (gpugrad/backend/pointwise.py) when every array operand has
         the same float dtype (or is a bool condition): full-size operands are read at the

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from importlib import resources
 from pathlib import Path
 
-from .pointwise import cuda_source
+from .pointwise import cuda_source, record_build
+from .pointwise_reduce import cuda_reduce_source
 
 DTYPE_SUFFIX = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
 
@@ -122,10 +124,35 @@ def pointwise_kernel(prog, dtype, signature: str):
     name = prog.kernel_name(sfx, signature)
     hit = _KERNELS.get(name)
     if hit is None:
-        import cupy
+        hit = _KERNELS[name] = _compiled_kernel(pointwise_source(prog, dtype, signature), name)
+    return hit
 
-        hit = _KERNELS[name] = cupy.RawKernel(pointwise_source(prog, dtype, signature), name,
-                                              options=("--std=c++17",))
+
+def _compiled_kernel(source: str, name: str):
+    """cupy.RawKernel(source, name), compiled now (CuPy caches the binary on disk, keyed by
+    the source, so a later process loads it instead of running NVRTC) and counted in
+    `pointwise.compile_stats()`."""
+    import cupy
+
+    start = time.perf_counter()
+    k = cupy.RawKernel(source, name, options=("--std=c++17",))
+    k.compile()
+    record_build("cuda", time.perf_counter() - start)
+    return k
+
+
+def pointwise_reduce_kernel(prog, dtype, signature: str, kind: str):
+    """The compiled reduction kernel (`pointwise_reduce.cuda_reduce_source`) of a pointwise
+    program, cached like `pointwise_kernel`; None where the program does not render as one."""
+    sfx = dtype_suffix(dtype)
+    name = prog.kernel_name(f"{sfx}_{kind}", signature)
+    hit = _KERNELS.get(name)
+    if hit is None:
+        body = cuda_reduce_source(prog, STORAGE[sfx], sfx, signature, kind)
+        if body is None:
+            return None
+        source = expand_includes('#include "common.cuh"\n' + body, kernel_dir())
+        hit = _KERNELS[name] = _compiled_kernel(source, name)
     return hit
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from ..device import device as Device
 from . import cpu_parallel
 from .base import Backend
+from .pointwise_reduce import cpu_pointwise_reduce
 from .ufuncs import mul_pair_into
 
 
@@ -156,6 +157,14 @@ class NumpyBackend(Backend):
 
         cpu_parallel.blocked(kernel, outs, tuple(ins))
         return outs if multi else outs[0]
+
+    def pointwise_reduce(self, prog, ins, params, kind: str, dims: tuple, keepdim: bool):
+        """One blocked pass: each cache block of the program's result is reduced while it is
+        in cache (see pointwise_reduce.cpu_pointwise_reduce)."""
+        out = cpu_pointwise_reduce(prog, ins, params, kind, dims, keepdim)
+        if out is None:
+            return super().pointwise_reduce(prog, ins, params, kind, dims, keepdim)
+        return out
 
     def sum(self, x, axis, keepdims: bool):
         if ((axis is not None and len(axis) < x.ndim) or x.size < _PARALLEL_MIN

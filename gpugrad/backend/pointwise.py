@@ -308,3 +308,29 @@ def cuda_source(prog: Program, storage: str, suffix: str, signature: str) -> str
         "    }",
         "}",
     ])
+
+
+# --- compile and build counters (read by gpugrad.fuse users and the profiler) --------------
+_STATS = {"fused_programs": 0, "fused_build_s": 0.0, "cuda_kernels": 0, "cuda_compile_s": 0.0}
+
+
+def record_build(kind: str, seconds: float) -> None:
+    """Count one built object: kind "fused" (a fused program built by gpugrad.fuse: its
+    expressions composed and its VJP derived) or "cuda" (a generated CUDA kernel compiled)."""
+    prefix = "fused_programs" if kind == "fused" else "cuda_kernels"
+    _STATS[prefix] += 1
+    _STATS["fused_build_s" if kind == "fused" else "cuda_compile_s"] += seconds
+
+
+def compile_stats() -> dict:
+    """Counters since start (or `reset_compile_stats`): `fused_programs`, the distinct fused
+    programs gpugrad.fuse built, and `fused_build_s`, the seconds spent building them;
+    `cuda_kernels`, the generated pointwise kernels (plain and reduction) compiled, and
+    `cuda_compile_s`, the seconds NVRTC (or CuPy's disk cache) took for them."""
+    return dict(_STATS)
+
+
+def reset_compile_stats() -> None:
+    """Zero the counters of `compile_stats`."""
+    for k in _STATS:
+        _STATS[k] = type(_STATS[k])(0)

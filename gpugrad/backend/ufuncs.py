@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .array import is_half, narrow, widen
 from .pointwise import normal_cdf
+from .pointwise_reduce import reduce_reference
 
 
 class PointwiseFamily:
@@ -54,6 +55,13 @@ class PointwiseFamily:
                 return tuple(narrow(xp, o, half) for o in out)
             return narrow(xp, out, half)
         return out
+
+    def pointwise_reduce(self, prog, ins, params, kind: str, dims: tuple, keepdim: bool):
+        """The reduction `kind` ("sum", "mean", "amax", "amin") over `dims` of a one-output
+        pointwise program's result (gpugrad.fuse's reduction epilogue): here the program's
+        result, reduced (the CPU backend reduces each cache block as it computes it, the
+        CUDA backend runs one generated reduction kernel)."""
+        return reduce_reference(self.xp, self.pointwise(prog, ins, params), kind, dims, keepdim)
 
     def mul_pair(self, g, a, b) -> tuple:
         """(g·b, g·a), the two products of a multiplication's VJP, for same-shape real

@@ -28,6 +28,10 @@ class RawKernel:
             getattr(self._dll, self.name)  # AttributeError: no such kernel
         return self._dll
 
+    def compile(self, log_stream=None) -> None:
+        """Compile now (CuPy >= 10: otherwise the first launch compiles)."""
+        self._lib()
+
     def __call__(self, grid, block, args, *, shared_mem=0, stream=None,
                  enable_cooperative_groups=False) -> None:
         dll, name, args = self._lib(), self.name, tuple(args)

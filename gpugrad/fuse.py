@@ -1,0 +1,592 @@
+"""`gg.fuse`: chains of elementwise ops run as one program (one generated CUDA kernel, one
+blocked CPU pass) forward and backward.
+
+    @gg.fuse                      # or @gg.fuse(), as cupy.fuse / jax.jit decorate
+    def act(x):
+        return gg.tanh(gg.sigmoid(x) * x + F.silu(x))
+
+    with gg.fuse():               # a region: the same deferral for the code inside
+        y = gg.tanh(x) * 2 + b
+
+How it works: while a region is open (a decorated call is one), a pointwise op of the
+table (gpugrad/ops/table.py) is not run: it returns a *deferred* tensor (its shape, dtype,
+device and requires_grad are known; its array is not computed). A deferred tensor is
+computed when something other than a pointwise op needs it: a non-pointwise op (matmul,
+indexing, a reduction that is not an epilogue, a cast, an in-place op), a read of its
+values (`.item()`, `bool()`, printing, `.numpy()`), or the end of the region (the
+decorated function's results first, then every deferred tensor still alive). Then the
+chain of deferred ops behind it becomes one dynamic `Row` (ops/pointwise.py) over the
+chain's inputs: its forward expression is the rows' expressions composed by substitution
+(common subexpressions merged by the hash-consed DAG), its VJP is the rows' VJPs (each
+row's hand-written rule where it has one, relu's subgradient, clamp's interval, ...)
+composed in reverse, so the fused gradient equals the unfused one, and reads the output
+y where the chain reappears in it; double backward differentiates that VJP, as for any
+row. So the forward is one backend.pointwise program and the backward another.
+
+A sum, mean, amax or amin whose input is deferred fuses as a reduction epilogue
+(`Backend.pointwise_reduce`: the CPU reduces each cache block as it computes it, CUDA runs
+one generated reduction kernel), so the elementwise result is not materialised. A
+non-pointwise op is a boundary: Linear's matmul runs on BLAS/cuBLAS and the bias add and
+activation after it become one program (the GEMM's epilogue).
+
+What fuses: rows of the table over Tensors of one floating dtype (float16, bfloat16,
+float32, float64) on one device, and Python numbers (kernel arguments, so a new value
+compiles nothing). Anything else runs as usual (eagerly), after computing the deferred
+tensors it reads. A chain longer than `MAX_CHAIN` ops is split into several programs.
+Fused programs are cached by structure (bounded, `CACHE_SIZE`); their count and build
+time are in `gpugrad.backend.pointwise.compile_stats()`.
+
+Differences from running eagerly: float16/bfloat16 chains compute in float32 throughout
+and round once at the end (eagerly each op rounds), and floating-point results may differ
+in the last bits. Inside a `with` region, a deferred tensor has no `grad_fn` until it is
+computed: call `backward()` after the region (or on a reduction's result). A tensor that a
+deferred op reads must not be modified in place before the deferred op is computed (the
+version counter catches it: RuntimeError).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+
+from .autograd import function as _function
+from .autograd.function import Op, version_of
+from .autograd.grad_mode import _state as _grad_state
+from .autograd.grad_mode import set_grad_enabled
+from .backend import expr as E
+from .backend.pointwise import record_build
+from .ops.broadcast import broadcast_to
+from .ops.pointwise import Row, X, Y
+from .ops.reduce import Extremum, Mean, Sum, sum_to
+from .ops.table import ROWS
+from .tensor import Tensor, _wrap_array
+
+__all__ = ["fuse", "MAX_CHAIN", "CACHE_SIZE"]
+
+MAX_CHAIN = 64  # ops per fused program; a longer chain is split
+CACHE_SIZE = 512  # fused programs kept (least recently used dropped)
+
+_TABLE_ROWS = {id(r): r for r in ROWS.values()}
+_NUMBERS = (int, float, bool)
+_REDUCE_OPS = {Sum: "sum", Mean: "mean"}
+
+
+# --- deferred values --------------------------------------------------------------------
+class _Node:
+    """A deferred application of `row` to `args` (Nodes, Tensors or numbers) with the
+    row's `params`; `value` is its Tensor once computed; `tensor` (weak) the deferred
+    Tensor handed to the user, which is completed in place when the node is computed."""
+
+    __slots__ = ("row", "args", "params", "versions", "shape", "dtype", "grad", "value",
+                 "tensor", "backend", "__weakref__")
+
+    def __init__(self, row, args, params, shape, dtype, backend) -> None:
+        self.row, self.args, self.params = row, args, params
+        self.versions = tuple(version_of(a) if isinstance(a, Tensor) else 0 for a in args)
+        self.shape, self.dtype, self.backend = shape, dtype, backend
+        self.grad = _grad_state.enabled
+        self.value = None
+        self.tensor = None
+
+
+class _Deferred:
+    """The `_data` of a deferred Tensor: shape, dtype, ndim, size and itemsize are known;
+    anything else computes the node (and completes its Tensor) and answers for the
+    array."""
+
+    __slots__ = ("node", "shape", "dtype", "__weakref__")
+
+    def __init__(self, node: _Node) -> None:
+        self.node, self.shape, self.dtype = node, node.shape, node.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    def _real(self):
+        return _compute([self.node])[0]._data
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return getattr(self._real(), name)
+
+    def __array__(self, dtype=None, copy=None):
+        real = self._real()
+        host = real if isinstance(real, np.ndarray) else self.node.backend.to_host(real)
+        return np.asarray(host, dtype=dtype)
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return repr(self._real())
+
+
+def _forward_dunder(name: str):
+    def method(self, *args):
+        return getattr(self._real(), name)(*args)
+
+    method.__name__ = name
+    return method
+
+
+for _name in ("__getitem__", "__setitem__", "__iter__", "__bool__", "__float__", "__int__",
+              "__index__", "__complex__", "__format__", "__add__", "__radd__", "__sub__",
+              "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__neg__",
+              "__pow__", "__rpow__", "__lt__", "__le__", "__gt__", "__ge__", "__eq__",
+              "__ne__", "__matmul__", "__rmatmul__", "__abs__", "__cuda_array_interface__"):
+    setattr(_Deferred, _name, _forward_dunder(_name))
+_Deferred.__hash__ = object.__hash__
+_Deferred.__cuda_array_interface__ = property(
+    lambda self: self._real().__cuda_array_interface__)
+
+
+def _node_of(a):
+    """The pending node behind a deferred Tensor, else None."""
+    if isinstance(a, Tensor):
+        d = a._data
+        if type(d) is _Deferred:
+            return d.node
+    return None
+
+
+# --- regions ------------------------------------------------------------------------------
+class _Local(threading.local):
+    depth = 0
+    regions: list
+
+
+_local = _Local()
+_open = [0]  # regions open in all threads (the hook is installed while > 0)
+_open_lock = threading.Lock()
+
+
+class _Region:
+    """An open region: the deferred Tensors it made (weakly), computed at its end."""
+
+    def __init__(self) -> None:
+        self.made: list = []
+
+    def __enter__(self) -> _Region:
+        if _local.depth == 0:
+            _local.regions = []
+        _local.depth += 1
+        _local.regions.append(self)
+        with _open_lock:
+            _open[0] += 1
+            _function._fuse_hook = _hook
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                pending = [n for n in (r() for r in self.made) if n is not None and
+                           n.value is None and n.tensor is not None and
+                           n.tensor() is not None]
+                for n in pending:
+                    if n.value is None:
+                        _compute([n])
+        finally:
+            _local.regions.pop()
+            _local.depth -= 1
+            with _open_lock:
+                _open[0] -= 1
+                if _open[0] == 0:
+                    _function._fuse_hook = None
+
+
+def _hook(cls, args, kwargs):
+    """Function.apply's hook while a region is open: defer a pointwise row, fuse a
+    reduction of a deferred value, compute the deferred inputs of anything else."""
+    if _local.depth == 0:
+        return NotImplemented
+    row = getattr(cls, "row", None)
+    if row is not None and id(row) in _TABLE_ROWS and (not kwargs or kwargs.keys() <= {"params"}):
+        out = _defer(row, args, kwargs.get("params", ()))
+        if out is not None:
+            return out
+    elif args and (cls in _REDUCE_OPS or (cls is Extremum and len(args) == 4)):
+        node = _node_of(args[0])
+        if node is not None and not kwargs:
+            return _reduce_epilogue(cls, node, args)
+    deferred = [n for n in map(_node_of, _flat(args, kwargs)) if n is not None]
+    if deferred:
+        _compute(deferred)
+    return NotImplemented
+
+
+def _flat(args, kwargs):
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, (list, tuple)):
+            yield from a
+        else:
+            yield a
+
+
+def _defer(row: Row, args, params):
+    """A deferred Tensor for row(args), or None where the op cannot be deferred."""
+    if len(row.outputs) != 1:
+        return None
+    backend = dtype = None
+    shapes, need = [], False
+    grad = _grad_state.enabled
+    ins = []
+    for a in args:
+        if isinstance(a, Tensor):
+            if backend is None:
+                backend, dtype = a._backend, a._data.dtype
+            elif a._backend is not backend or a._data.dtype != dtype:
+                return None
+            node = _node_of(a)
+            if node is not None and node.grad != grad:
+                _compute([node])
+                node = None
+            ins.append(a if node is None else node)
+            shapes.append(a._data.shape)
+            need = need or a._requires_grad
+        elif type(a) in _NUMBERS:
+            ins.append(a)
+        else:
+            return None
+    if backend is None or not (dtype.kind == "f" or dtype.name == "bfloat16"):
+        return None
+    try:
+        shape = np.broadcast_shapes(*shapes)
+    except ValueError:
+        return None  # run eagerly: the op raises its broadcasting error
+    if not all(shape):
+        return None
+    node = _Node(row, tuple(ins), tuple(params), shape, dtype, backend)
+    t = _new(Tensor)
+    t._data = _Deferred(node)
+    t._backend = backend
+    if need and grad:
+        t._requires_grad = True
+    node.tensor = weakref.ref(t)
+    _local.regions[-1].made.append(weakref.ref(node))
+    return t
+
+
+_new = object.__new__
+
+
+# --- computing deferred nodes -------------------------------------------------------------
+def _graph(outs: list):
+    """(pending nodes in topological order, their leaves (Tensors once each, numbers once
+    per use), per node the reference of each argument: ("n", node index) or ("l", leaf
+    index))."""
+    order, seen = [], set()
+    for root in outs:
+        if root.value is not None:
+            continue
+        stack = [(root, False)]
+        while stack:
+            n, done = stack.pop()
+            if done:
+                order.append(n)
+                continue
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
+            stack.append((n, True))
+            for a in reversed(n.args):
+                if type(a) is _Node and a.value is None and id(a) not in seen:
+                    stack.append((a, False))
+    index = {id(n): k for k, n in enumerate(order)}
+    leaves, tensor_leaf, refs = [], {}, []
+    for n in order:
+        r = []
+        for a in n.args:
+            if type(a) is _Node:
+                if a.value is None:
+                    r.append(("n", index[id(a)]))
+                    continue
+                a = a.value
+            if isinstance(a, Tensor):
+                k = tensor_leaf.get(id(a))
+                if k is None:
+                    k = tensor_leaf[id(a)] = len(leaves)
+                    leaves.append(a)
+            else:
+                k = len(leaves)
+                leaves.append(a)
+            r.append(("l", k))
+        refs.append(tuple(r))
+    return order, leaves, refs
+
+
+def _structure(order, leaves, refs, outs, reduce_kind) -> tuple:
+    """The structural cache key of a chain: rows and references, the leaves' kinds
+    (Tensor, or a number's type), the outputs and the reduction."""
+    index = {id(n): k for k, n in enumerate(order)}
+    kinds = tuple("t" if isinstance(a, Tensor) else type(a).__name__ for a in leaves)
+    return (tuple((n.row.name, r) for n, r in zip(order, refs)), kinds,
+            tuple(index[id(o)] for o in outs), reduce_kind)
+
+
+_CACHE: OrderedDict = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _fused_row(order, refs, n_leaves, outs_idx, with_y: bool) -> tuple:
+    """(the Row of a chain, names of its parameters per node): forward expressions
+    composed by substitution, VJP composed from each row's VJP in reverse."""
+    start = time.perf_counter()
+    leaf = [X(k) for k in range(n_leaves)]
+    fwd, pmaps, pnames = [], [], []
+    for j, (n, r) in enumerate(zip(order, refs)):
+        pm = {E.param(p): E.param(f"{p}_{j}") for p in n.row.params}
+        pmaps.append(pm)
+        pnames.extend(f"{p}_{j}" for p in n.row.params)
+        sub = {X(i): (fwd[k] if kind == "n" else leaf[k]) for i, (kind, k) in enumerate(r)}
+        sub.update(pm)
+        fwd.append(E.substitute(n.row.outputs[0], sub))
+    outs = [fwd[k] for k in outs_idx]
+    # reverse pass over the rows: adjoint of each node and of each leaf
+    adj: dict = {}
+    for k, o in enumerate(outs_idx):
+        g = E.var(f"g{k}")
+        adj[("n", o)] = g if ("n", o) not in adj else E.add(adj[("n", o)], g)
+    for j in range(len(order) - 1, -1, -1):
+        a = adj.get(("n", j))
+        if a is None:
+            continue
+        n, r = order[j], refs[j]
+        exprs, _ = n.row._grad_exprs((True,) * n.row.n_in, False)
+        sub = {X(i): (fwd[k] if kind == "n" else leaf[k]) for i, (kind, k) in enumerate(r)}
+        sub.update(pmaps[j])
+        sub[Y] = fwd[j]
+        sub[E.var("g0")] = a
+        for (kind, k), e in zip(r, exprs):
+            if e is None:
+                continue
+            c = E.substitute(e, sub)
+            prev = adj.get((kind, k))
+            adj[(kind, k)] = c if prev is None else E.add(prev, c)
+    vjp = [adj.get(("l", k)) for k in range(n_leaves)]
+    if with_y and len(outs) == 1:
+        vjp = [None if v is None else E.substitute(v, {outs[0]: Y}) for v in vjp]
+    row = Row("fused", tuple(outs), n_leaves, tuple(pnames), vjp=tuple(vjp))
+    record_build("fused", time.perf_counter() - start)
+    return row
+
+
+def _row_for(order, leaves, refs, outs, reduce_kind=None):
+    key = _structure(order, leaves, refs, outs, reduce_kind)
+    with _cache_lock:
+        row = _CACHE.get(key)
+        if row is not None:
+            _CACHE.move_to_end(key)
+            return row
+    index = {id(n): k for k, n in enumerate(order)}
+    row = _fused_row(order, refs, len(leaves), [index[id(o)] for o in outs],
+                     reduce_kind is None)
+    with _cache_lock:
+        _CACHE[key] = row
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return row
+
+
+def _check_versions(order) -> None:
+    for n in order:
+        for a, v in zip(n.args, n.versions):
+            if isinstance(a, Tensor) and version_of(a) != v:
+                raise RuntimeError(
+                    f"gg.fuse: a tensor of shape {tuple(a.shape)} read by a deferred "
+                    f"{n.row.label} was modified in place (version {version_of(a)}, "
+                    f"expected {v}) before the fused program ran; compute on a .clone()")
+
+
+def _split(outs: list):
+    """Compute the prefix of a chain longer than MAX_CHAIN first (its nodes become leaves)."""
+    while True:
+        order, leaves, refs = _graph(outs)
+        if len(order) <= MAX_CHAIN:
+            return order, leaves, refs
+        _compute([order[MAX_CHAIN - 1]])
+
+
+def _compute(nodes: list) -> list:
+    """Compute pending `nodes` (one shape, one grad mode) as one fused program; returns
+    their Tensors (the user's deferred Tensors, completed in place)."""
+    pending = [n for n in dict.fromkeys(nodes) if n.value is None]
+    groups: dict = {}
+    for n in pending:
+        groups.setdefault((n.shape, n.grad), []).append(n)
+    for group in groups.values():
+        order, leaves, refs = _split(group)
+        group = [n for n in group if n.value is None]
+        if not group:
+            continue
+        _check_versions(order)
+        row = _row_for(order, leaves, refs, group)
+        params = tuple(p for n in order for p in n.params)
+        with set_grad_enabled(group[0].grad):
+            res = row.apply(*leaves, params=params) if params else row.apply(*leaves)
+        res = res if type(res) is tuple else (res,)
+        for n, r in zip(group, res):
+            t = n.tensor() if n.tensor is not None else None
+            if t is None:
+                n.value = r
+                continue
+            t._data = r._data
+            t._version = r._version
+            if r.grad_fn is not None:
+                t.grad_fn = r.grad_fn
+                t._output_nr = r._output_nr
+                t._requires_grad = True
+            n.value = t
+            n.args = ()  # the chain behind it can be freed
+    return [n.value for n in nodes]
+
+
+# --- reduction epilogue -------------------------------------------------------------------
+def _reduce_epilogue(cls, node: _Node, args):
+    if cls is Extremum:
+        kind = "amax" if args[3] else "amin"
+    else:
+        kind = _REDUCE_OPS[cls]
+    dims, keepdim = args[1], args[2]
+    if not dims or any(node.shape[d] == 0 for d in dims):
+        _compute([node])
+        return NotImplemented
+    order, leaves, refs = _split([node])
+    _check_versions(order)
+    row = _row_for(order, leaves, refs, [node], kind)
+    params = tuple(p for n in order for p in n.params)
+    with set_grad_enabled(node.grad):
+        return FusedReduce.apply(*leaves, row=row, kind=kind, dims=tuple(dims),
+                                 keepdim=bool(keepdim), params=params, shape=node.shape)
+
+
+class FusedReduce(Op):
+    """y = reduce_dims(row(x0, x1, ...)) without materialising row's result: reduce is a
+    sum, a mean (the sum / n), or amax/amin (ties share the gradient evenly, as
+    `amax`). x̄ᵢ = sum_to(row's VJP with ȳ spread back over dims (/ n for a mean; · [f = y]
+    / #ties for amax/amin)); the VJP is a Row, so double backward is derived."""
+
+    @staticmethod
+    def forward(ctx, *arrays, row, kind, dims, keepdim, params, shape):
+        ctx.row, ctx.kind, ctx.dims, ctx.shape, ctx.params = row, kind, dims, shape, params
+        ctx.scalars = arrays
+        ctx.save_inputs(*range(len(arrays)))
+        if kind in ("amax", "amin"):
+            ctx.save_output()
+        return ctx.backend.pointwise_reduce(row.program, arrays, params, kind, dims, keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        row, dims, shape, params = ctx.row, ctx.dims, ctx.shape, ctx.params
+        ins = [ctx.saved_input(i) for i in range(len(ctx._edges))]
+        ins = [ctx.scalars[i] if t is None else t for i, t in enumerate(ins)]
+        keep = tuple(1 if i in dims else n for i, n in enumerate(shape))
+        if ctx.kind == "mean":
+            g = g / math.prod(shape[d] for d in dims)
+        gf = broadcast_to(g.reshape(keep), shape)
+        if ctx.kind in ("amax", "amin"):
+            backend = ctx.backend
+            with set_grad_enabled(False):
+                full = row.apply(*ins, params=params) if params else row.apply(*ins)
+            mask = full._data == ctx.saved_output._data.reshape(keep)
+            count = mask.sum(axis=dims, keepdims=True).astype(full._data.dtype)
+            share = g.reshape(keep) / _wrap_array(count, backend)
+            gf = share * _wrap_array(mask.astype(full._data.dtype), backend)
+        need = ctx.needs_input_grad
+        bw, srcs, targets = row.backward_row(tuple(need), False)
+        result = [None] * len(need)
+        if bw is not None:
+            bins = [ins[k] if kind == "x" else gf for kind, k in srcs]
+            res = bw.apply(*bins, params=params) if params else bw.apply(*bins)
+            res = res if type(res) is tuple else (res,)
+            for i, r in zip(targets, res):
+                result[i] = sum_to(r, ctx.input_shape(i))
+        for i, n in enumerate(need):
+            if n and result[i] is None:
+                sh, dt = ctx._input_meta[i]
+                result[i] = _wrap_array(ctx.backend.xp.zeros(sh, dtype=dt), ctx.backend)
+        return tuple(result)
+
+    def name(self) -> str:
+        return f"Fused{self.kind.capitalize()}Backward"
+
+
+# --- the public API -----------------------------------------------------------------------
+def _complete(value):
+    """Compute the deferred Tensors in a function's result (tuples, lists, dicts), those of
+    one shape as one program."""
+    found: list = []
+
+    def walk(v) -> None:
+        n = _node_of(v)
+        if n is not None:
+            found.append(n)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+
+    walk(value)
+    if found:
+        _compute(found)
+    return value
+
+
+class fuse:  # noqa: N801 - a decorator and a context manager, as cupy.fuse / torch.no_grad
+    """Fuse the elementwise ops of a function (`@gg.fuse`, `@gg.fuse()`, `gg.fuse(fn)`) or
+    of a block (`with gg.fuse():`) into one program forward and one backward; see the
+    module docstring. `kernel_name` is accepted for cupy.fuse's signature and unused."""
+
+    def __new__(cls, fn: Callable | None = None, *, kernel_name: str | None = None):
+        if fn is not None:
+            if not callable(fn):
+                raise TypeError(f"fuse: expected a function, got {type(fn).__name__}")
+            return _fused_function(fn)
+        return super().__new__(cls)
+
+    def __init__(self, fn: Callable | None = None, *, kernel_name: str | None = None) -> None:
+        self._regions: list = []
+
+    def __call__(self, fn: Callable) -> Callable:
+        if not callable(fn):
+            raise TypeError(f"fuse: expected a function, got {type(fn).__name__}")
+        return _fused_function(fn)
+
+    def __enter__(self):
+        region = _Region()
+        self._regions.append(region)
+        region.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._regions.pop().__exit__(*exc)
+
+
+def _fused_function(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def fused(*args, **kwargs):
+        with _Region():
+            return _complete(fn(*args, **kwargs))
+
+    fused.__wrapped_fuse__ = True
+    return fused
