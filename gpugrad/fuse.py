@@ -63,6 +63,7 @@ from .autograd.grad_mode import set_grad_enabled
 from .backend import expr as E
 from .backend.pointwise import record_build
 from .ops.broadcast import broadcast_to
+from .ops.linalg import Linear
 from .ops.pointwise import Row, X, Y
 from .ops.reduce import Extremum, Mean, Sum, sum_to
 from .ops.table import ROWS
@@ -76,6 +77,7 @@ CACHE_SIZE = 512  # fused programs kept (least recently used dropped)
 _TABLE_ROWS = {id(r): r for r in ROWS.values()}
 _NUMBERS = (int, float, bool)
 _REDUCE_OPS = {Sum: "sum", Mean: "mean"}
+_ADD = ROWS["add"].apply
 
 
 # --- deferred values --------------------------------------------------------------------
@@ -201,9 +203,8 @@ class _Region:
                 pending = [n for n in (r() for r in self.made) if n is not None and
                            n.value is None and n.tensor is not None and
                            n.tensor() is not None]
-                for n in pending:
-                    if n.value is None:
-                        _compute([n])
+                if pending:
+                    _compute(pending)  # those of one shape as one program
         finally:
             _local.regions.pop()
             _local.depth -= 1
@@ -227,6 +228,10 @@ def _hook(cls, args, kwargs):
         node = _node_of(args[0])
         if node is not None and not kwargs:
             return _reduce_epilogue(cls, node, args)
+    elif cls is Linear and len(args) == 3 and isinstance(args[2], Tensor) and not kwargs:
+        # the GEMM's epilogue: x·Wᵀ on BLAS/cuBLAS, then the bias add deferred, so it fuses
+        # with the activation (and whatever pointwise follows) into one program
+        return _ADD(Linear.apply(args[0], args[1], None), args[2])
     deferred = [n for n in map(_node_of, _flat(args, kwargs)) if n is not None]
     if deferred:
         _compute(deferred)
