@@ -182,7 +182,8 @@ def test_hand_written_vjps_are_kept():
     """relu's subgradient at 0 and clamp's closed interval: as unfused, not as the
     derivative of max/min (which would split ties)."""
     x = gg.tensor([-1.0, 0.0, 0.5, 0.7, 2.0], requires_grad=True)
-    f = lambda x: gg.clamp(F.relu(x), 0.0, 0.7) * 1.0
+    def f(x):
+        return gg.clamp(F.relu(x), 0.0, 0.7) * 1.0
     (g1,) = gg.autograd.grad(gg.fuse(f)(x).sum(), [x])
     (g0,) = gg.autograd.grad(f(x).sum(), [x])
     np.testing.assert_array_equal(g1.numpy(), g0.numpy())
@@ -312,7 +313,8 @@ def _reduce(kind, t, dim, keepdim):
 def test_reduction_epilogue(kind, dim, keepdim, shape, pointwise_calls):
     x = gg.randn(*shape, requires_grad=True)
     b = gg.randn(shape[-1], requires_grad=True)
-    f = lambda x, b: _reduce(kind, act_chain(x) * b, dim, keepdim)
+    def f(x, b):
+        return _reduce(kind, act_chain(x) * b, dim, keepdim)
     y1 = gg.fuse(f)(x, b)
     # large: the blocked pass never materialises the elementwise result; small: the
     # reference (the program, then the reduction) runs
@@ -351,7 +353,8 @@ def test_reduction_epilogue_second_order():
 def test_linear_bias_and_activation_are_one_epilogue(pointwise_calls):
     lin = gg.nn.Linear(16, 8)
     x = gg.randn(4, 16, requires_grad=True)
-    f = lambda x: F.gelu(lin(x)) * 2
+    def f(x):
+        return F.gelu(lin(x)) * 2
     y1 = gg.fuse(f)(x)
     assert len(pointwise_calls) == 1  # GEMM on BLAS, then bias + gelu + scale in one pass
     assert y1.grad_fn.next_functions[0][0].name() == "LinearBackward"
@@ -490,7 +493,8 @@ def test_fused_chain_on_cuda(dtype):
     dt = getattr(gg, dtype)
     x = gg.randn(64, 33, device="cuda", dtype=dt, requires_grad=True)
     b = gg.randn(33, device="cuda", dtype=dt, requires_grad=True)
-    f = lambda x, b: gg.tanh(gg.sigmoid(x) * x + F.silu(x + b))
+    def f(x, b):
+        return gg.tanh(gg.sigmoid(x) * x + F.silu(x + b))
     emu = sys.modules.get("cupy._emu")
     before = dict(emu.launch_counts) if emu is not None else {}
     y1 = gg.fuse(f)(x, b)
@@ -508,7 +512,8 @@ def test_fused_chain_on_cuda(dtype):
 @pytest.mark.parametrize("kind,dim,keepdim", REDUCE_CASES)
 def test_reduction_epilogue_on_cuda(kind, dim, keepdim):
     x = gg.randn(40, 37, device="cuda", requires_grad=True)
-    f = lambda x: _reduce(kind, act_chain(x) * 2, dim, keepdim)
+    def f(x):
+        return _reduce(kind, act_chain(x) * 2, dim, keepdim)
     y1 = gg.fuse(f)(x)
     assert y1.grad_fn.name() == f"Fused{kind.capitalize()}Backward"
     y0 = f(x)
