@@ -34,6 +34,26 @@ def gpugrad_impl(device: str):
     return step, lambda: x.grad.detach().cpu().numpy(), sync
 
 
+def gpugrad_fused_impl(device: str):
+    """The same chain under `@gg.fuse`: forward is one pass that reduces as it goes (the
+    sum is the chain's reduction epilogue), backward one pass over x."""
+    import gpugrad as gg
+    import gpugrad.nn.functional as F
+
+    x = gg.tensor(_data(), device=device, requires_grad=True)
+
+    @gg.fuse
+    def loss(x):
+        return gg.tanh(gg.sigmoid(x) * x + F.swish(x, 1.0)).sum()
+
+    def step():
+        x.grad = None
+        loss(x).backward()
+
+    sync = gg.cuda.synchronize if device != "cpu" else None
+    return step, lambda: x.grad.detach().cpu().numpy(), sync
+
+
 def torch_impl(device: str):
     import torch
 
@@ -76,4 +96,7 @@ def numpy_impl(device: str):
 
 WORKLOADS = [Workload("activation_chain", NAME,
                       {"gpugrad": gpugrad_impl, "torch": torch_impl, "numpy": numpy_impl},
-                      bytes=BYTES, rtol=1e-4, atol=1e-6)]
+                      bytes=BYTES, rtol=1e-4, atol=1e-6),
+             Workload("activation_chain_fused", NAME + " (gpugrad under @gg.fuse)",
+                      {"gpugrad": gpugrad_fused_impl, "torch": torch_impl,
+                       "numpy": numpy_impl}, bytes=BYTES, rtol=1e-4, atol=1e-6)]
