@@ -161,6 +161,15 @@ _Deferred.__cuda_array_interface__ = property(
     lambda self: self._real().__cuda_array_interface__)
 
 
+class _DeferredTensor(Tensor):
+    """A deferred Tensor (a plain Tensor again once computed): an in-place write into it,
+    or of a deferred value into a Tensor, computes first (the write needs arrays)."""
+
+    def _write_result(self, result: Tensor, op: str) -> Tensor:
+        _compute([n for n in (_node_of(self), _node_of(result)) if n is not None])
+        return Tensor._write_result(self, result, op)
+
+
 def _node_of(a):
     """The pending node behind a deferred Tensor, else None."""
     if isinstance(a, Tensor):
@@ -271,6 +280,8 @@ def _defer(row: Row, args, params):
             ins.append(a)
         else:
             return None
+    if any(type(p) not in _NUMBERS for p in params):
+        return None
     if backend is None or not (dtype.kind == "f" or dtype.name == "bfloat16"):
         return None
     try:
@@ -280,7 +291,7 @@ def _defer(row: Row, args, params):
     if not all(shape):
         return None
     node = _Node(row, tuple(ins), tuple(params), shape, dtype, backend)
-    t = _new(Tensor)
+    t = _new(_DeferredTensor)
     t._data = _Deferred(node)
     t._backend = backend
     if need and grad:
@@ -451,8 +462,9 @@ def _compute(nodes: list) -> list:
         for n, r in zip(group, res):
             t = n.tensor() if n.tensor is not None else None
             if t is None:
-                n.value = r
+                n.value, n.args = r, ()
                 continue
+            t.__class__ = Tensor
             t._data = r._data
             t._version = r._version
             if r.grad_fn is not None:
@@ -478,7 +490,7 @@ def _reduce_epilogue(cls, node: _Node, args):
     _check_versions(order)
     row = _row_for(order, leaves, refs, [node], kind)
     params = tuple(p for n in order for p in n.params)
-    with set_grad_enabled(node.grad):
+    with set_grad_enabled(node.grad and _grad_state.enabled):
         return FusedReduce.apply(*leaves, row=row, kind=kind, dims=tuple(dims),
                                  keepdim=bool(keepdim), params=params, shape=node.shape)
 

@@ -520,3 +520,36 @@ def test_reduction_epilogue_on_cuda(kind, dim, keepdim):
     np.testing.assert_allclose(_np(y1), _np(y0), rtol=1e-5, atol=1e-4)
     for a, c in zip(gg.autograd.grad(y1.sum(), [x]), gg.autograd.grad(y0.sum(), [x])):
         _close(a, c, "float32")
+
+
+def test_with_region_in_place_writes_and_views():
+    x, w = gg.randn(3, 4), gg.randn(3, 4, requires_grad=True)
+    x0 = x.clone()
+    with gg.fuse():
+        d = gg.exp(w) * 2
+        x.add_(d)                          # a deferred value written into a tensor
+        e = gg.sin(w) + 1
+        e.mul_(3)                          # an in-place op on a deferred tensor
+        t, r = d.T, d.reshape(4, 3)        # views: computed there
+        s = gg.stack([d, e])
+    ref_d = gg.exp(w) * 2
+    _close(x, x0 + ref_d, "float32")
+    _close(e, (gg.sin(w) + 1) * 3, "float32")
+    _close(t, ref_d.T, "float32")
+    _close(r, ref_d.reshape(4, 3), "float32")
+    _close(s, gg.stack([ref_d, (gg.sin(w) + 1) * 3]), "float32")
+    (g1,) = gg.autograd.grad(s.sum(), [w])
+    (g0,) = gg.autograd.grad(gg.stack([ref_d, (gg.sin(w) + 1) * 3]).sum(), [w])
+    _close(g1, g0, "float32")
+
+
+def test_grad_mode_is_the_one_each_op_ran_under():
+    x = gg.randn(3, requires_grad=True)
+    with gg.fuse():
+        a = gg.tanh(x) * 2
+        with gg.no_grad():
+            b = a * 3
+        c = b + x
+    assert a.grad_fn is not None and not b.requires_grad and b.grad_fn is None
+    (g,) = gg.autograd.grad(c.sum(), [x])
+    np.testing.assert_allclose(g.numpy(), np.ones(3))
