@@ -36,12 +36,13 @@ tensors it reads. A chain longer than `MAX_CHAIN` ops is split into several prog
 Fused programs are cached by structure (bounded, `CACHE_SIZE`); their count and build
 time are in `gpugrad.backend.pointwise.compile_stats()`.
 
-Differences from running eagerly: float16/bfloat16 chains compute in float32 throughout
-and round once at the end (eagerly each op rounds), and floating-point results may differ
-in the last bits. Inside a `with` region, a deferred tensor has no `grad_fn` until it is
-computed: call `backward()` after the region (or on a reduction's result). A tensor that a
-deferred op reads must not be modified in place before the deferred op is computed (the
-version counter catches it: RuntimeError).
+Reading a deferred tensor's `grad_fn` (so `backward()`, `is_leaf`, hooks, in-place
+checks) computes it too. Differences from running eagerly: float16/bfloat16 chains compute
+in float32 throughout and round once at the end (eagerly each op rounds), and
+floating-point results may differ in the last bits. A tensor that a deferred op reads must
+not be modified in place before the deferred op is computed (the version counter catches
+it: RuntimeError). Python side effects run as written: nothing is traced or replayed, each
+call records its ops afresh, and only the built programs are cached.
 """
 
 from __future__ import annotations
@@ -162,12 +163,24 @@ _Deferred.__cuda_array_interface__ = property(
 
 
 class _DeferredTensor(Tensor):
-    """A deferred Tensor (a plain Tensor again once computed): an in-place write into it,
-    or of a deferred value into a Tensor, computes first (the write needs arrays)."""
+    """A deferred Tensor (a plain Tensor again once computed): reading its `grad_fn`, or an
+    in-place write into it or of a deferred value into a Tensor, computes it first."""
 
     def _write_result(self, result: Tensor, op: str) -> Tensor:
         _compute([n for n in (_node_of(self), _node_of(result)) if n is not None])
         return Tensor._write_result(self, result, op)
+
+    @property
+    def grad_fn(self):
+        """Reading the graph (backward, is_leaf, hooks, in-place checks) computes it."""
+        node = _node_of(self)
+        if node is not None:
+            _compute([node])
+        return self.__dict__.get("grad_fn")
+
+    @grad_fn.setter
+    def grad_fn(self, fn) -> None:
+        self.__dict__["grad_fn"] = fn
 
 
 def _node_of(a):

@@ -553,3 +553,12 @@ def test_grad_mode_is_the_one_each_op_ran_under():
     assert a.grad_fn is not None and not b.requires_grad and b.grad_fn is None
     (g,) = gg.autograd.grad(c.sum(), [x])
     np.testing.assert_allclose(g.numpy(), np.ones(3))
+
+
+def test_backward_inside_the_region():
+    x = gg.randn(4, 3, requires_grad=True)
+    with gg.fuse():
+        z = gg.sin(x) * 3
+        assert not z.is_leaf  # reading the graph computes the deferred tensor
+        z.backward(gg.ones_like(z))
+    np.testing.assert_allclose(x.grad.numpy(), 3 * np.cos(x.detach().numpy()), rtol=1e-6)
