@@ -58,6 +58,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .autograd import function as _function
+from .autograd.engine import _callback_lists as _backward_running
 from .autograd.function import Op, version_of
 from .autograd.grad_mode import _state as _grad_state
 from .autograd.grad_mode import set_grad_enabled
@@ -240,6 +241,11 @@ def _hook(cls, args, kwargs):
     """Function.apply's hook while a region is open: defer a pointwise row, fuse a
     reduction of a deferred value, compute the deferred inputs of anything else."""
     if _local.depth == 0:
+        return NotImplemented
+    if _backward_running():  # VJPs run as written (the engine takes arrays from them)
+        deferred = [n for n in map(_node_of, _flat(args, kwargs)) if n is not None]
+        if deferred:
+            _compute(deferred)
         return NotImplemented
     row = getattr(cls, "row", None)
     if row is not None and id(row) in _TABLE_ROWS and (not kwargs or kwargs.keys() <= {"params"}):
@@ -460,7 +466,7 @@ def _compute(nodes: list) -> list:
     pending = [n for n in dict.fromkeys(nodes) if n.value is None]
     groups: dict = {}
     for n in pending:
-        groups.setdefault((n.shape, n.grad), []).append(n)
+        groups.setdefault((n.shape, n.dtype, id(n.backend), n.grad), []).append(n)
     for group in groups.values():
         order, leaves, refs = _split(group)
         group = [n for n in group if n.value is None]

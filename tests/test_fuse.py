@@ -562,3 +562,12 @@ def test_backward_inside_the_region():
         assert not z.is_leaf  # reading the graph computes the deferred tensor
         z.backward(gg.ones_like(z))
     np.testing.assert_allclose(x.grad.numpy(), 3 * np.cos(x.detach().numpy()), rtol=1e-6)
+
+
+def test_backward_inside_a_region_runs_its_vjps_as_written(pointwise_calls):
+    x = gg.randn(5, 4, requires_grad=True)
+    with gg.fuse():
+        y = gg.tanh(x) * 2
+        y.mean().backward()  # Mean's VJP divides by n: not deferred inside backward
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (1 - np.tanh(x.detach().numpy()) ** 2)
+                               / 20, rtol=1e-5)
