@@ -133,7 +133,7 @@ class _Deferred:
     def __array__(self, dtype=None, copy=None):
         real = self._real()
         host = real if isinstance(real, np.ndarray) else self.node.backend.to_host(real)
-        return np.asarray(host, dtype=dtype)
+        return np.array(host, dtype=dtype, copy=True) if copy else np.asarray(host, dtype)
 
     def __len__(self) -> int:
         if not self.shape:
@@ -473,11 +473,14 @@ def _compute(nodes: list) -> list:
         if not group:
             continue
         _check_versions(order)
-        row = _row_for(order, leaves, refs, group)
-        params = tuple(p for n in order for p in n.params)
-        with set_grad_enabled(group[0].grad):
-            res = row.apply(*leaves, params=params) if params else row.apply(*leaves)
-        res = res if type(res) is tuple else (res,)
+        try:
+            row = _row_for(order, leaves, refs, group)
+            params = tuple(p for n in order for p in n.params)
+            with set_grad_enabled(group[0].grad):
+                res = row.apply(*leaves, params=params) if params else row.apply(*leaves)
+            res = res if type(res) is tuple else (res,)
+        except Exception:  # noqa: BLE001 - a program that fails: the ops one by one, as
+            res = _run_eagerly(order, leaves, refs, group)  # written (their own errors)
         for n, r in zip(group, res):
             t = n.tensor() if n.tensor is not None else None
             if t is None:
@@ -495,6 +498,23 @@ def _compute(nodes: list) -> list:
     return [n.value for n in nodes]
 
 
+def _run_eagerly(order, leaves, refs, outs) -> tuple:
+    """The chain's rows applied one by one (nothing deferred meanwhile); the outputs'
+    values."""
+    values = []
+    depth, _local.depth = _local.depth, 0
+    try:
+        for n, r in zip(order, refs):
+            args = [values[k] if kind == "n" else leaves[k] for kind, k in r]
+            with set_grad_enabled(n.grad):
+                values.append(n.row.apply(*args, params=n.params) if n.params
+                              else n.row.apply(*args))
+    finally:
+        _local.depth = depth
+    index = {id(n): k for k, n in enumerate(order)}
+    return tuple(values[index[id(o)]] for o in outs)
+
+
 # --- reduction epilogue -------------------------------------------------------------------
 def _reduce_epilogue(cls, node: _Node, args):
     if cls is Extremum:
@@ -507,11 +527,15 @@ def _reduce_epilogue(cls, node: _Node, args):
         return NotImplemented
     order, leaves, refs = _split([node])
     _check_versions(order)
-    row = _row_for(order, leaves, refs, [node], kind)
     params = tuple(p for n in order for p in n.params)
-    with set_grad_enabled(node.grad and _grad_state.enabled):
-        return FusedReduce.apply(*leaves, row=row, kind=kind, dims=tuple(dims),
-                                 keepdim=bool(keepdim), params=params, shape=node.shape)
+    try:
+        row = _row_for(order, leaves, refs, [node], kind)
+        with set_grad_enabled(node.grad and _grad_state.enabled):
+            return FusedReduce.apply(*leaves, row=row, kind=kind, dims=tuple(dims),
+                                     keepdim=bool(keepdim), params=params, shape=node.shape)
+    except Exception:  # noqa: BLE001 - the chain, then the reduction, as written
+        _compute([node])
+        return NotImplemented
 
 
 class FusedReduce(Op):

@@ -571,3 +571,18 @@ def test_backward_inside_a_region_runs_its_vjps_as_written(pointwise_calls):
         y.mean().backward()  # Mean's VJP divides by n: not deferred inside backward
     np.testing.assert_allclose(x.grad.numpy(), 2 * (1 - np.tanh(x.detach().numpy()) ** 2)
                                / 20, rtol=1e-5)
+
+
+def test_a_program_that_fails_runs_the_ops_one_by_one(monkeypatch):
+    def broken(*args, **kwargs):
+        raise MemoryError("no room for the fused program")
+
+    monkeypatch.setattr(_fm, "_row_for", broken)
+    x = gg.randn(4, 3, requires_grad=True)
+    y = gg.fuse(act_chain)(x)
+    y0 = act_chain(x)
+    _close(y, y0, "float32")
+    _close(gg.autograd.grad(y.sum(), [x])[0], gg.autograd.grad(y0.sum(), [x])[0], "float32")
+    s = gg.fuse(lambda x: act_chain(x).sum(dim=0))(x)
+    assert s.grad_fn.name() == "SumBackward"
+    _close(s, y0.sum(dim=0), "float32")
