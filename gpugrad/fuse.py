@@ -303,10 +303,12 @@ def _defer(row: Row, args, params):
         return None
     if backend is None or not (dtype.kind == "f" or dtype.name == "bfloat16"):
         return None
-    try:
-        shape = np.broadcast_shapes(*shapes)
-    except ValueError:
-        return None  # run eagerly: the op raises its broadcasting error
+    shape = shapes[0]
+    if any(sh != shape for sh in shapes):
+        try:
+            shape = np.broadcast_shapes(*shapes)
+        except ValueError:
+            return None  # run eagerly: the op raises its broadcasting error
     if not all(shape):
         return None
     node = _Node(row, tuple(ins), tuple(params), shape, dtype, backend)

@@ -447,7 +447,10 @@ def test_generated_fused_kernels_run_on_the_host_shim(shim_lib, dtype):  # noqa:
     row, rrow = _fused_rows()
     sfx = SUFFIX[dtype]
     kinds = ("sum", "mean", "amax", "amin")
-    src = "\n".join([cuda_source(row.program, STORAGE[sfx], sfx, "aa")]
+    bw = row.backward_row((True, True), False)[0]
+    bsig = "a" * len(bw.program.inputs)
+    src = "\n".join([cuda_source(row.program, STORAGE[sfx], sfx, "aa"),
+                     cuda_source(bw.program, STORAGE[sfx], sfx, bsig)]
                     + [cuda_reduce_source(rrow.program, STORAGE[sfx], sfx, "aa", k)
                        for k in kinds])
     lib = shim_lib(f"fused_{dtype}", expand_includes('#include "common.cuh"\n' + src,
@@ -472,6 +475,18 @@ def test_generated_fused_kernels_run_on_the_host_shim(shim_lib, dtype):  # noqa:
     got = from_bf16_bits(out) if dtype == "bfloat16" else out
     np.testing.assert_allclose(np.asarray(got, np.float64).reshape(rows, cols), ref,
                                **TOL[dtype])
+    # backward: every source a full array (x, b, and y and/or ȳ as the VJP reads them)
+    bstores, bvals = zip(*[store(rng.standard_normal((rows, cols)))
+                           for _ in bw.program.inputs])
+    bref = cpu_backend.pointwise(bw.program, list(bvals))
+    bref = bref if isinstance(bref, tuple) else (bref,)
+    bouts = [np.empty(rows * cols, dtype=storage) for _ in bw.program.outputs]
+    launch(lib, bw.program.kernel_name(sfx, bsig), *[ptr(a) for a in bstores],
+           *[ptr(o) for o in bouts], ctypes.c_longlong(rows * cols))
+    for o, r in zip(bouts, bref):
+        got = from_bf16_bits(o) if dtype == "bfloat16" else o
+        np.testing.assert_allclose(np.asarray(got, np.float64).reshape(rows, cols),
+                                   np.asarray(r, np.float64), **TOL[dtype])
     acc = np.float64 if dtype == "float64" else np.float32
     for kind in kinds:
         nt = 4
