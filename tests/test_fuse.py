@@ -521,6 +521,8 @@ def test_fused_chain_on_cuda(dtype):
     _close(y1, y0, dtype)
     for a, c in zip(gg.autograd.grad(y1.sum(), [x, b]), gg.autograd.grad(y0.sum(), [x, b])):
         _close(a, c, dtype)
+    stats = compile_stats()  # the fused kernels were compiled (in this test or before)
+    assert stats["cuda_kernels"] >= 2 and stats["cuda_compile_s"] > 0
 
 
 @pytest.mark.gpu
