@@ -33,8 +33,12 @@ What fuses: rows of the table over Tensors of one floating dtype (float16, bfloa
 float32, float64) on one device, and Python numbers (kernel arguments, so a new value
 compiles nothing). Anything else runs as usual (eagerly), after computing the deferred
 tensors it reads. A chain longer than `MAX_CHAIN` ops is split into several programs.
-Fused programs are cached by structure (bounded, `CACHE_SIZE`); their count and build
-time are in `gpugrad.backend.pointwise.compile_stats()`.
+Fused programs are cached by structure (bounded, `CACHE_SIZE`); on CUDA each (program,
+dtype, operand layout) compiles once per process through cupy.RawKernel, whose binary
+CuPy keeps in its disk cache (CUPY_CACHE_DIR) for later processes. Counts and times are in
+`gpugrad.backend.pointwise.compile_stats()`. Nothing is deferred while a backward runs (the
+VJPs run as written), and a fused program that fails to build or run falls back to the
+chain's ops one by one.
 
 Reading a deferred tensor's `grad_fn` (so `backward()`, `is_leaf`, hooks, in-place
 checks) computes it too. Differences from running eagerly: float16/bfloat16 chains compute
