@@ -603,3 +603,22 @@ def test_a_program_that_fails_runs_the_ops_one_by_one(monkeypatch):
     s = gg.fuse(lambda x: act_chain(x).sum(dim=0))(x)
     assert s.grad_fn.name() == "SumBackward"
     _close(s, y0.sum(dim=0), "float32")
+
+
+def test_module_forward_under_fuse_with_dropout(pointwise_calls):
+    """An MLP's forward: each Linear's bias + activation is one program after its GEMM;
+    dropout (random, not pointwise) runs as written on every call: nothing is frozen."""
+    gg.manual_seed(1)
+    model = gg.nn.Sequential(gg.nn.Linear(12, 16), gg.nn.GELU(), gg.nn.Linear(16, 16),
+                             gg.nn.SiLU(), gg.nn.Dropout(0.5), gg.nn.Linear(16, 3))
+    x = gg.randn(5, 12)
+    fwd = gg.fuse(model)
+    gg.manual_seed(7)
+    y1 = fwd(x)
+    gg.manual_seed(7)
+    y0 = model(x)
+    _close(y1, y0, "float32")
+    params = list(model.parameters())
+    for a, c in zip(gg.autograd.grad(y1.sum(), params), gg.autograd.grad(y0.sum(), params)):
+        _close(a, c, "float32")
+    assert not np.allclose(_np(fwd(x)), _np(fwd(x)))  # a fresh dropout mask per call
