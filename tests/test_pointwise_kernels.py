@@ -6,6 +6,7 @@ are covered too."""
 
 import ctypes
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -165,7 +166,7 @@ def _program(name: str, backward: bool):
                  else row.program)
 
 
-def _view(kind: str, shape: tuple, make, rng):
+def _view(kind: str, shape: tuple, make, rng, xp=np):
     """An operand of the launch over `shape` in layout `kind`, viewing storage from
     make(base_shape): transposed, permuted and flipped, sliced with steps (also negative),
     broadcast by shape (size-1 and missing dims) or expanded (stride 0), a 0-d value."""
@@ -178,7 +179,7 @@ def _view(kind: str, shape: tuple, make, rng):
         return make(shape[::-1]).T
     if kind == "perm":
         p = rng.permutation(nd)
-        return make(tuple(shape[i] for i in p)).transpose(np.argsort(p))[::-1]
+        return make(tuple(shape[i] for i in p)).transpose(*map(int, np.argsort(p)))[::-1]
     if kind in ("step", "flipstep"):
         base = make(tuple(2 * d + 1 for d in shape))
         return base[(slice(1, None, 2) if kind == "step" else slice(-2, None, -2),) * nd]
@@ -188,7 +189,7 @@ def _view(kind: str, shape: tuple, make, rng):
     if kind == "expand":
         return make(small)
     if kind == "bcast":
-        return np.broadcast_to(make(small), shape)
+        return xp.broadcast_to(make(small), shape)
     assert kind == "lead"
     return make(shape[-1:])
 
@@ -366,3 +367,109 @@ def test_strided_signatures_compile_with_nvrtc():
         ptx = compile_ptx(pointwise_library(progs, dtype), f"strided_{sfx}.cu", "compute_80")
         for p, sig in progs:
             assert f".entry {p.kernel_name(sfx, sig)}(" in ptx
+
+
+# -- the CUDA backend end to end (a GPU, or the mock device: GPUGRAD_MOCK_CUDA=1) ------------
+@pytest.fixture
+def gpu_counting_copies(monkeypatch):
+    """(CUDA backend, calls) where calls counts every contiguous copy the backend or CuPy's
+    ascontiguousarray makes while the test runs."""
+    from gpugrad.backend import get_backend
+
+    gpu = get_backend("cuda")
+    calls = []
+    c, asc = type(gpu)._c, gpu.xp.ascontiguousarray
+
+    def counted_c(self, a):
+        calls.append("CupyBackend._c")
+        return c(self, a)
+
+    def counted_asc(a, *args, **kwargs):
+        calls.append("cupy.ascontiguousarray")
+        return asc(a, *args, **kwargs)
+
+    monkeypatch.setattr(type(gpu), "_c", counted_c)
+    monkeypatch.setattr(gpu.xp, "ascontiguousarray", counted_asc)
+    return gpu, calls
+
+
+def _kernels_launched():
+    """Names of the generated kernels launched so far on the mock device (None on a GPU)."""
+    emu = sys.modules.get("cupy._emu")
+    return None if emu is None else {k for k in emu.launch_counts if k.startswith("gg_pw_")}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_cuda_backend_reads_strided_operands_without_copies(gpu_counting_copies, dtype):
+    """backend.pointwise on transposed, permuted, stepped, flipped and expanded device views
+    mixed with contiguous operands, 0-d values and numbers: one generated kernel each, the
+    NumPy rendering's values, and no contiguous copy (the old path copied each such
+    operand)."""
+    gpu, calls = gpu_counting_copies
+    rng = np.random.default_rng(11)
+    progs = [("mul", False), ("where", False), ("lerp", False), ("lerp", True)]
+    shapes = [(6,), (3, 4, 5), (2, 3, 1, 4, 3)]
+    before = _kernels_launched()
+    n_strided = 0
+    for (name, backward), shape in [(p, s) for p in progs for s in shapes]:
+        row, prog = _program(name, backward)
+        m = len(prog.inputs)
+        for s in range(0, len(LAYOUTS), 3):
+            combo = [LAYOUTS[(k + s) % len(LAYOUTS)] for k in range(m)]
+            ins = []
+            for k, lay in enumerate(combo):
+                cond = row.name == "where" and k == 0
+                if lay == "number" and not cond:
+                    ins.append(float(rng.uniform(-3, 3)))
+                    continue
+                host = _maker(rng, dtype, cond, -3, 3)
+                ins.append(_view("expand" if lay == "number" else lay, shape,
+                                 lambda sh, host=host: gpu.asarray(host(sh)), rng, gpu.xp))
+            ref_ins = [a if isinstance(a, float) else gpu.to_host(a) for a in ins]
+            ref_ins = [a.astype(np.float32) if isinstance(a, np.ndarray) and
+                       a.dtype == np.float16 else a for a in ref_ins]
+            ref = cpu_backend.pointwise(prog, ref_ins, ())
+            sig = launch_plan(np.broadcast_shapes(*[np.shape(a) for a in ins]),
+                              [None if isinstance(a, float) else a for a in ins])[0]
+            n_strided += "_" in sig
+            del calls[:]
+            got = gpu.pointwise(prog, ins, ())
+            assert not calls, f"{name} {shape} {combo}: {calls}"
+            for k, (o, r) in enumerate(zip(got if isinstance(got, tuple) else (got,),
+                                           ref if isinstance(ref, tuple) else (ref,))):
+                np.testing.assert_allclose(
+                    np.asarray(gpu.to_host(o), np.float64),
+                    np.broadcast_to(_round_to(r, dtype), o.shape), **TOL[dtype],
+                    err_msg=f"{name} {shape} {combo} [{sig}] output {k}")
+    assert n_strided > 20
+    after = _kernels_launched()
+    if after is not None:
+        assert any("_x" in k or "_y" in k for k in after - before)
+
+
+@pytest.mark.gpu
+def test_tensor_ops_on_views_run_strided_kernels(gpu_counting_copies):
+    """Through the Tensor API on cuda: pointwise ops on a transposed, a flipped and a
+    stepped tensor and a broadcast bias run without a contiguous copy, and values and
+    gradients match the CPU's."""
+    import gpugrad as gg
+
+    gpu, calls = gpu_counting_copies
+    rng = np.random.default_rng(12)
+    xs = rng.standard_normal((6, 5)).astype(np.float32)
+    ws = rng.standard_normal((10, 6)).astype(np.float32)
+    bs = rng.standard_normal(6).astype(np.float32)
+
+    def run(device, count: bool):
+        x, w, b = (gg.tensor(a, device=device, requires_grad=True) for a in (xs, ws, bs))
+        n0 = len(calls)
+        y = gg.where(x.T > 0, x.T * w[::2], b) + b  # (5, 6): transposed, stepped, bias
+        z = (y.flip(0) * x.T).sigmoid()
+        if count:
+            assert len(calls) == n0, calls[n0:]
+        z.sum().backward()
+        return [t.detach().to("cpu").numpy() for t in (z, x.grad, w.grad, b.grad)]
+
+    for got, want in zip(run("cuda", True), run("cpu", False)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
