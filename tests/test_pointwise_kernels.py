@@ -267,8 +267,9 @@ def _launch_strided(lib, prog, sfx: str, stores, shape, params, storage):
 def test_strided_and_broadcast_operands_match_numpy(shim_lib, dtype):  # noqa: F811
     """Transposed, permuted, stepped, flipped (negative strides), broadcast (stride 0) and
     0-d operands mixed with contiguous ones and numbers, ranks 0 to 5: the kernels read
-    each in place and match the NumPy rendering; no operand is copied."""
-    cases = _strided_cases(dtype)
+    each in place and match the NumPy rendering; no operand is copied. (The index code is
+    the same for every dtype: the others run a third of float32's cases.)"""
+    cases = _strided_cases(dtype)[:: 1 if dtype == "float32" else 3]
     plans = [launch_plan(shape, [None if isinstance(a, float) else a for a in stores])
              for _, _, stores, _, shape, _ in cases]
     assert not any(copy for _, _, copy in plans)
