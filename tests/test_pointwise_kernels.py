@@ -2,7 +2,9 @@
 on the CPU through the g++ host shim, what its NumPy rendering computes: forward and
 backward (every operand's cotangent in one kernel), in float32, float64, float16 and
 bfloat16. A single-value operand ('s'), a number operand ('p') and a bool condition ('b')
-are covered too."""
+are covered too, and strided and broadcast operands ('x', 'y': transposed, stepped,
+flipped, expanded) read in place, on the host shim and through the CUDA backend (a GPU or
+the mock device) without a contiguous copy."""
 
 import ctypes
 import math
@@ -474,3 +476,16 @@ def test_tensor_ops_on_views_run_strided_kernels(gpu_counting_copies):
 
     for got, want in zip(run("cuda", True), run("cpu", False)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_cuda_backend_copies_only_beyond_the_rank_limit(gpu_counting_copies):
+    """A layout keeping more than MAX_STRIDED_DIMS dims is copied contiguous (once) and
+    still computes the right values."""
+    gpu, calls = gpu_counting_copies
+    x = np.random.default_rng(13).standard_normal((2,) * (MAX_STRIDED_DIMS + 1))
+    d = gpu.asarray(x)
+    del calls[:]
+    got = gpu.pointwise(ROWS["mul"].program, [d.T, d], ())
+    assert calls.count("CupyBackend._c") == 1
+    np.testing.assert_allclose(gpu.to_host(got), x.T * x, rtol=1e-12)
