@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..device import device as Device
@@ -11,6 +13,7 @@ from .cupy_optim import CupyOptim
 from .cupy_random import CupyRandom
 from .cupy_rows import CupyRows
 from .kernels import dtype_suffix, kernel, pointwise_kernel, pointwise_reduce_kernel
+from .pointwise import launch_plan
 from .pointwise_reduce import reduce_reference
 
 # CuPy's cuBLAS compute types (the cpdef enum in cupy/_core/_routines_linalg.pxd)
@@ -202,10 +205,12 @@ class CupyBackend(CupyRows, CupyRandom, CupyOptim, Backend):
 
     def pointwise(self, prog, ins, params=()):
         """One generated kernel (gpugrad/backend/pointwise.py) when every array operand has
-        the same float dtype (or is a bool condition): full-size operands are read at the
-        element index, single values once, numbers become kernel arguments; other
-        broadcasts are materialised first. Anything else (integers, complex, mixed
-        dtypes) runs the NumPy/CuPy rendering."""
+        the same float dtype (or is a bool condition): contiguous full-size operands are
+        read at the element index, single values once, numbers become kernel arguments,
+        and any other layout (transposed, sliced with steps, flipped, broadcast) is read
+        in place through its strides, its dims collapsed first (`launch_plan`); the
+        output is C-contiguous. Anything else (integers, complex, mixed dtypes) runs the
+        NumPy/CuPy rendering."""
         xp = self.xp
         dtype = None
         for a in ins:
@@ -218,25 +223,18 @@ class CupyBackend(CupyRows, CupyRandom, CupyOptim, Backend):
                 type(a) is complex for a in ins):
             return super().pointwise(prog, ins, params)
         shape = np.broadcast_shapes(*[np.shape(a) for a in ins])
-        n = int(np.prod(shape))
-        sig, args = [], []
-        for a in ins:
-            if not isinstance(a, xp.ndarray):
-                sig.append("p")
-                args.append(np.float64(a))
-                continue
-            b = a.dtype == np.bool_
-            if a.size == 1:
-                sig.append("c" if b else "s")
-                args.append(self._c(a.reshape(())))
-            else:
-                sig.append("b" if b else "a")
-                args.append(self._c(xp.broadcast_to(a, shape)))
+        n = math.prod(shape)
         outs = tuple(xp.empty(shape, dtype=dtype) for _ in prog.outputs)
         if n:
-            fn = pointwise_kernel(prog, dtype, "".join(sig))
+            sig, layout, copy = launch_plan(
+                shape, [a if isinstance(a, xp.ndarray) else None for a in ins])
+            args = [np.float64(a) if not isinstance(a, xp.ndarray)
+                    else self._c(xp.broadcast_to(a, shape)) if k in copy
+                    else a.reshape(()) if a.size == 1 else a  # views: no copy
+                    for k, a in enumerate(ins)]
+            fn = pointwise_kernel(prog, dtype, sig)
             blocks = max(1, min(-(-n // THREADS), MAX_BLOCKS))
             with self.cuda_device:
                 fn((blocks,), (THREADS,), (*args, *outs, *[np.float64(p) for p in params],
-                                             np.int64(n)))
+                                             np.int64(n), *[np.int64(v) for v in layout]))
         return outs[0] if len(outs) == 1 else outs

@@ -257,25 +257,142 @@ def _out_form(code: str) -> str | None:
     return None
 
 
+# Strided operands ('x', 'y'): the launch iterates the output in C order over at most this
+# many dims (after `collapse_dims`); a launch that keeps more copies its operands first.
+MAX_STRIDED_DIMS = 8
+_INT32_MAX = 2**31 - 1
+
+
+def collapse_dims(shape: tuple, strides: list) -> tuple[tuple, list]:
+    """(shape, [strides of each operand]) with dims of size 1 dropped and each run of
+    adjacent dims that every operand walks linearly merged into one (as CuPy's elementwise
+    kernels reduce dims), so most strided launches are 1-D or 2-D. `strides` are element
+    strides over `shape` (0 on broadcast dims); the output is C-contiguous, so only the
+    operands constrain a merge: dims j−1 and j merge when stride[j−1] = stride[j]·shape[j]
+    for every operand."""
+    keep = [j for j, d in enumerate(shape) if d != 1]
+    dims: list = []
+    out: list = [[] for _ in strides]
+    for j in keep:
+        if dims and all(o[-1] == s[j] * shape[j] for o, s in zip(out, strides)):
+            dims[-1] *= shape[j]
+            for o, s in zip(out, strides):
+                o[-1] = s[j]
+        else:
+            dims.append(shape[j])
+            for o, s in zip(out, strides):
+                o.append(s[j])
+    return tuple(dims), [tuple(o) for o in out]
+
+
+def strided_signature(letters: str, shape: tuple, strides: list) -> str:
+    """The operand signature of a launch with strided operands ('x'/'y' in `letters`, their
+    element `strides` over the collapsed `shape` in operand order): the letters, the rank
+    and the index width ('i' 32-bit when the element count and every operand's offset
+    range fit in int, else 'l'), e.g. 'xa_2i'."""
+    n = math.prod(shape)
+    span = max((sum(abs(s) * (d - 1) for s, d in zip(st, shape)) for st in strides),
+               default=0)
+    wide = n > _INT32_MAX or span > _INT32_MAX
+    return f"{letters}_{len(shape)}{'l' if wide else 'i'}"
+
+
+def launch_plan(shape: tuple, operands: list) -> tuple[str, list, list]:
+    """How a generated kernel reads each operand of a launch over the broadcast `shape`:
+    `operands` holds, per input, None (a number) or an array (NumPy or CuPy: its shape,
+    strides, itemsize, dtype and flags are read, never its data). A single value is read
+    once ('s', 'c'), a C-contiguous operand of the full shape at the element index ('a',
+    'b'), any other layout through its element strides ('x', 'y'; broadcast dims have
+    stride 0) over the collapsed dims (`collapse_dims`); an operand whose collapsed strides
+    are the output's reads at the index too. Returns (signature for `cuda_source`, the
+    layout arguments that follow n as ints, the indices of the operands to pass
+    C-contiguous and broadcast to `shape`: a copy, only where the collapsed launch keeps
+    more than MAX_STRIDED_DIMS dims or a byte stride is no multiple of the item size)."""
+    sig, strided = [], []
+    for k, a in enumerate(operands):
+        if a is None:
+            sig.append("p")
+            continue
+        b = a.dtype == np.bool_
+        if a.size == 1:
+            sig.append("c" if b else "s")
+        elif tuple(a.shape) == tuple(shape) and a.flags.c_contiguous:
+            sig.append("b" if b else "a")
+        else:
+            sig.append("y" if b else "x")
+            strided.append(k)
+    strides = [_element_strides(operands[k], shape) for k in strided]
+    if strided and all(s is not None for s in strides):
+        dims, strides = collapse_dims(tuple(shape), strides)
+        if len(dims) <= MAX_STRIDED_DIMS:
+            contiguous, layout = _c_strides(dims), []
+            for k, st in zip(strided, strides):
+                if st == contiguous:  # walks the output's order: read at the element index
+                    sig[k] = "b" if sig[k] == "y" else "a"
+                else:
+                    layout.extend(st)
+            if not layout:
+                return "".join(sig), [], []
+            strides = [st for st in strides if st != contiguous]
+            return (strided_signature("".join(sig), dims, strides), [*dims[1:], *layout], [])
+    for k in strided:
+        sig[k] = "b" if sig[k] == "y" else "a"
+    return "".join(sig), [], strided
+
+
+def _element_strides(a, shape: tuple) -> tuple | None:
+    """`a`'s strides in elements as an operand broadcast to `shape` (0 on the dims it is
+    broadcast along), or None when a byte stride is no multiple of the item size."""
+    out = [0] * len(shape)
+    lead = len(shape) - a.ndim
+    for j, (d, s) in enumerate(zip(a.shape, a.strides)):
+        if d != 1:
+            if s % a.itemsize:
+                return None
+            out[lead + j] = s // a.itemsize
+    return tuple(out)
+
+
+def _c_strides(dims: tuple) -> tuple:
+    """Element strides of a C-contiguous array of shape `dims`."""
+    out, step = [], 1
+    for d in reversed(dims):
+        out.append(step)
+        step *= d
+    return tuple(reversed(out))
+
+
 def cuda_source(prog: Program, storage: str, suffix: str, signature: str) -> str:
     """A CUDA kernel computing `prog` over n elements: `storage` is the C storage type of
     the float operands (float, double, gg_half, gg_bf16); `signature` has one letter per
     input: 'a' a full array, 's' a single value broadcast to every element (read once),
-    'b' a full bool array, 'c' a single bool, 'p' a number (passed as a double).
-    Arguments: the inputs, the outputs, the parameters (double) and n."""
+    'b' a full bool array, 'c' a single bool, 'p' a number (passed as a double), 'x' a
+    strided (or broadcast) array, 'y' a strided bool array. With strided operands the
+    letters are followed by `_` and the layout: the rank D of the launch and the index
+    width ('i' int, 'l' long long), e.g. 'xa_2i' (see `strided_signature`).
+    Arguments: the inputs, the outputs, the parameters (double) and n; with strided
+    operands then the sizes of dims 1..D−1 of the (C-contiguous) output and, per strided
+    operand in order, its D element strides (0 on broadcast dims, negative when flipped),
+    all long long. The element index is split into coordinates innermost first, one
+    division per dim (none for dim 0), in the index type."""
     name = prog.kernel_name(suffix, signature)
+    letters, _, layout = signature.partition("_")
+    strided = [k for k, sig in enumerate(letters) if sig in "xy"]
+    rank = int(layout[:-1]) if strided else 0
     args, body = [], []
     names: dict = {}
-    for k, (n, sig) in enumerate(zip(prog.inputs, signature)):
+    for k, (n, sig) in enumerate(zip(prog.inputs, letters)):
         if sig == "p":  # a number operand: passed by value, like a parameter
             args.append(f"double v{k}")
             names[("var", n)] = (f"A(v{k})", None)
             continue
-        ctype = "bool" if sig in "bc" else storage
+        is_bool = sig in "bcy"
+        ctype = "bool" if is_bool else storage
         args.append(f"const {ctype}* __restrict__ v{k}")
-        load = f"v{k}[{'i' if sig == 'b' else '0'}]" if sig in "bc" else \
-            f"gg_load(v{k}{' + i' if sig == 'a' else ''})"
-        names[("var", n)] = (f"v{k}_", f"const {'bool' if sig in 'bc' else 'A'} v{k}_ = {load};")
+        at = {"a": "i", "b": "i", "x": f"of{k}", "y": f"of{k}"}.get(sig)  # None: read once
+        load = (f"v{k}[{at or 0}]" if is_bool
+                else f"gg_load(v{k}{'' if at is None else ' + ' + at})")
+        names[("var", n)] = (f"v{k}_", f"const {'bool' if is_bool else 'A'} v{k}_ = {load};")
     for k in range(len(prog.outputs)):
         args.append(f"{storage}* __restrict__ o{k}")
     for k, n in enumerate(prog.params):
@@ -283,6 +400,22 @@ def cuda_source(prog: Program, storage: str, suffix: str, signature: str) -> str
         names[("param", n)] = (f"p{k}", None)
     args.append("long long n")
     pre = [f"    const A p{k} = A(p{k}_arg);" for k in range(len(prog.params))]
+    if strided:
+        pre.append(f"    typedef {'long long' if layout[-1] == 'l' else 'int'} I;")
+        for j in range(1, rank):
+            args.append(f"long long sz{j}_arg")
+            pre.append(f"    const I sz{j} = I(sz{j}_arg);")
+        for k in strided:
+            for j in range(rank):
+                args.append(f"long long st{k}_{j}_arg")
+                pre.append(f"    const I st{k}_{j} = I(st{k}_{j}_arg);")
+        body.append("        I r = I(i);")
+        body.append(f"        I {', '.join(f'of{k} = 0' for k in strided)};")
+        for j in range(rank - 1, 0, -1):
+            body.append(f"        {{ const I q = r / sz{j}; const I c = r - q * sz{j}; "
+                        + " ".join(f"of{k} += c * st{k}_{j};" for k in strided)
+                        + " r = q; }")
+        body.append("        " + " ".join(f"of{k} += r * st{k}_0;" for k in strided))
     for k, node in enumerate(prog.nodes):
         if node.op in ("var", "param"):
             ident, stmt = names[(node.op, node.value)]

@@ -300,25 +300,29 @@ static constexpr size_t SHARED = 96 * 1024;
 
 // The kernel's arguments in x86-64 System V registers and stack slots: the caller (the
 // mock's launch) classifies each argument, so one call through this prototype passes any
-// signature of pointers, integers and doubles (at most 24 stack slots).
+// signature of pointers, integers and doubles (at most 64 stack slots). The stack slots
+// travel as one struct by value: an aggregate this large is passed in memory, copied to
+// where the first stack-passed argument goes, so its words are the callee's stack
+// arguments in order.
+static constexpr int STACK_SLOTS = 64;
+struct StackArgs {
+    long long slot[STACK_SLOTS];
+};
 typedef void (*AnyKernel)(long long, long long, long long, long long, long long, long long,
                           double, double, double, double, double, double, double, double,
-                          long long, long long, long long, long long, long long, long long,
-                          long long, long long, long long, long long, long long, long long,
-                          long long, long long, long long, long long, long long, long long,
-                          long long, long long, long long, long long, long long, long long);
+                          StackArgs);
 static thread_local AnyKernel kernel_fn;
 static thread_local const long long* kernel_ints;
 static thread_local const double* kernel_dbls;
 static thread_local const long long* kernel_stack;
 
 static void run_kernel() {
-    const long long *i = kernel_ints, *s = kernel_stack;
+    const long long* i = kernel_ints;
     const double* d = kernel_dbls;
+    StackArgs s;
+    std::memcpy(s.slot, kernel_stack, sizeof s.slot);
     kernel_fn(i[0], i[1], i[2], i[3], i[4], i[5], d[0], d[1], d[2], d[3], d[4], d[5], d[6],
-              d[7], s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11],
-              s[12], s[13], s[14], s[15], s[16], s[17], s[18], s[19], s[20], s[21], s[22],
-              s[23]);
+              d[7], s);
 }
 
 static void fiber_main() {
@@ -457,7 +461,7 @@ static int run_block(unsigned int* order, unsigned long long& rng) {
 
 // Launch `fn` on a grid x block with `dyn_shared` bytes of dynamic shared memory; the
 // arguments are already classified into 6 integer registers, 8 double registers and up to
-// 24 stack slots. Returns 0, or -1 with a message in gg_emu_error().
+// 64 stack slots. Returns 0, or -1 with a message in gg_emu_error().
 extern "C" int gg_emu_launch(void* fn, const unsigned int* grid, const unsigned int* block,
                              unsigned long long dyn_shared, const long long* ints,
                              const double* dbls, const long long* stack,

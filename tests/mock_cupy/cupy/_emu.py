@@ -31,6 +31,7 @@ import numpy as np
 SHIM = Path(__file__).resolve().parents[2] / "kernels_cpu" / "cuda_host_shim.h"
 _CACHE = Path(os.environ.get("GPUGRAD_MOCK_CUDA_CACHE")
               or Path(tempfile.gettempdir()) / f"gpugrad-mock-cuda-{os.getuid()}")
+_STACK_SLOTS = 64  # the shim's StackArgs
 _lock = threading.Lock()
 _launches = 0
 # {kernel name: number of launches}: which kernels ran in this process (the coverage report).
@@ -104,7 +105,7 @@ def _dim3(d) -> np.ndarray:
 
 
 def classify(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(6 integer registers, 8 double registers, 24 stack slots) holding `args`."""
+    """(6 integer registers, 8 double registers, 64 stack slots) holding `args`."""
     ints, dbls, stack = [], [], []
     for a in args:
         ptr = getattr(a, "_device_ptr", None)
@@ -134,11 +135,12 @@ def classify(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 stack.append(struct.unpack("<q", struct.pack("<d", float(a)))[0])
         else:
             raise TypeError(f"Unsupported type {type(a)} as a kernel argument")
-    if len(stack) > 24:
-        raise TypeError("the mock CUDA launcher takes at most 24 stack-passed arguments")
+    if len(stack) > _STACK_SLOTS:
+        raise TypeError(f"the mock CUDA launcher takes at most {_STACK_SLOTS} stack-passed "
+                        "arguments")
     return (np.asarray(ints + [0] * (6 - len(ints)), dtype=np.int64),
             np.asarray(dbls + [0.0] * (8 - len(dbls)), dtype=np.float64),
-            np.asarray(stack + [0] * (24 - len(stack)), dtype=np.int64))
+            np.asarray(stack + [0] * (_STACK_SLOTS - len(stack)), dtype=np.int64))
 
 
 def launch(dll: ctypes.CDLL, name: str, grid, block, args, shared_mem: int = 0) -> None:
