@@ -157,7 +157,7 @@ class LogSumExp(Op):
         x = ctx.saved_input(0)
         y = ctx.saved_output
         keep = _keep_shape(x.shape, ctx.dims)
-        return _spread(g, x.shape, ctx.dims) * _ew.exp(x - y.reshape(keep)), None, None
+        return _spread(g, x.shape, ctx.dims) * (x - y.reshape(keep)).exp(), None, None
 
 
 class Norm2(Op):
@@ -177,8 +177,9 @@ class Norm2(Op):
         y = ctx.saved_output
         keep = _keep_shape(x.shape, ctx.dims)
         yk = y.reshape(keep)
-        safe = _ew.where(yk == 0, 1.0, yk)
-        return _ew.where(yk == 0, 0.0, _spread(g, x.shape, ctx.dims) * x / safe), None, None
+        nonzero = yk != 0
+        safe = yk.where(nonzero, 1.0)
+        return (_spread(g, x.shape, ctx.dims) * x / safe).where(nonzero, 0.0), None, None
 
 
 def _reduced_shape(shape: tuple, dims: tuple, keepdim: bool) -> tuple:
@@ -226,7 +227,7 @@ def var(input: Tensor, dim=None, *, correction: int = 1, keepdim: bool = False,
 def std(input: Tensor, dim=None, *, correction: int = 1, keepdim: bool = False,
         unbiased: bool | None = None) -> Tensor:
     """Standard deviation: √var."""
-    return _ew.sqrt(var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
+    return var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased).sqrt()
 
 
 @dim_alias
@@ -293,14 +294,14 @@ def norm(input: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
     (input,) = autocast_inputs(FP32, input)
     dims = norm_dims(dim, input.ndim, "norm")
     if input._data.dtype.kind == "c":
-        input = _ew.abs(input)  # the norm of a complex vector is that of its moduli
+        input = input.abs()  # the norm of a complex vector is that of its moduli
     if p in (2, "fro"):
         return Norm2.apply(input, dims, keepdim)
     if p == 1:
-        return sum(_ew.abs(input), dims, keepdim)
+        return sum(input.abs(), dims, keepdim)
     if p == math.inf:
-        return amax(_ew.abs(input), dims, keepdim)
-    return sum(_ew.abs(input) ** p, dims, keepdim) ** (1.0 / p)
+        return amax(input.abs(), dims, keepdim)
+    return sum(input.abs() ** p, dims, keepdim) ** (1.0 / p)
 
 
 def _arg(input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
@@ -346,5 +347,3 @@ def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
     return _wrap_array(input._backend.xp.any(input._data, axis=dims, keepdims=keepdim),
                        input._backend)
 
-
-from . import elementwise as _ew  # noqa: E402  (module reference: import order safe)
