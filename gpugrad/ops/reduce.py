@@ -14,6 +14,7 @@ from ..tensor import Tensor, _wrap_array
 from ._dimarg import dim_alias
 from ._util import norm_dim, norm_dims
 from .broadcast import broadcast_to, sum_to  # noqa: F401 - sum_to: as gg.ops.sum_to
+from .index import scatter_add
 
 
 def _keep_shape(shape: tuple, dims: tuple) -> tuple:
@@ -126,8 +127,6 @@ class ExtremumDim(Op):
 
     @staticmethod
     def backward(ctx, g, _gi):
-        from .index import scatter_add
-
         shape, dim = ctx.shape, ctx.dim
         if not shape:
             return g, None, None, None
@@ -243,10 +242,8 @@ def amin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 
 def _extremum(input: Tensor, dim, keepdim: bool, largest: bool, name: str):
-    if isinstance(dim, Tensor):
-        from .elementwise import maximum, minimum
-
-        return (maximum if largest else minimum)(input, dim)
+    if isinstance(dim, Tensor):  # torch.max(input, other): the elementwise maximum
+        return input.maximum(dim) if largest else input.minimum(dim)
     if dim is None:
         return Extremum.apply(input, tuple(range(input.ndim)), False, largest)
     values, indices = ExtremumDim.apply(input, norm_dim(dim, input.ndim, name), keepdim,
