@@ -1,4 +1,5 @@
-"""Elementwise ops: arithmetic, unary math, activations, casts, comparisons.
+"""Elementwise ops: arithmetic, unary math, activations, comparisons (casts and device
+copies live in `convert`, re-exported here).
 
 The differentiable elementwise math is rows of the pointwise table (gpugrad/ops/table.py)
 run by the one `Pointwise` op (`run(name, ...)`): each function here only promotes its
