@@ -146,10 +146,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     safe, valid = _indices("cross_entropy", input, target, ignore_index, c)
     if (input.ndim == 2 and w is None and label_smoothing == 0.0
             and input._backend.fuses_rows(2, 1)):  # one fused kernel each way
-        def composite(x):
-            return _index_cross_entropy(x, 1, c, safe, valid, None, 0.0, reduction)
-
-        return _loss.IndexCrossEntropy.apply(input, target, ignore_index, reduction, composite)
+        return _loss.IndexCrossEntropy.apply(input, target, ignore_index, reduction)
     return _index_cross_entropy(input, cdim, c, safe, valid, w, label_smoothing, reduction)
 
 
@@ -157,19 +154,13 @@ def _index_cross_entropy(input: Tensor, cdim: int, c: int, safe, valid, w, label
                          reduction: str) -> Tensor:
     """Cross-entropy against integer targets (as `safe` indices and a `valid` mask) through
     the dense (smoothed, weighted) one-hot distribution."""
-    xp, backend = input._backend.xp, input._backend
-    dt = input._data.dtype
-    wshape = tuple(c if i == cdim else 1 for i in range(input.ndim))
-    onehot = xp.moveaxis((safe[..., None] == xp.arange(c)).astype(dt), -1, cdim)
-    q = onehot * (1 - label_smoothing) + label_smoothing / c
-    if w is not None:
-        q = q * w.reshape(wshape)
-    q = q * xp.expand_dims(valid, cdim).astype(dt)
+    backend = input._backend
+    q, total = _loss.dense_targets(backend.xp, safe, valid, c, cdim, input._data.dtype, w,
+                                   label_smoothing)
     loss = _loss.SoftmaxCrossEntropy.apply(input, q, cdim)
     if reduction != "mean":
         return _reduce(loss, reduction, "cross_entropy")
-    denom = valid.astype(dt) if w is None else w[safe] * valid
-    return loss.sum() / _wrap_array(denom.sum(), backend)
+    return loss.sum() / _wrap_array(total, backend)
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,

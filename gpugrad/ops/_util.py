@@ -6,8 +6,9 @@ import numpy as np
 
 from .. import _dtype
 from .._dtype import dtype_for_scalar_category, promote_types, scalar_category
-from ..errors import ShapeError
 from ..tensor import Tensor, _check_same_device, _norm_dim
+from .broadcast import broadcast_error  # noqa: F401 - re-exported: ops import it from here
+from .convert import cast
 
 __all__ = ["binary_operands", "norm_dim", "norm_dims", "broadcast_error", "is_scalar",
            "result_dtype"]
@@ -71,7 +72,6 @@ def binary_operands(a, b, op: str):
             return a, b
     elif b_t and type(a) in _WEAK_FOR_FLOAT and _dtype.is_inexact(b._data.dtype):
         return a, b
-    cast = _ew.cast
     if a_t and b_t:
         if a._backend is not b._backend:
             _check_same_device(op, a, b)
@@ -115,16 +115,7 @@ def norm_dims(dim, ndim: int, op: str) -> tuple:
     return dims if ndim else ()
 
 
-def broadcast_error(op: str, *shapes) -> ShapeError:
-    shown = " and ".join(str(tuple(s)) for s in shapes)
-    return ShapeError(f"{op}: shapes {shown} cannot be broadcast together")
-
-
 def float_dtype_of(t: Tensor):
     """The dtype an op that always produces floats (div, sqrt of ints...) returns."""
     dt = t.dtype
     return dt if dt.category >= 2 else _dtype.float32
-
-
-
-from . import elementwise as _ew  # noqa: E402  (module reference: import order safe)

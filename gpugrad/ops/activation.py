@@ -1,76 +1,119 @@
-"""Activation ops used by `gg.nn`: softmax, log-softmax and dropout as Ops, and the
+"""Activation ops used by `gg.nn`: softmax, log-softmax and dropout as fused ops, and the
 pointwise activations (GELU, SiLU, Swish, leaky ReLU, softplus, ELU, ...) as rows of the
 pointwise table, whose VJPs and second derivatives are derived from their expressions.
 
-Each Op's docstring states its forward and its VJP. VJPs are Tensor expressions, so
-`create_graph=True` differentiates them again.
+Each op's docstring states its forward and its VJP. The fused ops (`FusedOp`) compute their
+VJP on arrays and, under `create_graph=True`, differentiate their composite definition.
 """
 
 from __future__ import annotations
 
-from ..autograd.function import Op
-from ..autograd.grad_mode import is_grad_enabled
+from ..backend.array import quiet_fp
 from ..tensor import Tensor, _wrap_array
+from ._composite import FusedOp
 from ._util import float_dtype_of
-from .elementwise import cast, exp, run
-from .reduce import sum  # noqa: A004 - gg.sum, not builtins.sum
+from .elementwise import cast, exp, log, run
+from .reduce import amax, sum  # noqa: A004 - gg.sum, not builtins.sum
 
 
 # --- softmax family -----------------------------------------------------------------------
-class Softmax(Op):
-    """y = exp(x − max) / Σ_dim exp(x − max);  x̄ = y·(ȳ − Σ_dim ȳ·y)."""
+def softmax_array(backend, x, dim):
+    """softmax(x) along `dim` on arrays: the backend's fused rows where it takes them."""
+    if x.size == 0:  # nothing to normalise (and max() has no identity)
+        return x.copy()
+    if backend.fuses_rows(x.ndim, dim):
+        return backend.softmax(x)
+    e = backend.xp.exp(x - x.max(axis=dim, keepdims=True))
+    e /= e.sum(axis=dim, keepdims=True)
+    return e
+
+
+def log_softmax_array(backend, x, dim):
+    """log_softmax(x) along `dim` on arrays: the backend's fused rows where it takes them."""
+    if x.size == 0:
+        return x.copy()
+    if backend.fuses_rows(x.ndim, dim):
+        return backend.log_softmax(x)
+    xp = backend.xp
+    z = x - x.max(axis=dim, keepdims=True)
+    return z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
+
+
+def softmax_composite(x: Tensor, dim) -> Tensor:
+    """softmax(x) along `dim` written with ordinary ops: exp(x − m) / Σ_dim exp(x − m), m the
+    (constant) maximum, the definition `Softmax` differentiates beyond first order."""
+    e = exp(x - _row_max(x, dim))
+    return e / sum(e, dim, keepdim=True)
+
+
+def log_softmax_composite(x: Tensor, dim) -> Tensor:
+    """log_softmax(x) = (x − m) − log Σ_dim exp(x − m) with ordinary ops (see
+    `softmax_composite`)."""
+    z = x - _row_max(x, dim)
+    return z - log(sum(exp(z), dim, keepdim=True))
+
+
+def _row_max(x: Tensor, dim):
+    """The maximum along `dim` as a constant (a shift that changes neither function)."""
+    return amax(x, dim, keepdim=True).detach() if x.numel() else 0.0
+
+
+class Softmax(FusedOp):
+    """y = exp(x − max) / Σ_dim exp(x − max);  x̄ = y·(ȳ − Σ_dim ȳ·y). Beyond first order it
+    differentiates `softmax_composite`, evaluated at log y (x up to a shift per row: only y
+    is kept)."""
 
     @staticmethod
     def forward(ctx, x, dim):
-        xp = ctx.xp
         ctx.dim = dim
         ctx.save_output()
-        if x.size == 0:  # nothing to normalise (and max() has no identity)
-            return x.copy()
-        if _fused_rows(ctx, x, dim):
-            return ctx.backend.softmax(x)
-        z = x - x.max(axis=dim, keepdims=True)
-        e = xp.exp(z)
-        e /= e.sum(axis=dim, keepdims=True)
-        return e
+        return softmax_array(ctx.backend, x, dim)
 
     @staticmethod
-    def backward(ctx, g):
-        y = ctx.saved_output
-        if not is_grad_enabled() and _fused_rows(ctx, y, ctx.dim) and y.numel():
-            return _wrap_array(ctx.backend.softmax_backward(y._data, g._data), ctx.backend), None
-        gy = g * y
-        return gy - y * sum(gy, ctx.dim, keepdim=True), None
+    def backward_arrays(ctx, g):
+        y = ctx.saved_output_array()
+        dim = ctx.dim
+        if y.size and ctx.backend.fuses_rows(y.ndim, dim):
+            return ctx.backend.softmax_backward(y, g), None
+        gx = g * y
+        gx -= y * gx.sum(axis=dim, keepdims=True)
+        return gx, None
+
+    def composite_inputs(self) -> tuple:
+        with quiet_fp(self.xp):
+            return self.xp.log(self.saved_output_array()), None
+
+    @staticmethod
+    def composite(ctx, x, _dim):
+        return softmax_composite(x, ctx.dim)
 
 
-class LogSoftmax(Op):
-    """y = x − logsumexp_dim(x);  x̄ = ȳ − exp(y)·Σ_dim ȳ."""
+class LogSoftmax(FusedOp):
+    """y = x − logsumexp_dim(x);  x̄ = ȳ − exp(y)·Σ_dim ȳ. Beyond first order it
+    differentiates `log_softmax_composite`, evaluated at y (x up to a shift per row)."""
 
     @staticmethod
     def forward(ctx, x, dim):
-        xp = ctx.xp
         ctx.dim = dim
         ctx.save_output()
-        if x.size == 0:
-            return x.copy()
-        if _fused_rows(ctx, x, dim):
-            return ctx.backend.log_softmax(x)
-        z = x - x.max(axis=dim, keepdims=True)
-        return z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
+        return log_softmax_array(ctx.backend, x, dim)
 
     @staticmethod
-    def backward(ctx, g):
-        y = ctx.saved_output
-        if not is_grad_enabled() and _fused_rows(ctx, y, ctx.dim) and y.numel():
-            gx = ctx.backend.log_softmax_backward(y._data, g._data)
-            return _wrap_array(gx, ctx.backend), None
-        return g - exp(y) * sum(g, ctx.dim, keepdim=True), None
+    def backward_arrays(ctx, g):
+        y = ctx.saved_output_array()
+        dim = ctx.dim
+        if y.size and ctx.backend.fuses_rows(y.ndim, dim):
+            return ctx.backend.log_softmax_backward(y, g), None
+        gx = ctx.xp.exp(y)
+        gx *= g.sum(axis=dim, keepdims=True)
+        return g - gx, None
 
+    def composite_inputs(self) -> tuple:
+        return self.saved_output_array(), None
 
-def _fused_rows(ctx, x, dim) -> bool:
-    """Whether the backend's fused row kernels take this normalisation (see
-    `Backend.fuses_rows`)."""
-    return ctx.backend.fuses_rows(x.ndim, dim)
+    @staticmethod
+    def composite(ctx, x, _dim):
+        return log_softmax_composite(x, ctx.dim)
 
 
 # --- pointwise activations: rows of the table (gpugrad/ops/table.py) ------------------------
@@ -167,8 +210,9 @@ def logsigmoid(x: Tensor) -> Tensor:
     return run("logsigmoid", _float(x))
 
 
-class Dropout(Op):
-    """y = x·m/(1 − p) with m ~ Bernoulli(1 − p) drawn on x's device;  x̄ = ȳ·m/(1 − p)."""
+class Dropout(FusedOp):
+    """y = x·m/(1 − p) with m ~ Bernoulli(1 − p) drawn on x's device;  x̄ = ȳ·m/(1 − p). The
+    scaled mask is kept; the composite multiplies by that same mask."""
 
     @staticmethod
     def forward(ctx, x, p):
@@ -178,14 +222,21 @@ class Dropout(Op):
         return x * ctx.scale
 
     @staticmethod
-    def backward(ctx, g):
-        return g * _wrap_array(ctx.scale, ctx.backend), None
+    def backward_arrays(ctx, g):
+        return g * ctx.scale, None
+
+    def composite_inputs(self) -> tuple:
+        return _zeros_for_input(self, 0), None
+
+    @staticmethod
+    def composite(ctx, x, _p):
+        return x * _wrap_array(ctx.scale, ctx.backend)
 
 
-class PhiloxDropout(Op):
+class PhiloxDropout(FusedOp):
     """y = x·m/(1 − p) with m the keep mask of Philox4x32-10 at (seed, offset), made in the
     same pass (`Backend.dropout_forward`). The mask is not stored: the VJP, x̄ = ȳ·m/(1 − p),
-    is this op again with the same (seed, offset), which regenerates it."""
+    regenerates it from the same (seed, offset), and so does the composite, x·(m/(1 − p))."""
 
     @staticmethod
     def forward(ctx, x, p, seed, offset):
@@ -193,8 +244,26 @@ class PhiloxDropout(Op):
         return ctx.backend.dropout_forward(x, p, seed, offset)
 
     @staticmethod
-    def backward(ctx, g):
-        return PhiloxDropout.apply(g, ctx.p, ctx.seed, ctx.offset), None, None, None
+    def backward_arrays(ctx, g):
+        return ctx.backend.dropout_backward(g, ctx.p, ctx.seed, ctx.offset), None, None, None
+
+    def composite_inputs(self) -> tuple:
+        return _zeros_for_input(self, 0), None, None, None
+
+    @staticmethod
+    def composite(ctx, x, *_):
+        be = ctx.backend
+        scale = be.dropout_forward(be.xp.ones(x.shape, x._data.dtype), ctx.p, ctx.seed,
+                                   ctx.offset)
+        return x * _wrap_array(scale, be)
+
+
+def _zeros_for_input(ctx, i: int):
+    """A broadcast zero array of forward argument i's shape and dtype: where an op is linear
+    in that input, its VJP does not depend on the value (so the input need not be kept)."""
+    shape, dtype = ctx._input_meta[i]
+    xp = ctx.xp
+    return xp.broadcast_to(xp.zeros((), dtype=dtype), shape)
 
 
 def dropout(x, p: float):

@@ -54,3 +54,9 @@ def sum_to(g: Tensor, shape: tuple) -> Tensor:
     if g._data.shape == shape:
         return g
     return SumTo.apply(g, shape)
+
+
+def broadcast_error(op: str, *shapes) -> ShapeError:
+    """The error of operands whose `shapes` cannot be broadcast together."""
+    shown = " and ".join(str(tuple(s)) for s in shapes)
+    return ShapeError(f"{op}: shapes {shown} cannot be broadcast together")

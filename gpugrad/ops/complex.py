@@ -15,7 +15,7 @@ from ..autograd.views import is_view_of, make_view
 from ..errors import ShapeError
 from ..tensor import Tensor, _check_same_device
 from . import elementwise as _ew
-from .reduce import sum_to
+from .broadcast import sum_to
 
 _REAL_OF = {"complex64": _dtype.float32, "complex128": _dtype.float64}
 _COMPLEX_OF = {"float32": _dtype.complex64, "float64": _dtype.complex128}

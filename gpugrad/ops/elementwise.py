@@ -1,4 +1,5 @@
-"""Elementwise ops: arithmetic, unary math, activations, casts, comparisons.
+"""Elementwise ops: arithmetic, unary math, activations, comparisons (casts and device
+copies live in `convert`, re-exported here).
 
 The differentiable elementwise math is rows of the pointwise table (gpugrad/ops/table.py)
 run by the one `Pointwise` op (`run(name, ...)`): each function here only promotes its
@@ -14,11 +15,11 @@ x̄ = ȳ·conj(f'(x)); the table's differentiation applies the conjugation centr
 from __future__ import annotations
 
 from .. import _dtype
-from .._dtype import from_numpy_dtype, to_dtype
 from ..autograd.function import Op, _scalar_kwargs
 from ..tensor import Tensor, _wrap_array
-from ._util import binary_operands, broadcast_error, float_dtype_of, is_scalar
-from .reduce import sum_to
+from ._util import binary_operands, float_dtype_of, is_scalar
+from .broadcast import broadcast_error
+from .convert import Cast, CopyFrom, ToDevice, cast, copy_from, real  # noqa: F401 - re-exported
 from .table import ROWS
 
 
@@ -49,57 +50,6 @@ class Conj(Op):
     @staticmethod
     def backward(ctx, g):
         return conj(g)
-
-
-class Cast(Op):
-    """y = x as another dtype;  x̄ = ȳ cast back to x's dtype (its real part when x is real
-    and y complex: a real input only sees the real direction)."""
-
-    @staticmethod
-    def forward(ctx, x, np_dtype):
-        ctx.src = x.dtype
-        if x.dtype.kind == "c" and np_dtype.kind != "c":  # complex → real keeps the real part
-            x = x.real
-        return x.astype(np_dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        if g._data.dtype.kind == "c" and ctx.src.kind != "c":
-            g = real(g)
-        return cast(g, from_numpy_dtype(ctx.src)), None
-
-
-class ToDevice(Op):
-    """y = x copied to another device;  x̄ = ȳ copied back."""
-
-    @staticmethod
-    def forward(ctx, x, target):
-        src = ctx._backend
-        ctx.src = src
-        ctx._backend = target
-        host = src.to_host(x)
-        return host.copy() if target.name == "cpu" and host is x else target.asarray(host)
-
-    @staticmethod
-    def backward(ctx, g):
-        return ToDevice.apply(g, ctx.src), None
-
-
-class CopyFrom(Op):
-    """y = broadcast(src) cast to dst's dtype (the value of dst.copy_(src));
-    src̄ = sum_to(ȳ)."""
-
-    @staticmethod
-    def forward(ctx, dst, src):
-        ctx.shape = src.shape
-        try:
-            return ctx.xp.broadcast_to(src, dst.shape).astype(dst.dtype)
-        except ValueError:
-            raise broadcast_error("copy_", dst.shape, src.shape) from None
-
-    @staticmethod
-    def backward(ctx, g):
-        return None, sum_to(g, ctx.shape)
 
 
 # --- functional API ----------------------------------------------------------------------
@@ -319,13 +269,6 @@ def conj(input):
     return input.conjugate() if isinstance(input, complex) else input
 
 
-def real(input: Tensor) -> Tensor:
-    """The real part (the input itself for a real tensor); differentiable."""
-    if input._data.dtype.kind != "c":
-        return input
-    return cast(input, from_numpy_dtype(input._data.real.dtype))
-
-
 def sgn(input: Tensor) -> Tensor:
     """x/|x| for complex x (0 at 0), sign(x) for real x."""
     if input._data.dtype.kind != "c":
@@ -420,28 +363,6 @@ def where(condition, input, other) -> Tensor:
         _check_same_device("where", condition, ref)
     cond = condition._data if condition._data.dtype == bool else condition._data.astype(bool)
     return run("where", _wrap_array(cond, condition._backend), a, b)
-
-
-def cast(x, dtype) -> Tensor:
-    """x converted to `dtype` (differentiable between floating types)."""
-    if not isinstance(x, Tensor):
-        return x
-    dtype = to_dtype(dtype)
-    np_dt = x._backend.np_dtype(dtype)
-    if np_dt is None:
-        raise TypeError(f"dtype {dtype} is not supported on {x.device}"
-                        + (f" ({_dtype.BF16_HINT})" if dtype is _dtype.bfloat16 else ""))
-    if x._data.dtype == np_dt:
-        return x
-    return Cast.apply(x, np_dt)
-
-
-def copy_from(dst: Tensor, src) -> Tensor:
-    if not isinstance(src, Tensor):
-        src = Tensor(src, dtype=dst.dtype, device=dst.device)
-    if src._backend is not dst._backend:
-        src = src.to(dst.device)
-    return CopyFrom.apply(dst.detach(), src)
 
 
 # --- non-differentiable ---------------------------------------------------------------------

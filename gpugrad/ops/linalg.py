@@ -7,8 +7,8 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _state as _grad_state
 from ..errors import ShapeError
 from ..tensor import Tensor, _check_same_device, _wrap_array
+from .broadcast import sum_to
 from .elementwise import conj
-from .reduce import sum_to
 
 
 def _mm(xp, a, b):

@@ -1,8 +1,9 @@
 """Loss ops used by `gg.nn`: cross-entropy from logits and the binary cross-entropies.
 
 Each returns the unreduced, elementwise loss; `gg.nn.functional` applies the reduction.
-Each Op's docstring states its forward and its VJP, written with Tensor ops so that
-`create_graph=True` differentiates them again.
+Each op's docstring states its forward and its VJP; the softmax cross-entropies are fused
+ops (`FusedOp`) whose composite is differentiated under `create_graph=True`, the binary ones
+write their VJP with Tensor ops, differentiable again.
 """
 
 from __future__ import annotations
@@ -10,72 +11,108 @@ from __future__ import annotations
 import contextlib
 
 from ..autograd.function import Op
-from ..autograd.grad_mode import is_grad_enabled
-from ..tensor import _wrap_array
-from ._composite import vjp_through_composite
-from .activation import LogSoftmax, Softmax
-from .elementwise import abs, clamp, exp, log, log1p, relu, sigmoid  # noqa: A004
+from ..tensor import Tensor, _wrap_array
+from ._composite import FusedOp
+from .activation import log_softmax_array, log_softmax_composite, softmax_array
+from .elementwise import abs, clamp, exp, log, log1p, relu, sigmoid, where  # noqa: A004
 
 
-class SoftmaxCrossEntropy(Op):
+def cross_entropy_composite(x: Tensor, q: Tensor, dim: int) -> Tensor:
+    """ℓ = −Σ_dim q·log_softmax(x) with ordinary ops, a class without target mass adding 0
+    (not 0·(−inf)): the definition `SoftmaxCrossEntropy` differentiates beyond first order."""
+    return -where(q != 0, q * log_softmax_composite(x, dim), 0.0).sum(dim)
+
+
+class SoftmaxCrossEntropy(FusedOp):
     """Cross-entropy of logits x against a target distribution q (weights, label smoothing
     and ignored positions already folded into q), classes along `dim`:
     ℓ = −Σ_c q_c · log_softmax(x)_c;  x̄ = ȳ·(softmax(x)·Σ_c q_c − q),  q̄ = −ȳ·log_softmax(x).
     With a plain (weighted) one-hot q this is the familiar softmax − onehot; q is a Tensor
-    (and gets its gradient) when the target probabilities require grad."""
+    (and gets its gradient) when the target probabilities require grad. Beyond first order
+    it differentiates `cross_entropy_composite`."""
 
     @staticmethod
     def forward(ctx, x, q, dim):
         xp = ctx.xp
-        ctx.save_inputs(0)
+        ctx.save_inputs(0, 1)
         ctx.q, ctx.dim = q, dim
-        z = x - x.max(axis=dim, keepdims=True)
-        logp = z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
+        logp = log_softmax_array(ctx.backend, x, dim)
         # 0·(−inf) must count as 0: a class with no target mass adds nothing.
         terms = xp.where(q != 0, q * logp, xp.zeros((), dtype=logp.dtype))
         return -terms.sum(axis=dim)
 
     @staticmethod
-    def backward(ctx, g):
-        x = ctx.saved_input(0)
-        q = _wrap_array(ctx.q, ctx.backend)
-        dim = ctx.dim
+    def backward_arrays(ctx, g):
+        x = ctx.saved_input(0)._data
+        q, dim = ctx.q, ctx.dim
         need = ctx.needs_input_grad
+        g = ctx.xp.expand_dims(g, dim)
         gx = gq = None
         if need[0]:
-            p = Softmax.apply(x, dim)
-            gx = g.unsqueeze(dim) * (p * q.sum(dim, keepdim=True) - q)
+            gx = softmax_array(ctx.backend, x, dim)
+            gx *= q.sum(axis=dim, keepdims=True)
+            gx -= q
+            gx *= g
         if need[1]:
-            gq = -(g.unsqueeze(dim) * LogSoftmax.apply(x, dim))
+            gq = log_softmax_array(ctx.backend, x, dim)
+            gq *= -g
         return gx, gq, None
 
+    @staticmethod
+    def composite(ctx, x, q, _dim):
+        if q is None:  # constant target probabilities, passed as an array
+            q = _wrap_array(ctx.q, ctx.backend)
+        return cross_entropy_composite(x, q, ctx.dim)
 
-class IndexCrossEntropy(Op):
+
+def dense_targets(xp, safe, valid, c: int, cdim: int, dt, weight=None,
+                  label_smoothing: float = 0.0) -> tuple:
+    """Integer class targets (as `safe` indices and a `valid` mask, arrays) as the dense
+    target distribution of `SoftmaxCrossEntropy`, classes along `cdim`:
+    q = ((1 − ε)·onehot + ε/C)·w·valid, and the total weight of the kept targets (the
+    denominator of the "mean" reduction), Σ w[t]·valid."""
+    onehot = xp.moveaxis((safe[..., None] == xp.arange(c)).astype(dt), -1, cdim)
+    q = onehot * (1 - label_smoothing) + label_smoothing / c if label_smoothing else onehot
+    if weight is not None:
+        q = q * weight.reshape(tuple(c if i == cdim else 1 for i in range(q.ndim)))
+    q = q * xp.expand_dims(valid, cdim).astype(dt)
+    total = (valid.astype(dt) if weight is None else weight[safe] * valid).sum()
+    return q, total
+
+
+class IndexCrossEntropy(FusedOp):
     """Cross-entropy of logits x (N, C) against integer targets t (N,), reduced, in one fused
     pass each way (the backend's row kernels): ℓ_n = logsumexp(x_n) − x_n[t_n] (0 where
     t_n is ignore_index), then summed, averaged over the rows kept, or left per row.
-    VJP: x̄ = (softmax(x) − one_hot(t))·s, s = ȳ / #rows kept, ȳ, or ȳ_n. Under
-    `create_graph=True` it differentiates `composite(x)`, the same loss through the dense
-    one-hot form."""
+    VJP: x̄ = (softmax(x) − one_hot(t))·s, s = ȳ / #rows kept, ȳ, or ȳ_n. The composite is
+    the same loss through the dense one-hot form (`dense_targets`,
+    `cross_entropy_composite`)."""
 
     @staticmethod
-    def forward(ctx, x, target, ignore_index, reduction, composite):
+    def forward(ctx, x, target, ignore_index, reduction):
         ctx.target, ctx.ignore_index, ctx.reduction = target, ignore_index, reduction
-        ctx.composite = composite
         ctx.save_inputs(0)
         loss, ctx.lse = ctx.backend.softmax_cross_entropy(x, target, ignore_index, reduction)
         return loss
 
     @staticmethod
-    def backward(ctx, g):
-        x = ctx.saved_input(0)
-        if is_grad_enabled():
-            composite = ctx.composite
-            return vjp_through_composite(ctx, (g,), lambda x, *_: (composite(x),),
-                                         inputs=(x, None, None, None, None))
+    def backward_arrays(ctx, g):
+        x = ctx.saved_input(0)._data
         gx = ctx.backend.softmax_cross_entropy_backward(
-            x._data, ctx.target, ctx.lse, g._data, ctx.ignore_index, ctx.reduction)
-        return _wrap_array(gx, ctx.backend), None, None, None, None
+            x, ctx.target, ctx.lse, g, ctx.ignore_index, ctx.reduction)
+        return gx, None, None, None
+
+    @staticmethod
+    def composite(ctx, x, *_):
+        xp, be = ctx.xp, ctx.backend
+        t = ctx.target
+        valid = t != ctx.ignore_index
+        q, total = dense_targets(xp, xp.where(valid, t, 0), valid, x.shape[1], 1,
+                                 x._data.dtype)
+        loss = cross_entropy_composite(x, _wrap_array(q, be), 1)
+        if ctx.reduction == "mean":
+            return loss.sum() / _wrap_array(total, be)
+        return loss.sum() if ctx.reduction == "sum" else loss
 
 
 class BinaryCrossEntropy(Op):

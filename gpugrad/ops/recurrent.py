@@ -6,19 +6,18 @@ The unrolled form of a layer is a graph of these cells, the per-step hidden proj
 through time is then an ordinary backward over that graph. `gg.nn.LSTM`, `GRU` and `RNN`
 instead run `LSTMLayer`, `GRULayer` and `RNNLayer`, whose plain backward is BPTT written
 on arrays (each weight gradient one matmul over all steps), and whose differentiable
-backward (`create_graph=True`) differentiates the unrolled graph, which stays the
-definition of the layer.
+backward (`create_graph=True`) differentiates the unrolled graph written with ordinary
+ops, which stays the definition of the layer. Cells and layers are fused ops (`FusedOp`).
 """
 
 from __future__ import annotations
 
 from ..autograd.function import Op
-from ..autograd.grad_mode import _state
-from ..tensor import Tensor, _wrap_array
-from ._composite import vjp_through_composite
+from ..tensor import Tensor
+from ._composite import FusedOp
 from .elementwise import relu as relu_op
 from .elementwise import sigmoid, tanh
-from .shape import cat, split, stack, transpose
+from .shape import split, stack, transpose
 
 
 def _sigmoid_(xp, a):
@@ -59,7 +58,7 @@ class StepProjection(Op):
         return gx, gw, gb
 
 
-class LSTMCell(Op):
+class LSTMCell(FusedOp):
     """One LSTM step from the input projection x = W_ih·x_t + b_ih + b_hh and the hidden
     projection p = W_hh·h₋ (both (B, 4H)); with a = x + p and gate order (i, f, g, o) as in
     PyTorch:
@@ -73,7 +72,8 @@ class LSTMCell(Op):
         ā_o = h̄·tanh(c)·o(1 − o),   x̄ = p̄ = ā,   c̄₋ = δc·f
 
     The last line is the cell-state path through time: the gradient reaching c₋ is δc
-    times the forget gate, an elementwise product rather than a matrix product.
+    times the forget gate, an elementwise product rather than a matrix product. Beyond
+    first order it differentiates `lstm_cell_composite`.
     """
 
     @staticmethod
@@ -95,36 +95,39 @@ class LSTMCell(Op):
         return h, c
 
     @staticmethod
-    def backward(ctx, gh, gc):
-        n = ctx.tc.shape[-1]
-        if _state.enabled:  # create_graph: local derivatives as differentiable expressions
-            c_prev = ctx.saved_input(2)
-            ai, af, ag, ao = split(ctx.saved_input(0) + ctx.saved_input(1), n, -1)
-            i, f, g, o = sigmoid(ai), sigmoid(af), tanh(ag), sigmoid(ao)
-            tc = tanh(f * c_prev + i * g)
-            dh_dc = o * (1 - tc * tc)
-            local = cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g),
-                         tc * o * (1 - o)], -1)
-        else:
-            ctx.saved_input(2)  # checks that c₋ was not modified in place since forward
-            xp, be = ctx.xp, ctx.backend
-            act, tc, c_prev = ctx.act, ctx.tc, ctx.c_prev
-            i, f, g, o = act[..., :n], act[..., n:2 * n], act[..., 2 * n:3 * n], act[..., 3 * n:]
-            loc = 1 - act
-            loc *= act  # σ'(a) = s(1 − s) for i, f, o
-            loc[..., :n] *= g
-            loc[..., n:2 * n] *= c_prev
-            xp.multiply(i, 1 - g * g, out=loc[..., 2 * n:3 * n])
-            loc[..., 3 * n:] *= tc
-            dh_dc = _wrap_array(o * (1 - tc * tc), be)
-            local = _wrap_array(loc, be)
-            f = _wrap_array(f, be)
-        dc = gc + gh * dh_dc
-        ga = cat([dc, dc, dc, gh], -1) * local
+    def backward_arrays(ctx, gh, gc):
+        ctx.saved_input(2)  # checks that c₋ was not modified in place since forward
+        xp = ctx.xp
+        act, tc, c_prev = ctx.act, ctx.tc, ctx.c_prev
+        n = tc.shape[-1]
+        i, f, g, o = act[..., :n], act[..., n:2 * n], act[..., 2 * n:3 * n], act[..., 3 * n:]
+        ga = 1 - act
+        ga *= act  # σ'(a) = s(1 − s) for i, f, o
+        ga[..., :n] *= g
+        ga[..., n:2 * n] *= c_prev
+        xp.multiply(i, 1 - g * g, out=ga[..., 2 * n:3 * n])
+        ga[..., 3 * n:] *= tc
+        dc = o * (1 - tc * tc)
+        dc *= gh
+        dc += gc  # δc = c̄ + h̄·o·(1 − tanh²c)
+        for k in range(3):
+            ga[..., k * n:(k + 1) * n] *= dc
+        ga[..., 3 * n:] *= gh
         return ga, ga, dc * f
 
+    @staticmethod
+    def composite(ctx, x, p, c_prev):
+        return lstm_cell_composite(x, p, c_prev)
 
-class GRUCell(Op):
+
+def lstm_cell_composite(x: Tensor, p: Tensor, c_prev: Tensor) -> tuple:
+    """(h, c) of one LSTM step (see `LSTMCell`) written with ordinary ops."""
+    ai, af, ag, ao = split(x + p, c_prev.shape[-1], -1)
+    c = sigmoid(af) * c_prev + sigmoid(ai) * tanh(ag)
+    return sigmoid(ao) * tanh(c), c
+
+
+class GRUCell(FusedOp):
     """One GRU step from the input projection x = W_ih·x_t + b_ih and the hidden
     projection p = W_hh·h₋ + b_hh (both (B, 3H), gate order (r, z, n) as in PyTorch):
 
@@ -134,6 +137,8 @@ class GRUCell(Op):
 
         x̄_n = ν,  p̄_n = ν·r,  x̄_r = p̄_r = ν·p_n·r(1 − r),
         x̄_z = p̄_z = h̄·(h₋ − n)·z(1 − z),   h̄₋ = h̄·z  (plus the path through p)
+
+    Beyond first order it differentiates `gru_cell_composite`.
     """
 
     @staticmethod
@@ -151,36 +156,36 @@ class GRUCell(Op):
         return h
 
     @staticmethod
-    def backward(ctx, gh):
-        n = ctx.n.shape[-1]
-        if _state.enabled:  # create_graph: local derivatives as differentiable expressions
-            x, p, h_prev = ctx.saved_input(0), ctx.saved_input(1), ctx.saved_input(2)
-            xr, xz, xn = split(x, n, -1)
-            pr, pz, pn = split(p, n, -1)
-            r, z = sigmoid(xr + pr), sigmoid(xz + pz)
-            nv = tanh(xn + r * pn)
-            dn = (1 - z) * (1 - nv * nv)
-            dr = dn * pn * r * (1 - r)
-            dz = (h_prev - nv) * z * (1 - z)
-            local_x = cat([dr, dz, dn], -1)
-            local_p = cat([dr, dz, dn * r], -1)
-        else:
-            for k in (0, 1, 2):  # in-place writes since forward are errors
-                ctx.saved_input(k)
-            xp, be = ctx.xp, ctx.backend
-            rz, nv, pn, h_prev = ctx.rz, ctx.n, ctx.pn, ctx.h_prev
-            r, z = rz[..., :n], rz[..., n:]
-            loc = xp.empty(rz.shape[:-1] + (3 * n,), dtype=rz.dtype)
-            dn = loc[..., 2 * n:]
-            xp.multiply(1 - z, 1 - nv * nv, out=dn)
-            xp.multiply(dn * pn, r * (1 - r), out=loc[..., :n])
-            xp.multiply(h_prev - nv, z * (1 - z), out=loc[..., n:2 * n])
-            loc_p = loc.copy()
-            loc_p[..., 2 * n:] *= r
-            local_x, local_p = _wrap_array(loc, be), _wrap_array(loc_p, be)
-            z = _wrap_array(z, be)
-        g3 = cat([gh, gh, gh], -1)
-        return g3 * local_x, g3 * local_p, gh * z
+    def backward_arrays(ctx, gh):
+        for k in (0, 1, 2):  # in-place writes since forward are errors
+            ctx.saved_input(k)
+        xp = ctx.xp
+        rz, nv, pn, h_prev = ctx.rz, ctx.n, ctx.pn, ctx.h_prev
+        n = nv.shape[-1]
+        r, z = rz[..., :n], rz[..., n:]
+        gx = xp.empty(rz.shape[:-1] + (3 * n,), dtype=rz.dtype)
+        dn = gx[..., 2 * n:]
+        xp.multiply(1 - z, 1 - nv * nv, out=dn)
+        xp.multiply(dn * pn, r * (1 - r), out=gx[..., :n])
+        xp.multiply(h_prev - nv, z * (1 - z), out=gx[..., n:2 * n])
+        for k in range(3):
+            gx[..., k * n:(k + 1) * n] *= gh
+        gp = gx.copy()
+        gp[..., 2 * n:] *= r
+        return gx, gp, gh * z
+
+    @staticmethod
+    def composite(ctx, x, p, h_prev):
+        return gru_cell_composite(x, p, h_prev)
+
+
+def gru_cell_composite(x: Tensor, p: Tensor, h_prev: Tensor) -> Tensor:
+    """h of one GRU step (see `GRUCell`) written with ordinary ops."""
+    n = h_prev.shape[-1]
+    xr, xz, xn = split(x, n, -1)
+    pr, pz, pn = split(p, n, -1)
+    r, z = sigmoid(xr + pr), sigmoid(xz + pz)
+    return (1 - z) * tanh(xn + r * pn) + z * h_prev
 
 
 def lstm_cell(x_proj: Tensor, h_proj: Tensor, c_prev: Tensor) -> tuple:
@@ -199,21 +204,22 @@ def gru_cell(x_proj: Tensor, h_proj: Tensor, h_prev: Tensor) -> Tensor:
 
 
 def _lstm_unrolled(x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh,
-                   reverse: bool = False) -> tuple:
+                   reverse: bool = False, cell=lstm_cell) -> tuple:
     """One LSTM layer over x (T, B, I) as the unrolled graph: a `StepProjection`, then per
-    step one hidden matmul and one `LSTMCell`. Returns (output (T, B, H), h_T, c_T)."""
+    step one hidden matmul and one cell (`LSTMCell`, or `lstm_cell_composite`: ordinary ops
+    only). Returns (output (T, B, H), h_T, c_T)."""
     bias = b_ih + b_hh if b_ih is not None else None
     proj = step_projection(x, w_ih, bias)
     w_hh_t = transpose(w_hh, 0, 1)
     steps = x.shape[0]
     outs = [None] * steps
     for t in (reversed(range(steps)) if reverse else range(steps)):
-        h, c = lstm_cell(proj[t], h @ w_hh_t, c)
+        h, c = cell(proj[t], h @ w_hh_t, c)
         outs[t] = h
     return stack(outs, 0), h, c
 
 
-class LSTMLayer(Op):
+class LSTMLayer(FusedOp):
     """A whole LSTM layer in one direction: inputs x (T, B, I), h₀, c₀ (B, H), W_ih (4H, I),
     W_hh (4H, H), biases b_ih, b_hh (4H,) or None; outputs (h_1 … h_T) as (T, B, H), h_T, c_T.
     With `reverse=True` the steps run from t = T−1 down to 0 (the backward direction of a
@@ -238,8 +244,8 @@ class LSTMLayer(Op):
 
     The arrays above are computed by hand when no graph is being recorded. Under
     `create_graph=True` the VJP instead differentiates the unrolled graph of the same
-    layer (`StepProjection` and one `LSTMCell` per step, rebuilt from the saved inputs),
-    so that higher derivatives are exact and that graph remains the definition.
+    layer (`StepProjection` and `lstm_cell_composite` per step, rebuilt from the saved
+    inputs), so that higher derivatives are exact and that graph remains the definition.
     """
 
     @staticmethod
@@ -291,12 +297,13 @@ class LSTMLayer(Op):
         return out, hs[last].copy(), cs[last].copy()
 
     @staticmethod
-    def backward(ctx, g_out, g_h, g_c):
-        if _state.enabled:
-            return vjp_through_composite(ctx, (g_out, g_h, g_c),
-                                         _rebuild(_lstm_unrolled, reverse=ctx.reverse))
+    def composite(ctx, *inputs):
+        return _lstm_unrolled(*inputs, reverse=ctx.reverse, cell=lstm_cell_composite)
+
+    @staticmethod
+    def backward_arrays(ctx, gout, g_h, g_c):
         need = ctx.needs_input_grad
-        xp, be = ctx.xp, ctx.backend
+        xp = ctx.xp
         # Check against in-place writes what this VJP reads (and that it was not freed).
         ctx.saved_output_array()
         ctx.saved_input(4)
@@ -309,10 +316,9 @@ class LSTMLayer(Op):
         n = g4 // 4
         dt = acts.dtype
         reverse = ctx.reverse
-        gout = None if g_out is None else g_out._data
         d_all = xp.empty_like(acts)  # ā_t for every step
-        dh = xp.zeros((batch, n), dtype=dt) if g_h is None else g_h._data.copy()
-        dc = xp.zeros((batch, n), dtype=dt) if g_c is None else g_c._data.copy()
+        dh = xp.zeros((batch, n), dtype=dt) if g_h is None else g_h.copy()
+        dc = xp.zeros((batch, n), dtype=dt) if g_c is None else g_c.copy()
         tmp = xp.empty((batch, n), dtype=dt)
         der = xp.empty((batch, g4), dtype=dt)
         order = range(steps) if reverse else range(steps - 1, -1, -1)
@@ -343,8 +349,8 @@ class LSTMLayer(Op):
                 dh = d @ w_hh
         gx, gw_ih, gw_hh, gb_ih, gb_hh = _input_and_weight_grads(
             d_all, x2, hs, w_ih, n, reverse, need[0], need[3], need[4], need[5], need[6])
-        return _wrap_all(be, gx, dh if need[1] else None, dc if need[2] else None,
-                         gw_ih, gw_hh, gb_ih, gb_hh)
+        return (gx, dh if need[1] else None, dc if need[2] else None, gw_ih, gw_hh, gb_ih,
+                gb_hh)
 
     def _release(self) -> None:
         super()._release()
@@ -352,21 +358,22 @@ class LSTMLayer(Op):
 
 
 def _gru_unrolled(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh,
-                  reverse: bool = False) -> tuple:
+                  reverse: bool = False, cell=gru_cell) -> tuple:
     """One GRU layer over x (T, B, I) as the unrolled graph: a `StepProjection`, then per
-    step one hidden matmul (plus b_hh) and one `GRUCell`. Returns (output (T, B, H), h_T)."""
+    step one hidden matmul (plus b_hh) and one cell (`GRUCell`, or `gru_cell_composite`).
+    Returns (output (T, B, H), h_T)."""
     proj = step_projection(x, w_ih, b_ih)
     w_hh_t = transpose(w_hh, 0, 1)
     steps = x.shape[0]
     outs = [None] * steps
     for t in (reversed(range(steps)) if reverse else range(steps)):
         hp = h @ w_hh_t
-        h = gru_cell(proj[t], hp if b_hh is None else hp + b_hh, h)
+        h = cell(proj[t], hp if b_hh is None else hp + b_hh, h)
         outs[t] = h
     return stack(outs, 0), h
 
 
-class GRULayer(Op):
+class GRULayer(FusedOp):
     """A whole GRU layer in one direction: inputs x (T, B, I), h₀ (B, H), W_ih (3H, I),
     W_hh (3H, H), biases b_ih, b_hh (3H,) or None; outputs (h_1 … h_T) as (T, B, H) and h_T
     (`reverse=True`: steps from T−1 down to 0). Per step, as in `GRUCell`, with
@@ -385,7 +392,8 @@ class GRULayer(Op):
         x̄ = X̄·W_ih,  W̄_ih = X̄ᵀ·X,  W̄_hh = P̄ᵀ·H₋,  b̄_ih = Σ_rows X̄,  b̄_hh = Σ_rows P̄,  h̄₀ = δh
 
     Computed on arrays when no graph is being recorded; under `create_graph=True` the VJP
-    differentiates the unrolled graph (`StepProjection`, `GRUCell`), as `LSTMLayer` does.
+    differentiates the unrolled graph (`StepProjection`, `gru_cell_composite`), as
+    `LSTMLayer` does.
     """
 
     @staticmethod
@@ -432,22 +440,22 @@ class GRULayer(Op):
         return out, hs[last].copy()
 
     @staticmethod
-    def backward(ctx, g_out, g_h):
-        if _state.enabled:
-            return vjp_through_composite(ctx, (g_out, g_h),
-                                         _rebuild(_gru_unrolled, reverse=ctx.reverse))
+    def composite(ctx, *inputs):
+        return _gru_unrolled(*inputs, reverse=ctx.reverse, cell=gru_cell_composite)
+
+    @staticmethod
+    def backward_arrays(ctx, gout, g_h):
         need = ctx.needs_input_grad
-        xp, be = ctx.xp, ctx.backend
+        xp = ctx.xp
         _check_not_modified(ctx, need)
         x2, w_ih, w_hh, acts, hs, pns = ctx.arrays
         steps, batch, g3 = acts.shape
         n = g3 // 3
         dt = acts.dtype
         reverse = ctx.reverse
-        gout = None if g_out is None else g_out._data
         dxs = xp.empty_like(acts)  # x̄_t for every step
         dps = xp.empty_like(acts)  # p̄_t
-        dh = xp.zeros((batch, n), dtype=dt) if g_h is None else g_h._data.copy()
+        dh = xp.zeros((batch, n), dtype=dt) if g_h is None else g_h.copy()
         tmp = xp.empty((batch, n), dtype=dt)
         order = range(steps) if reverse else range(steps - 1, -1, -1)
         for t in order:
@@ -490,7 +498,7 @@ class GRULayer(Op):
         if need[5]:
             gb_hh = flat_p.sum(0)
 
-        return _wrap_all(be, gx, dh if need[1] else None, gw_ih, gw_hh, gb_ih, gb_hh)
+        return gx, dh if need[1] else None, gw_ih, gw_hh, gb_ih, gb_hh
 
     def _release(self) -> None:
         super()._release()
@@ -512,7 +520,7 @@ def _rnn_unrolled(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh,
     return stack(outs, 0), h
 
 
-class RNNLayer(Op):
+class RNNLayer(FusedOp):
     """A whole Elman layer in one direction: inputs x (T, B, I), h₀ (B, H), W_ih (H, I),
     W_hh (H, H), biases b_ih, b_hh (H,) or None; outputs (h_1 … h_T) as (T, B, H) and h_T
     (`reverse=True`: steps from T−1 down to 0). Per step, with φ = tanh (or relu):
@@ -563,20 +571,20 @@ class RNNLayer(Op):
         return out, hs[last].copy()
 
     @staticmethod
-    def backward(ctx, g_out, g_h):
-        if _state.enabled:
-            return vjp_through_composite(
-                ctx, (g_out, g_h), _rebuild(_rnn_unrolled, reverse=ctx.reverse, relu=ctx.relu))
+    def composite(ctx, *inputs):
+        return _rnn_unrolled(*inputs, reverse=ctx.reverse, relu=ctx.relu)
+
+    @staticmethod
+    def backward_arrays(ctx, gout, g_h):
         need = ctx.needs_input_grad
-        xp, be = ctx.xp, ctx.backend
+        xp = ctx.xp
         _check_not_modified(ctx, need)
         x2, w_ih, w_hh, hs = ctx.arrays
         steps = hs.shape[0] - 1
         batch, n = hs.shape[1:]
         reverse = ctx.reverse
-        gout = None if g_out is None else g_out._data
         d_all = xp.empty((steps, batch, n), dtype=hs.dtype)  # ā_t for every step
-        dh = xp.zeros((batch, n), dtype=hs.dtype) if g_h is None else g_h._data.copy()
+        dh = xp.zeros((batch, n), dtype=hs.dtype) if g_h is None else g_h.copy()
         order = range(steps) if reverse else range(steps - 1, -1, -1)
         last = order[-1]
         for t in order:
@@ -593,16 +601,11 @@ class RNNLayer(Op):
                 dh = d @ w_hh
         gx, gw_ih, gw_hh, gb_ih, gb_hh = _input_and_weight_grads(
             d_all, x2, hs, w_ih, n, reverse, need[0], need[2], need[3], need[4], need[5])
-        return _wrap_all(be, gx, dh if need[1] else None, gw_ih, gw_hh, gb_ih, gb_hh)
+        return gx, dh if need[1] else None, gw_ih, gw_hh, gb_ih, gb_hh
 
     def _release(self) -> None:
         super()._release()
         self.arrays = None
-
-
-def _rebuild(unrolled, **options):
-    """The unrolled graph of a fused layer, as `vjp_through_composite` calls it."""
-    return lambda *inputs: unrolled(*inputs, **options)
 
 
 def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh,
@@ -648,10 +651,6 @@ def _input_and_weight_grads(d_all, x2, hs, w_ih, n: int, reverse: bool, need_x: 
         if need_b_hh:  # a separate array: the two leaves' .grad must not alias
             gb_hh = gb.copy() if need_b_ih else gb
     return gx, gw_ih, gw_hh, gb_ih, gb_hh
-
-
-def _wrap_all(backend, *arrays) -> tuple:
-    return tuple(None if a is None else _wrap_array(a, backend) for a in arrays)
 
 
 def _check_not_modified(ctx, need) -> None:

@@ -14,6 +14,7 @@ from ..tensor import Tensor, _wrap_array
 from ._dimarg import dim_alias
 from ._util import norm_dim, norm_dims
 from .broadcast import broadcast_to, sum_to  # noqa: F401 - sum_to: as gg.ops.sum_to
+from .index import scatter_add
 
 
 def _keep_shape(shape: tuple, dims: tuple) -> tuple:
@@ -126,8 +127,6 @@ class ExtremumDim(Op):
 
     @staticmethod
     def backward(ctx, g, _gi):
-        from .index import scatter_add
-
         shape, dim = ctx.shape, ctx.dim
         if not shape:
             return g, None, None, None
@@ -157,7 +156,7 @@ class LogSumExp(Op):
         x = ctx.saved_input(0)
         y = ctx.saved_output
         keep = _keep_shape(x.shape, ctx.dims)
-        return _spread(g, x.shape, ctx.dims) * _ew.exp(x - y.reshape(keep)), None, None
+        return _spread(g, x.shape, ctx.dims) * (x - y.reshape(keep)).exp(), None, None
 
 
 class Norm2(Op):
@@ -177,8 +176,9 @@ class Norm2(Op):
         y = ctx.saved_output
         keep = _keep_shape(x.shape, ctx.dims)
         yk = y.reshape(keep)
-        safe = _ew.where(yk == 0, 1.0, yk)
-        return _ew.where(yk == 0, 0.0, _spread(g, x.shape, ctx.dims) * x / safe), None, None
+        nonzero = yk != 0
+        safe = yk.where(nonzero, 1.0)
+        return (_spread(g, x.shape, ctx.dims) * x / safe).where(nonzero, 0.0), None, None
 
 
 def _reduced_shape(shape: tuple, dims: tuple, keepdim: bool) -> tuple:
@@ -226,7 +226,7 @@ def var(input: Tensor, dim=None, *, correction: int = 1, keepdim: bool = False,
 def std(input: Tensor, dim=None, *, correction: int = 1, keepdim: bool = False,
         unbiased: bool | None = None) -> Tensor:
     """Standard deviation: √var."""
-    return _ew.sqrt(var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
+    return var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased).sqrt()
 
 
 @dim_alias
@@ -242,10 +242,8 @@ def amin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 
 def _extremum(input: Tensor, dim, keepdim: bool, largest: bool, name: str):
-    if isinstance(dim, Tensor):
-        from .elementwise import maximum, minimum
-
-        return (maximum if largest else minimum)(input, dim)
+    if isinstance(dim, Tensor):  # torch.max(input, other): the elementwise maximum
+        return input.maximum(dim) if largest else input.minimum(dim)
     if dim is None:
         return Extremum.apply(input, tuple(range(input.ndim)), False, largest)
     values, indices = ExtremumDim.apply(input, norm_dim(dim, input.ndim, name), keepdim,
@@ -293,14 +291,14 @@ def norm(input: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
     (input,) = autocast_inputs(FP32, input)
     dims = norm_dims(dim, input.ndim, "norm")
     if input._data.dtype.kind == "c":
-        input = _ew.abs(input)  # the norm of a complex vector is that of its moduli
+        input = input.abs()  # the norm of a complex vector is that of its moduli
     if p in (2, "fro"):
         return Norm2.apply(input, dims, keepdim)
     if p == 1:
-        return sum(_ew.abs(input), dims, keepdim)
+        return sum(input.abs(), dims, keepdim)
     if p == math.inf:
-        return amax(_ew.abs(input), dims, keepdim)
-    return sum(_ew.abs(input) ** p, dims, keepdim) ** (1.0 / p)
+        return amax(input.abs(), dims, keepdim)
+    return sum(input.abs() ** p, dims, keepdim) ** (1.0 / p)
 
 
 def _arg(input: Tensor, dim, keepdim: bool, largest: bool) -> Tensor:
@@ -346,5 +344,3 @@ def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
     return _wrap_array(input._backend.xp.any(input._data, axis=dims, keepdims=keepdim),
                        input._backend)
 
-
-from . import elementwise as _ew  # noqa: E402  (module reference: import order safe)
