@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 
+from ..backend import trace as _trace
 from .function import Function
 from .grad_mode import _state
 
@@ -208,7 +209,9 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
                     if g is None:
                         _materialize(node, grads)
                         break
-                in_grads = type(node).backward(node, *grads)
+                rec = _trace.active  # a profile records each node's backward
+                in_grads = (type(node).backward(node, *grads) if rec is None
+                            else rec.backward(node, grads))
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
                 if len(in_grads) != len(edges):

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from importlib import resources
 from pathlib import Path
 
+from . import trace as _trace
 from .pointwise import cuda_source
 
 DTYPE_SUFFIX = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
@@ -95,7 +97,13 @@ def raw_module(name: str):
     disk by CuPy)."""
     import cupy
 
-    return cupy.RawModule(code=kernel_source(name), options=("--std=c++17",))
+    start = time.perf_counter_ns()
+    module = cupy.RawModule(code=kernel_source(name), options=("--std=c++17",))
+    rec = _trace.active
+    if rec is not None:
+        _build(module)  # now, so that the profile sees what it costs
+        rec.compiled("nvrtc", f"{name}.cu", time.perf_counter_ns() - start)
+    return module
 
 
 def kernel(name: str, base: str, dtype):
@@ -124,9 +132,23 @@ def pointwise_kernel(prog, dtype, signature: str):
     if hit is None:
         import cupy
 
-        hit = _KERNELS[name] = cupy.RawKernel(pointwise_source(prog, dtype, signature), name,
-                                              options=("--std=c++17",))
+        start = time.perf_counter_ns()
+        hit = cupy.RawKernel(pointwise_source(prog, dtype, signature), name,
+                             options=("--std=c++17",))
+        rec = _trace.active
+        if rec is not None:
+            _build(hit)
+            rec.compiled("nvrtc", name, time.perf_counter_ns() - start)
+        _KERNELS[name] = hit
     return hit
+
+
+def _build(compiled) -> None:
+    """Compile a RawKernel/RawModule now rather than at its first launch (CuPy compiles
+    lazily; its disk cache makes a rebuild a load)."""
+    build = getattr(compiled, "compile", None)
+    if build is not None:
+        build()
 
 
 _KERNELS: dict = {}
