@@ -125,9 +125,12 @@ class Recorder:
             make = getattr(backend, "timing_event", None)
             if make is not None and not backend.is_capturing():
                 timer = make
-        if timer is None and not self.host:
-            return fn(*args, **kwargs)
         th.in_kernel = True
+        if timer is None and not self.host:  # a CPU kernel without the CPU activity
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                th.in_kernel = False
         start = _clock()
         ev0 = timer() if timer is not None else None
         try:

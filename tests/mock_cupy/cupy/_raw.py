@@ -28,6 +28,10 @@ class RawKernel:
             getattr(self._dll, self.name)  # AttributeError: no such kernel
         return self._dll
 
+    def compile(self, log_stream=None) -> None:
+        """Build the kernel now instead of at its first launch."""
+        self._lib()
+
     def __call__(self, grid, block, args, *, shared_mem=0, stream=None,
                  enable_cooperative_groups=False) -> None:
         dll, name, args = self._lib(), self.name, tuple(args)
@@ -55,6 +59,10 @@ class RawModule:
                 code = f.read()
         self.code, self.options = code, tuple(options)
         _compiled(code)  # compile errors surface here, as NVRTC's do in CuPy
+
+    def compile(self, log_stream=None) -> None:
+        """Build the module now (done at construction here, as compile errors are)."""
+        _compiled(self.code)
 
     def get_function(self, name: str) -> RawKernel:
         k = RawKernel(self.code, name, self.options)
