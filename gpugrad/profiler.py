@@ -98,6 +98,7 @@ class KeyAverage:
     total_us: float
     device_time: bool
     shapes: tuple | None = None
+    ops: tuple = ()  # the ops that ran a kernel
 
     @property
     def mean_us(self) -> float:
@@ -179,7 +180,7 @@ class KeyAverages(list):
                                                                   "Device") else "right")
         for r in rows:
             share = 100 * r.total_us / self.region_us if self.region_us else 0.0
-            table.add_row(r.key + (f" {list(map(list, r.shapes))}" if r.shapes else ""),
+            table.add_row(_label(r),
                           r.kind + (" (device)" if r.device_time else ""), ",".join(r.phases),
                           r.device, str(r.count), _fmt_us(r.total_us), _fmt_us(r.mean_us),
                           f"{share:.1f}")
@@ -279,8 +280,10 @@ class profile:
         rows = []
         for (name, kind, device, dev_time, shapes), evs in groups.items():
             phases = tuple(dict.fromkeys(e.phase for e in evs))
+            owners = tuple(dict.fromkeys(e.op for e in evs if e.op is not None))
             rows.append(KeyAverage(name, kind, device, phases, len(evs),
-                                   sum(e.duration_us for e in evs), dev_time, shapes))
+                                   sum(e.duration_us for e in evs), dev_time, shapes,
+                                   owners if kind == "kernel" else ()))
         return KeyAverages(rows, self._region_us, self._compiles)
 
     def table(self, sort_by: str = "duration", row_limit: int = 100) -> str:
@@ -408,6 +411,17 @@ def _compile_stats(compiles: list) -> CompileStats:
     return CompileStats(len(compiles), len({name for _, name, _ in compiles}),
                         sum(ns for _, _, ns in compiles) / 1e6, by,
                         tuple((what, name, ns / 1e6) for what, name, ns in compiles))
+
+
+def _label(row: KeyAverage) -> str:
+    """A row's name in the table: a kernel's owning ops follow (a generated kernel's name
+    is its program's hash), then the shapes when grouped by them."""
+    label = row.key
+    if row.ops:
+        label += f" ({', '.join(row.ops[:2])}{', …' if len(row.ops) > 2 else ''})"
+    if row.shapes:
+        label += f" {list(map(list, row.shapes))}"
+    return label
 
 
 def _fmt_us(us: float) -> str:
