@@ -389,15 +389,21 @@ def _optimizer_range(fn, attr: str):
 # -- turning records into events ------------------------------------------------------------
 def _events(rec: _trace.Recorder) -> tuple:
     t0 = rec.t0
-    main = threading.main_thread().ident
-    threads = {main: 0}
+    threads = {threading.main_thread().ident: 0}
+    devices: dict = {None: "cpu"}
+    dtypes: dict = {None: None}
     out = []
-    for kind, name, phase, device, shapes, dtype, s, e, owner, tid, dev in rec.records:
+    for kind, name, phase, backend, shapes, dtype, s, e, owner, tid, dev in rec.records:
         if dev is not None:
             start, dur = dev[0] - t0 / 1000, dev[1]
         else:
             start, dur = (s - t0) / 1000, (e - s) / 1000
-        out.append(Event(kind, name, phase, device, shapes, dtype, start, dur, owner,
+        device = devices.get(backend)
+        if device is None:
+            device = devices[backend] = str(backend.device)
+        if dtype not in dtypes:
+            dtypes[dtype] = str(dtype).removeprefix("gpugrad.")
+        out.append(Event(kind, name, phase, device, shapes, dtypes[dtype], start, dur, owner,
                          threads.setdefault(tid, len(threads)), dev is not None))
     out.sort(key=lambda ev: ev.start_us)
     return tuple(out)

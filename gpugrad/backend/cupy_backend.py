@@ -130,8 +130,9 @@ class CupyBackend(CupyRows, CupyRandom, CupyOptim, Backend):
     def _launch(self, module: str, entry: str, dtype, grid, block, args) -> None:
         rec = _trace.active
         if rec is not None and rec.wants_kernel():
-            return rec.kernel(entry, self, args, self._launch, module, entry, dtype, grid, block,
-                              args)
+            arrays = [a for a in args if isinstance(a, self.array_type)]
+            return rec.kernel(entry, self, arrays, self._launch, module, entry, dtype, grid,
+                              block, args)
         with self.cuda_device:
             kernel(module, entry, dtype)(grid, block, args)
 

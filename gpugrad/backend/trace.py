@@ -15,7 +15,6 @@ only in `Recorder.finish`, so the region itself never waits for the device.
 from __future__ import annotations
 
 import functools
-import numbers
 import os
 import threading
 import time
@@ -42,11 +41,13 @@ class _Thread(threading.local):
 class Recorder:
     """Collects op, kernel and range records and compile costs for one profile region.
 
-    Each record is a tuple (kind, name, phase, device, shapes, dtype, start_ns, end_ns,
+    Each record is a tuple (kind, name, phase, backend, shapes, dtype, start_ns, end_ns,
     owner op, thread id, device timer) where kind is "op", "kernel" or "range", phase is
-    "forward", "backward", "optimizer" or "other", and the device timer is None or
-    (backend, start event, end event) until `finish` replaces it with the device
-    (offset µs, duration µs) from the region's first event on that device.
+    "forward", "backward", "optimizer" or "other", backend is the device's backend (None:
+    the host) and dtype an array's or tensor's dtype object (named after the region, off
+    the recording path), and the device timer is None or (backend, start event, end
+    event) until `finish` replaces it with the device (offset µs, duration µs) from the
+    region's first event on that device.
     """
 
     def __init__(self, *, host: bool = True, device_time: bool = True) -> None:
@@ -86,7 +87,7 @@ class Recorder:
             th.phases.pop()
             if self.host:
                 shapes, dtype = _describe(args)
-                self.records.append(("op", cls.__name__, phase, _device(backend), shapes, dtype,
+                self.records.append(("op", cls.__name__, phase, backend, shapes, dtype,
                                      start, end, _owner(th), threading.get_ident(), None))
 
     def backward(self, node, grads):
@@ -106,7 +107,7 @@ class Recorder:
             th.phases.pop()
             if self.host:
                 shapes, dtype = _describe(grads)
-                self.records.append(("op", name, "backward", _device(backend), shapes, dtype,
+                self.records.append(("op", name, "backward", backend, shapes, dtype,
                                      start, end, _owner(th), threading.get_ident(), None))
 
     # -- kernels -------------------------------------------------------------------------
@@ -141,7 +142,7 @@ class Recorder:
             th.in_kernel = False
             shapes, dtype = _describe(ins)
             phase = th.phases[-1] if th.phases else "other"
-            self.records.append(("kernel", name, phase, _device(backend), shapes, dtype,
+            self.records.append(("kernel", name, phase, backend, shapes, dtype,
                                  start, end, _owner(th), threading.get_ident(),
                                  None if ev0 is None else (backend, ev0, ev1)))
 
@@ -162,7 +163,7 @@ class Recorder:
         end = _clock()
         if depth is not None:
             del th.phases[depth - 1:]
-        self.records.append(("range", name, phase, "cpu", (), None, start, end, _owner(th),
+        self.records.append(("range", name, phase, None, (), None, start, end, _owner(th),
                              threading.get_ident(), None))
 
     def current_phase(self) -> str | None:
@@ -240,29 +241,30 @@ def _backend_of(args):
     return None
 
 
-def _device(backend) -> str:
-    return "cpu" if backend is None else str(backend.device)
-
-
 def _describe(values) -> tuple:
-    """(the shapes of the array-like values, one level into lists, and the first dtype's
-    name)."""
+    """(the shapes of the array-like values, one level into lists, and the first one's
+    dtype object; the profile names it after the region)."""
     shapes, dtype = [], None
     for v in values:
-        if isinstance(v, (list, tuple)):
+        t = type(v)
+        if t in _NOT_ARRAYS:
+            continue
+        if t is list or t is tuple:
             inner, dt = _describe(v)
             shapes.extend(inner)
-            dtype = dtype or dt
-            continue
-        if v is None or isinstance(v, numbers.Number):
+            if dtype is None:
+                dtype = dt
             continue
         shape = getattr(v, "shape", None)
         if shape is None:
             continue
         shapes.append(tuple(shape))
         if dtype is None:
-            dtype = str(getattr(v, "dtype", "")).removeprefix("gpugrad.") or None
+            dtype = getattr(v, "dtype", None)
     return tuple(shapes), dtype
+
+
+_NOT_ARRAYS = frozenset((int, float, complex, bool, type(None), str))
 
 
 def _owner(th: _Thread) -> str | None:
