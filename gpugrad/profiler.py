@@ -230,10 +230,10 @@ class profile:
             raise RuntimeError("profile: this profile has already recorded; make a new one")
         rec = _trace.Recorder(host=ProfilerActivity.CPU in self.activities,
                               device_time=ProfilerActivity.CUDA in self.activities)
-        self._recorder = rec
         if self.enabled:
-            _trace.start(rec)
+            _trace.start(rec)  # raises while another profile records
             _optimizer_ranges(True)
+        self._recorder = rec
 
     def stop(self) -> None:
         """End recording (reads the CUDA timing events: the one wait for the device)."""
