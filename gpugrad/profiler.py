@@ -238,8 +238,9 @@ class profile:
     def stop(self) -> None:
         """End recording (reads the CUDA timing events: the one wait for the device)."""
         rec = self._recorder
-        if rec is None or self._events is not None:
-            raise RuntimeError("profile: stop() without start()")
+        if rec is None:
+            raise RuntimeError("profile: stop() without start()" if self._events is None
+                               else "profile: already stopped")
         if self.enabled:
             _optimizer_ranges(False)
             _trace.stop(rec)

@@ -203,6 +203,10 @@ def test_off_records_nothing_and_a_finished_profile_is_stable(monkeypatch):
     assert prof.events()
     with pytest.raises(RuntimeError, match="already recorded"):
         prof.start()
+    with pytest.raises(RuntimeError, match="already stopped"):
+        prof.stop()
+    with pytest.raises(RuntimeError, match="without start"):
+        profiler.profile().stop()
 
 
 def test_profiles_do_not_nest_and_results_wait_for_the_end():
