@@ -324,3 +324,17 @@ def test_gpu_graph_capture_inside_a_profile_times_captured_kernels_on_the_host()
     kernels = [e for e in prof.events() if e.kind == "kernel" and e.name == "multiply"]
     # the warm-up step ran (device events); the captured one only recorded (host time)
     assert [e.device_time for e in kernels] == [True, False]
+
+
+def test_a_blocked_pass_on_the_thread_pool_is_one_kernel():
+    """A large elementwise op runs in cache blocks on the CPU pool: one kernel record (on
+    the calling thread), not one per block or worker."""
+    from gpugrad.backend import cpu_parallel
+
+    x = gg.randn(2 * cpu_parallel.PARALLEL_MIN // 64, 64) * 0.5
+    with profiler.profile() as prof:
+        gg.tanh(x)
+        x * x
+    kernels = [(e.name, e.op, e.thread) for e in prof.events() if e.kind == "kernel"]
+    assert len(kernels) == 2
+    assert kernels[0][1:] == ("Tanh", 0) and kernels[1] == ("multiply", "Mul", 0)
