@@ -394,7 +394,7 @@ def _events(rec: _trace.Recorder) -> tuple:
     devices: dict = {None: "cpu"}
     dtypes: dict = {None: None}
     out = []
-    for kind, name, phase, backend, shapes, dtype, s, e, owner, tid, dev in rec.records:
+    for kind, name, phase, backend, shapes, dtype, s, e, owner, tid, dev in rec.resolved:
         if dev is not None:
             start, dur = dev[0] - t0 / 1000, dev[1]
         else:

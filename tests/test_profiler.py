@@ -338,3 +338,27 @@ def test_a_blocked_pass_on_the_thread_pool_is_one_kernel():
     kernels = [(e.name, e.op, e.thread) for e in prof.events() if e.kind == "kernel"]
     assert len(kernels) == 2
     assert kernels[0][1:] == ("Tanh", 0) and kernels[1] == ("multiply", "Mul", 0)
+
+
+def test_a_thread_still_running_ops_when_the_region_ends_does_not_crash():
+    stop, errors = threading.Event(), []
+
+    def work():
+        try:
+            while not stop.is_set():
+                gg.tanh(gg.randn(16)).sum()
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=work)
+    with profiler.profile() as prof:
+        t.start()
+        for _ in range(20):
+            gg.tanh(gg.randn(16))
+    events = prof.events()
+    for _ in range(20):
+        gg.tanh(gg.randn(16))
+    stop.set()
+    t.join()
+    assert not errors and trace.active is None
+    assert prof.events() == events and events

@@ -54,6 +54,7 @@ class Recorder:
         self.host = host  # record ops and CPU kernels
         self.device_time = device_time  # time CUDA kernels with device events
         self.records: list = []
+        self.resolved: tuple = ()  # the records with device times, once finished
         self.compiles: list = []  # (what, name, ns)
         self.t0 = _clock()
         self.t1: int | None = None
@@ -178,11 +179,13 @@ class Recorder:
 
     # -- the end -------------------------------------------------------------------------
     def finish(self) -> None:
-        """Stop the clock and read the device timers (the one wait for the device)."""
+        """Stop the clock and read the device timers (the one wait for the device) into
+        `resolved`, a snapshot of the records: a thread still running an op appends to
+        `records` after the end, which is ignored."""
         self.t1 = _clock()
         base: dict = {}  # backend -> (first start event, its host time in ns)
         out = []
-        for rec in self.records:
+        for rec in list(self.records):
             timer = rec[10]
             if timer is not None:
                 backend, ev0, ev1 = timer
@@ -193,7 +196,7 @@ class Recorder:
                 offset_us = first[1] / 1000 + backend.elapsed_ms(first[0], ev0) * 1000
                 rec = rec[:10] + ((offset_us, backend.elapsed_ms(ev0, ev1) * 1000),)
             out.append(rec)
-        self.records = out
+        self.resolved = tuple(out)
 
 
 def start(recorder: Recorder) -> None:
