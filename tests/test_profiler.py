@@ -243,11 +243,14 @@ def test_activities_and_torch_keywords():
 
 def test_ops_of_other_threads_are_recorded_with_their_thread():
     errors = []
+    together = threading.Barrier(3)  # all alive at once: thread ids are not reused
 
     def work():
         try:
+            together.wait(timeout=60)
             for _ in range(5):
                 gg.sigmoid(gg.randn(8)).sum()
+            together.wait(timeout=60)
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
