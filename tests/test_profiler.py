@@ -365,3 +365,24 @@ def test_a_thread_still_running_ops_when_the_region_ends_does_not_crash():
     t.join()
     assert not errors and trace.active is None
     assert prof.events() == events and events
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "register_at_fork"), reason="needs fork")
+def test_a_forked_child_records_nothing():
+    """DataLoader workers forked inside a region run their ops unrecorded."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+
+    def child(q):
+        gg.tanh(gg.randn(4))
+        q.put(trace.active is None)
+
+    with profiler.profile() as prof:
+        p = ctx.Process(target=child, args=(queue,))
+        p.start()
+        assert queue.get(timeout=60) is True
+        p.join(timeout=60)
+    assert p.exitcode == 0 and trace.active is None
+    assert not [e for e in prof.events() if e.kind == "op"]
