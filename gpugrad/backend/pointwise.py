@@ -230,9 +230,9 @@ class Program:
             exec(compile(self.python_source_out(), f"<pointwise {self.key} out>", "exec"),
                  scope)
             self._out_fn = scope["_pointwise"]
-            if _trace.active is not None:
-                _trace.active.compiled("python", f"gg_pw_{self.key}_out",
-                                       time.perf_counter_ns() - start)
+            rec = _trace.active
+            if rec is not None:
+                rec.compiled("python", f"gg_pw_{self.key}_out", time.perf_counter_ns() - start)
         return self._out_fn
 
     def numpy_fn(self):
@@ -242,9 +242,9 @@ class Program:
             scope = {"_H": _H, "_np": np, "__name__": __name__}  # warnings see gpugrad
             exec(compile(self.python_source(), f"<pointwise {self.key}>", "exec"), scope)
             self._fn = scope["_pointwise"]
-            if _trace.active is not None:
-                _trace.active.compiled("python", f"gg_pw_{self.key}",
-                                       time.perf_counter_ns() - start)
+            rec = _trace.active
+            if rec is not None:
+                rec.compiled("python", f"gg_pw_{self.key}", time.perf_counter_ns() - start)
         return self._fn
 
     def kernel_name(self, suffix: str, signature: str) -> str:
