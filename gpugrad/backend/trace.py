@@ -6,6 +6,17 @@ the `Recorder` of the running profile, or None. Each choke point (`Function.appl
 engine's call of a node's backward, the backends' kernel methods, the compile sites of
 generated kernels) tests `active is not None` and does nothing else when no profile runs.
 
+A new choke point (a fused kernel, another backend method) follows the same pattern,
+and its call back into itself runs the body, since `wants_kernel` is False inside a
+recorded kernel:
+
+    rec = trace.active
+    if rec is not None and rec.wants_kernel():
+        return rec.kernel(name, backend, arrays, self.method, *args)
+
+Code that runs kernels outside any op (a fused backward chain in the engine) may give
+them a phase with `rec.push_range(name, "backward")` ... `rec.pop_range(token)`.
+
 Records are plain tuples (see `Recorder.records`); `gpugrad.profiler` turns them into
 events, tables and traces once the region has ended. On CUDA a kernel's device time comes
 from two events recorded around its launch (`timing_event` on the backend); they are read
