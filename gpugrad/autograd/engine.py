@@ -187,6 +187,7 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
     # was freed only costs an in-place accumulation, never a wrong sum)
     aliased = set(shared)
 
+    rec = _trace.active  # a running profile records each node's backward
     prev_mode = _state.enabled
     _state.enabled = create_graph
     try:
@@ -209,7 +210,6 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
                     if g is None:
                         _materialize(node, grads)
                         break
-                rec = _trace.active  # a profile records each node's backward
                 in_grads = (type(node).backward(node, *grads) if rec is None
                             else rec.backward(node, grads))
                 if type(in_grads) is not tuple:
