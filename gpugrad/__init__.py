@@ -37,6 +37,7 @@ from ._compile import compile  # noqa: A004 - gg.compile as torch.compile
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision
 from . import _cuda_amp  # registers gg.cuda.amp (importable as gpugrad.cuda.amp)
 from . import linalg  # gg.linalg, as torch.linalg
+from . import profiler  # gg.profiler, as torch.profiler
 
 float = float32  # noqa: A001
 double = float64

@@ -104,3 +104,15 @@ def test_the_switch_walk_sees_flag_and_name_reads(tmp_path):
     found = sorted(capability_reads(tmp_path / "gpugrad"))
     assert found == ["gpugrad/ops/_probe.py:2 reads _backend.name",
                      "gpugrad/ops/_probe.py:4 reads backend.fused_kernels"]
+
+
+def test_the_profiler_core_imports_only_the_standard_library():
+    """gpugrad/backend/trace.py is called from every layer (autograd, ops, the backends):
+    it imports nothing of gpugrad nor any third-party package."""
+    import sys
+
+    path = ROOT / "backend" / "trace.py"
+    bad = [f"line {line}: {mod}" for line, mod in imported_modules(path)
+           if mod.split(".")[0] not in sys.stdlib_module_names and mod != "__future__"
+           and not mod.startswith("__future__.")]
+    assert not bad, "\n".join(bad)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 
+from ..backend import trace as _trace
 from .function import Function
 from .grad_mode import _state
 
@@ -186,6 +187,7 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
     # was freed only costs an in-place accumulation, never a wrong sum)
     aliased = set(shared)
 
+    rec = _trace.active  # a running profile records each node's backward
     prev_mode = _state.enabled
     _state.enabled = create_graph
     try:
@@ -208,7 +210,8 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
                     if g is None:
                         _materialize(node, grads)
                         break
-                in_grads = type(node).backward(node, *grads)
+                in_grads = (type(node).backward(node, *grads) if rec is None
+                            else rec.backward(node, grads))
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
                 if len(in_grads) != len(edges):

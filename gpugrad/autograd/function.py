@@ -13,6 +13,7 @@ and returns arrays, which keeps the per-op bookkeeping to a minimum. Both write
 from __future__ import annotations
 
 from .._dtype import is_inexact
+from ..backend import trace as _trace
 from ..errors import DeviceError
 from .grad_mode import _state, no_grad
 
@@ -116,6 +117,9 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run forward and, when grad is enabled and an input requires it, record the node."""
+        rec = _trace.active
+        if rec is not None and rec.wants_op():  # a profile is running: record this op
+            return rec.op(_apply, cls, args, kwargs)
         if _fuse_hook is not None:  # a gg.fuse region is open: it may defer the op
             out = _fuse_hook(cls, args, kwargs)
             if out is not NotImplemented:
@@ -385,6 +389,7 @@ _new = object.__new__
 # gpugrad.fuse's hook(cls, args, kwargs) while any fusion region is open, else None: it
 # returns the op's (deferred) result, or NotImplemented to run the op here as usual.
 _fuse_hook = None
+_apply = Function.apply.__func__  # the undecorated apply, which a profile calls back
 
 # Late imports: tensor.py imports this module.
 from ..tensor import Tensor, _wrap_array  # noqa: E402

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 
 from ..device import device as Device
+from . import trace as _trace
 
 
 class TransferCounter:
@@ -121,8 +122,12 @@ class ArrayFamily:
     def sum(self, x, axis, keepdims: bool):
         """x.sum(axis=axis, keepdims=keepdims) (the CPU backend splits a large full
         reduction across threads: a different, fixed summation order)."""
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            return rec.kernel("sum", self, (x,), self.sum, x, axis, keepdims)
         return x.sum(axis=axis, keepdims=keepdims)
 
+    @_trace.traced
     def over_rows(self, fn, n: int, work: int, *, row_bytes: int = 0,
                   blas: bool = False) -> None:
         """fn(lo, hi) on row ranges covering range(n) (fn must not depend on how they are

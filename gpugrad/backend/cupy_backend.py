@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ..device import device as Device
+from . import trace as _trace
 from .base import Backend
 from .cuda_launch import MAX_BLOCKS, THREADS
 from .cupy_optim import CupyOptim
@@ -68,6 +69,18 @@ class CupyBackend(CupyRows, CupyRandom, CupyOptim, Backend):
     def is_capturing(self) -> bool:
         return bool(self._cupy.cuda.get_current_stream().is_capturing())
 
+    def timing_event(self):
+        """A CUDA event recorded now on the current stream: the profiler's device clock
+        (read after its region by `elapsed_ms`, so recording one never waits)."""
+        with self.cuda_device:
+            event = self._cupy.cuda.Event()
+            event.record()
+        return event
+
+    def elapsed_ms(self, start, end) -> float:
+        """Device milliseconds between two recorded (and completed) timing events."""
+        return float(self._cupy.cuda.get_elapsed_time(start, end))
+
     def index_add_(self, out, index, values) -> None:
         self._cupyx.scatter_add(out, index, values)
 
@@ -119,6 +132,11 @@ class CupyBackend(CupyRows, CupyRandom, CupyOptim, Backend):
     # back to that reference for dtypes without a kernel, mixed dtypes or layouts the
     # kernel does not take.
     def _launch(self, module: str, entry: str, dtype, grid, block, args) -> None:
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            arrays = [a for a in args if isinstance(a, self.array_type)]
+            return rec.kernel(entry, self, arrays, self._launch, module, entry, dtype, grid,
+                              block, args)
         with self.cuda_device:
             kernel(module, entry, dtype)(grid, block, args)
 
@@ -211,6 +229,9 @@ class CupyBackend(CupyRows, CupyRandom, CupyOptim, Backend):
         in place through its strides, its dims collapsed first (`launch_plan`); the
         output is C-contiguous. Anything else (integers, complex, mixed dtypes) runs the
         NumPy/CuPy rendering."""
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            return rec.kernel(f"gg_pw_{prog.key}", self, ins, self.pointwise, prog, ins, params)
         xp = self.xp
         dtype = None
         for a in ins:

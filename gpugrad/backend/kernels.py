@@ -17,6 +17,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from . import trace as _trace
 from .pointwise import cuda_source, record_build
 from .pointwise_reduce import cuda_reduce_source
 
@@ -97,7 +98,13 @@ def raw_module(name: str):
     disk by CuPy)."""
     import cupy
 
-    return cupy.RawModule(code=kernel_source(name), options=("--std=c++17",))
+    start = time.perf_counter_ns()
+    module = cupy.RawModule(code=kernel_source(name), options=("--std=c++17",))
+    rec = _trace.active
+    if rec is not None:
+        _build(module)  # now, so that the profile sees what it costs
+        rec.compiled("nvrtc", f"{name}.cu", time.perf_counter_ns() - start)
+    return module
 
 
 def kernel(name: str, base: str, dtype):
@@ -134,10 +141,14 @@ def _compiled_kernel(source: str, name: str):
     `pointwise.compile_stats()`."""
     import cupy
 
-    start = time.perf_counter()
+    start = time.perf_counter_ns()
     k = cupy.RawKernel(source, name, options=("--std=c++17",))
     k.compile()
-    record_build("cuda", time.perf_counter() - start)
+    ns = time.perf_counter_ns() - start
+    record_build("cuda", ns * 1e-9)
+    rec = _trace.active
+    if rec is not None:
+        rec.compiled("nvrtc", name, ns)
     return k
 
 
@@ -154,6 +165,14 @@ def pointwise_reduce_kernel(prog, dtype, signature: str, kind: str):
         source = expand_includes('#include "common.cuh"\n' + body, kernel_dir())
         hit = _KERNELS[name] = _compiled_kernel(source, name)
     return hit
+
+
+def _build(compiled) -> None:
+    """Compile a RawKernel/RawModule now rather than at its first launch (CuPy compiles
+    lazily; its disk cache makes a rebuild a load)."""
+    build = getattr(compiled, "compile", None)
+    if build is not None:
+        build()
 
 
 _KERNELS: dict = {}

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..device import device as Device
 from . import cpu_parallel
+from . import trace as _trace
 from .base import Backend
 from .pointwise_reduce import cpu_pointwise_reduce
 from .ufuncs import mul_pair_into
@@ -105,6 +106,9 @@ class NumpyBackend(Backend):
     def binary(self, ufunc, a, b):
         """Large elementwise ops run as one contiguous share of rows per thread (a single
         pass gains nothing from blocking, but memory bandwidth scales with cores)."""
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            return rec.kernel(ufunc.__name__, self, (a, b), self.binary, ufunc, a, b)
         if ((a.size if type(a) is _ndarray else 1) < _PARALLEL_MIN
                 and (b.size if type(b) is _ndarray else 1) < _PARALLEL_MIN) or _THREADS == 1:
             return ufunc(a, b)
@@ -116,6 +120,9 @@ class NumpyBackend(Backend):
         return out
 
     def unary(self, ufunc, a):
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            return rec.kernel(ufunc.__name__, self, (a,), self.unary, ufunc, a)
         if a.size < _PARALLEL_MIN or a.ndim == 0 or a.shape[0] < 2:
             return ufunc(a)
         out = np.empty(a.shape, dtype=a.dtype)
@@ -125,6 +132,9 @@ class NumpyBackend(Backend):
     def pointwise(self, prog, ins, params=()):
         """Small programs run directly; large ones in cache-sized row blocks shared among
         the threads (each block runs the whole rendered expression while it is in cache)."""
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            return rec.kernel(f"gg_pw_{prog.key}", self, ins, self.pointwise, prog, ins, params)
         big = 0
         half = None
         for a in ins:
@@ -167,6 +177,9 @@ class NumpyBackend(Backend):
         return out
 
     def sum(self, x, axis, keepdims: bool):
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            return rec.kernel("sum", self, (x,), self.sum, x, axis, keepdims)
         if ((axis is not None and len(axis) < x.ndim) or x.size < _PARALLEL_MIN
                 or x.dtype.kind != "f" or x.shape[0] < 2 or _THREADS == 1):
             return x.sum(axis=axis, keepdims=keepdims)
@@ -182,17 +195,22 @@ class NumpyBackend(Backend):
         total = np.asarray(total, dtype=x.dtype)
         return total.reshape((1,) * x.ndim) if keepdims else total
 
+    @_trace.traced
     def mul_pair(self, g, a, b) -> tuple:
         ga, gb = np.empty(g.shape, g.dtype), np.empty(g.shape, g.dtype)
         cpu_parallel.blocked(mul_pair_into, (ga, gb), (g, a, b))
         return ga, gb
 
     def add_(self, a, b) -> None:
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            return rec.kernel("add_", self, (a, b), self.add_, a, b)
         if a.size < _PARALLEL_MIN or a.ndim == 0 or a.shape[0] < 2:
             np.add(a, b, out=a)
         else:
             cpu_parallel.split_rows(_ufunc_kernel(np.add), a, (a, b))
 
+    @_trace.traced
     def over_rows(self, fn, n: int, work: int, *, row_bytes: int = 0,
                   blas: bool = False) -> None:
         cpu_parallel.over_rows(fn, n, work, row_bytes=row_bytes, blas=blas)

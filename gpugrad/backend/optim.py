@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 
+from . import trace as _trace
+
 
 class OptimFamily:
     """Optimizer kernels of a backend (mixed into Backend; uses `xp`)."""
@@ -21,6 +23,7 @@ class OptimFamily:
     #   and state array keeps its value bit for bit. The decision is taken on the device
     #   (masked writes), never by reading the flag on the host, so a skipped step costs no
     #   synchronisation. Non-finite intermediate values of a skipped update are discarded.
+    @_trace.traced
     def sgd_update(self, params, grads, bufs, *, lr, momentum, dampening, weight_decay,
                    nesterov, maximize, found_inf=None) -> None:
         """PyTorch's SGD, in place: d = ±g + wd·p; b ← μ·b + (1 − τ)·d (b = d on the first
@@ -49,6 +52,7 @@ class OptimFamily:
                 p -= lr * d
                 self._restore(skip, (p, bufs[i]), saved)
 
+    @_trace.traced
     def adam_update(self, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *,
                     lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
                     decoupled_weight_decay, found_inf=None) -> None:
@@ -95,6 +99,7 @@ class OptimFamily:
                 p -= step_size * (m / denom)
                 self._restore(skip, (p, m, exp_avg_sqs[i], vmax), saved)
 
+    @_trace.traced
     def rmsprop_update(self, params, grads, square_avgs, grad_avgs, momentum_bufs, *, lr,
                        alpha, eps, weight_decay, momentum, centered, maximize,
                        found_inf=None) -> None:
@@ -130,6 +135,7 @@ class OptimFamily:
                     p -= lr * (g / avg)
                 self._restore(skip, (p, s, ga, buf), saved)
 
+    @_trace.traced
     def grad_norm(self, grads, norm_type: float = 2.0):
         """The norm of all of `grads` taken together (as if concatenated into one vector),
         as a 0-d array on this device, computed without a host read:
@@ -161,6 +167,7 @@ class OptimFamily:
             out = xp.stack([(a ** p).sum() for a in mags]).sum() ** (1.0 / p)
         return xp.asarray(out, dtype=acc)  # NumPy reductions give scalars, not 0-d arrays
 
+    @_trace.traced
     def unscale_grads_(self, grads, inv_scale, found_inf) -> None:
         """In place, for every array g of `grads`: first found_inf[0] ← 1.0 if g holds any
         inf or NaN (checked before scaling), then g ← g·inv_scale, the product formed in
@@ -177,6 +184,7 @@ class OptimFamily:
             xp.maximum(found_inf, bad.astype(xp.float32), out=found_inf)
             g *= inv.astype(xp.float64) if g.dtype == xp.float64 else inv
 
+    @_trace.traced
     def clip_grads_(self, grads, max_norm: float, total_norm) -> None:
         """In place: c = min(1, max_norm / (total_norm + 1e-6)), computed on the device in
         total_norm's dtype (a 0-d array on this device, e.g. from `grad_norm`); then every

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 import types
 
 import numpy as np
 
+from . import trace as _trace
 from .expr import PRIMS, free_vars, topo_order
 
 __all__ = ["Program", "normal_cdf", "cuda_source"]
@@ -223,18 +225,26 @@ class Program:
     def numpy_out_fn(self):
         """The compiled fn(xp, *outs, *inputs, *params) of `python_source_out`."""
         if self._out_fn is None:
+            start = time.perf_counter_ns()
             scope = {"_H": _H, "_np": np, "__name__": __name__}  # warnings see gpugrad
             exec(compile(self.python_source_out(), f"<pointwise {self.key} out>", "exec"),
                  scope)
             self._out_fn = scope["_pointwise"]
+            rec = _trace.active
+            if rec is not None:
+                rec.compiled("python", f"gg_pw_{self.key}_out", time.perf_counter_ns() - start)
         return self._out_fn
 
     def numpy_fn(self):
         """The compiled array function fn(xp, *inputs, *params)."""
         if self._fn is None:
+            start = time.perf_counter_ns()
             scope = {"_H": _H, "_np": np, "__name__": __name__}  # warnings see gpugrad
             exec(compile(self.python_source(), f"<pointwise {self.key}>", "exec"), scope)
             self._fn = scope["_pointwise"]
+            rec = _trace.active
+            if rec is not None:
+                rec.compiled("python", f"gg_pw_{self.key}", time.perf_counter_ns() - start)
         return self._fn
 
     def kernel_name(self, suffix: str, signature: str) -> str:
@@ -453,6 +463,9 @@ def record_build(kind: str, seconds: float) -> None:
     prefix = "fused_programs" if kind == "fused" else "cuda_kernels"
     _STATS[prefix] += 1
     _STATS["fused_build_s" if kind == "fused" else "cuda_compile_s"] += seconds
+    rec = _trace.active
+    if rec is not None and kind == "fused":  # CUDA compiles report their kernel's name
+        rec.compiled("fuse", "fused program", int(seconds * 1e9))
 
 
 def compile_stats() -> dict:

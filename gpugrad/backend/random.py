@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+from . import trace as _trace
 from .array import widen
 
 _U32 = 0xFFFFFFFF
@@ -54,11 +55,13 @@ class RandomFamily:
         """Restart the dropout stream at (seed, offset 0) (called by `manual_seed`)."""
         self._philox_seed, self._philox_offset = int(seed) & ((1 << 64) - 1), 0
 
+    @_trace.traced
     def dropout_forward(self, x, p: float, seed: int, offset: int):
         """y = x·m/(1 − p) where m is the Philox4x32-10 mask of (seed, offset) (see
         `dropout_mask`); the same (seed, offset) regenerates it in `dropout_backward`."""
         return self._dropout_apply(x, p, seed, offset)
 
+    @_trace.traced
     def dropout_backward(self, g, p: float, seed: int, offset: int):
         """x̄ = ȳ·m/(1 − p) with the forward's mask, regenerated from (seed, offset)."""
         return self._dropout_apply(g, p, seed, offset)

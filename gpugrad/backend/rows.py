@@ -4,6 +4,7 @@ row (kernels/softmax.cu, layer_norm.cu)."""
 
 from __future__ import annotations
 
+from . import trace as _trace
 from .array import quiet_fp, widen
 
 _XENT_REDUCTIONS = ("mean", "sum", "none")
@@ -23,6 +24,7 @@ class RowFamily:
         a composite of array ops."""
         return self.fused_rows and dim is not None and dim == ndim - 1
 
+    @_trace.traced
     def softmax(self, x):
         """exp(x − max) / Σ exp(x − max) along the last axis (float32 math for 16-bit x)."""
         xp = self.xp
@@ -32,6 +34,7 @@ class RowFamily:
             e = xp.exp(z - xp.log(xp.exp(z).sum(axis=-1, keepdims=True)))
         return e.astype(x.dtype, copy=False)
 
+    @_trace.traced
     def log_softmax(self, x):
         """(x − max) − log Σ exp(x − max) along the last axis."""
         xp = self.xp
@@ -41,6 +44,7 @@ class RowFamily:
             out = z - xp.log(xp.exp(z).sum(axis=-1, keepdims=True))
         return out.astype(x.dtype, copy=False)
 
+    @_trace.traced
     def softmax_backward(self, y, g):
         """x̄ = y·(ȳ − Σ ȳ·y) from the softmax output y."""
         xp = self.xp
@@ -48,6 +52,7 @@ class RowFamily:
         return (y32 * (g32 - (g32 * y32).sum(axis=-1, keepdims=True))).astype(y.dtype,
                                                                                copy=False)
 
+    @_trace.traced
     def log_softmax_backward(self, y, g):
         """x̄ = ȳ − exp(y)·Σ ȳ from the log-softmax output y."""
         xp = self.xp
@@ -55,6 +60,7 @@ class RowFamily:
         return (g32 - xp.exp(y32) * g32.sum(axis=-1, keepdims=True)).astype(y.dtype,
                                                                              copy=False)
 
+    @_trace.traced
     def softmax_cross_entropy(self, logits, target, ignore_index: int = -100,
                               reduction: str = "mean"):
         """(loss, lse) for logits (N, C) and integer targets (N,): per row
@@ -76,6 +82,7 @@ class RowFamily:
             loss = reduce_rows(xp, rows, ignored, reduction)
         return loss.astype(logits.dtype), lse
 
+    @_trace.traced
     def softmax_cross_entropy_backward(self, logits, target, lse, g, ignore_index: int = -100,
                                        reduction: str = "mean"):
         """x̄ = (softmax(x) − one_hot(target))·s, with softmax(x) = exp(x − lse), and
@@ -96,6 +103,7 @@ class RowFamily:
         return gx.astype(logits.dtype)
 
     # -- layer normalisation over the last axis -----------------------------------------------
+    @_trace.traced
     def layer_norm_forward(self, x, weight, bias, eps: float):
         """(y, mean, rstd): y = (x − μ)·rstd·w + b over the last axis, rstd = 1/√(σ² + ε)
         with the biased variance; `weight` / `bias` (shape (C,)) may be None. mean and rstd
@@ -112,6 +120,7 @@ class RowFamily:
             y = y + widen(xp, bias)
         return y.astype(x.dtype, copy=False), mean, rstd
 
+    @_trace.traced
     def layer_norm_backward(self, x, weight, mean, rstd, g):
         """(x̄, w̄, b̄) of layer_norm_forward: with x̂ = (x − μ)·rstd and ĝ = ȳ·w,
         x̄ = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)); w̄ = Σ ȳ·x̂ and b̄ = Σ ȳ over the leading

@@ -4,6 +4,7 @@ are the reference."""
 
 from __future__ import annotations
 
+from . import trace as _trace
 from .array import is_half, narrow, widen
 from .pointwise import normal_cdf
 from .pointwise_reduce import reduce_reference
@@ -21,10 +22,16 @@ class PointwiseFamily:
 
     def binary(self, ufunc, a, b):
         """ufunc(a, b) with broadcasting (the CPU backend splits large ones across threads)."""
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            return rec.kernel(ufunc.__name__, self, (a, b), self.binary, ufunc, a, b)
         return ufunc(a, b)
 
     def unary(self, ufunc, a):
         """ufunc(a) (the CPU backend splits large ones across threads)."""
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            return rec.kernel(ufunc.__name__, self, (a,), self.unary, ufunc, a)
         return ufunc(a)
 
     def normal_cdf(self, x):
@@ -42,6 +49,9 @@ class PointwiseFamily:
         (arrays, broadcasting, or Python numbers) and the scalar `params`: its NumPy/CuPy
         rendering, with float16/bfloat16 operands computed in float32 and the results
         stored back in their dtype (the CUDA backend compiles the program instead)."""
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            return rec.kernel(f"gg_pw_{prog.key}", self, ins, self.pointwise, prog, ins, params)
         xp = self.xp
         half = None
         for a in ins:
@@ -63,6 +73,7 @@ class PointwiseFamily:
         CUDA backend runs one generated reduction kernel)."""
         return reduce_reference(self.xp, self.pointwise(prog, ins, params), kind, dims, keepdim)
 
+    @_trace.traced
     def mul_pair(self, g, a, b) -> tuple:
         """(g·b, g·a), the two products of a multiplication's VJP, for same-shape real
         arrays (the CPU backend makes both in one cache-blocked pass, reading g once)."""
@@ -70,6 +81,9 @@ class PointwiseFamily:
 
     def add_(self, a, b) -> None:
         """a += b in place (b has a's shape and dtype)."""
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            return rec.kernel("add_", self, (a, b), self.add_, a, b)
         self.xp.add(a, b, out=a)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .._autocast import LOWER, autocast_inputs
 from ..autograd.function import Op
 from ..autograd.grad_mode import _state as _grad_state
+from ..backend import trace as _trace
 from ..errors import ShapeError
 from ..tensor import Tensor, _check_same_device, _wrap_array
 from .broadcast import sum_to
@@ -14,6 +15,9 @@ from .elementwise import conj
 def _mm(xp, a, b):
     """xp.matmul in the operands' dtype: NumPy's bfloat16 (ml_dtypes) products come out in
     float32, the accumulation type, and are rounded back as the GPU's are."""
+    rec = _trace.active
+    if rec is not None and rec.wants_kernel():  # a GEMM, on the enclosing op's device
+        return rec.kernel("matmul", None, (a, b), _mm, xp, a, b)
     out = xp.matmul(a, b)
     return out if out.dtype == a.dtype else out.astype(a.dtype)
 

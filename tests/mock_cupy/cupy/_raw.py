@@ -60,6 +60,10 @@ class RawModule:
         self.code, self.options = code, tuple(options)
         _compiled(code)  # compile errors surface here, as NVRTC's do in CuPy
 
+    def compile(self, log_stream=None) -> None:
+        """Build the module now (done at construction here, as compile errors are)."""
+        _compiled(self.code)
+
     def get_function(self, name: str) -> RawKernel:
         k = RawKernel(self.code, name, self.options)
         k._lib()

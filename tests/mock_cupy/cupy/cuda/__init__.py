@@ -9,6 +9,7 @@ import contextlib
 import ctypes
 import itertools
 import threading
+import time
 
 import numpy as np
 
@@ -51,22 +52,35 @@ class Device:
 
 
 class Event:
-    """A CUDA event: work before its record() is done once it is recorded."""
+    """A CUDA event: work before its record() is done once it is recorded (the emulator
+    computes eagerly), so its time is the host clock at record()."""
 
     def __init__(self, block=False, disable_timing=False, interprocess=False) -> None:
         self.ptr = next(_ptrs)
+        self.disable_timing = bool(disable_timing)
+        self._time: float | None = None
 
     @property
     def done(self) -> bool:
         return True
 
     def record(self, stream=None) -> None:
-        pass
+        self._time = time.perf_counter()
 
     def synchronize(self) -> None:
         if _core.capturing() is not None:
             raise _core.StreamCaptureError("cudaErrorStreamCaptureUnsupported: "
                                            "Event.synchronize during capture")
+
+
+def get_elapsed_time(start_event: Event, end_event: Event) -> float:
+    """Milliseconds between two recorded events (CuPy's cudaEventElapsedTime wrapper): both
+    must have been recorded, without disable_timing."""
+    for ev in (start_event, end_event):
+        if ev.disable_timing or ev._time is None:
+            raise runtime.CUDARuntimeError("cudaErrorInvalidResourceHandle: invalid resource "
+                                           "handle")
+    return (end_event._time - start_event._time) * 1000.0
 
 
 class Stream:

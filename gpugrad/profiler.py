@@ -1,0 +1,439 @@
+"""`gg.profiler`: which ops and kernels a region ran, in which phase, on which device and
+for how long, as `torch.profiler` reports it.
+
+    >>> import gpugrad as gg
+    >>> model = gg.nn.Sequential(gg.nn.Linear(4, 8), gg.nn.ReLU(), gg.nn.Linear(8, 2))
+    >>> opt = gg.optim.SGD(model.parameters(), lr=0.1)
+    >>> with gg.profiler.profile() as prof:
+    ...     loss = model(gg.randn(16, 4)).sum()
+    ...     loss.backward()
+    ...     opt.step()
+    >>> [e.name for e in prof.events() if e.kind == "op" and e.phase == "forward"]
+    ['Linear', 'Relu', 'Linear', 'Sum']
+    >>> [e.name for e in prof.events() if e.name.endswith("Backward")]  # graph nodes
+    ['SumBackward', 'LinearBackward', 'ReluBackward', 'LinearBackward']
+    >>> sorted({e.phase for e in prof.events() if e.kind == "kernel"})
+    ['backward', 'forward', 'optimizer']
+    >>> text = prof.key_averages().table(sort_by="cpu_time_total", row_limit=10)
+    >>> prof.export_chrome_trace("trace.json")  # doctest: +SKIP
+
+`prof.events()` lists plain records (`Event`): every op's forward (`Function.apply`), every
+graph node's backward, every backend kernel or blocked CPU pass (generated pointwise
+programs, GEMMs, the CUDA kernels, the optimizers' multi-tensor updates) and every range
+(`record_function`, `Optimizer.step`), each with its phase: "forward", "backward" (a
+node's backward and everything it runs), "optimizer" (inside `Optimizer.step` or
+`zero_grad`) or "other" (a kernel outside every op and range). Times are host wall
+clock, except for CUDA kernels: their duration is device time, from CUDA events recorded
+around each launch and read only when the region ends (no host synchronisation inside).
+
+`prof.compile_stats()` counts the generated kernels and programs built in the region (a
+NumPy program's compile, an NVRTC build) and their total time; the table ends with it.
+
+Cheap when off: each choke point tests one module attribute (`gpugrad.backend.trace.
+active`). The recording core lives in `gpugrad/backend/trace.py`, which every layer may
+call; this module, above the others, turns its records into events, tables and traces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import functools
+import io
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .backend import trace as _trace
+from .optim.optimizer import Optimizer
+
+__all__ = ["CompileStats", "Event", "KeyAverage", "KeyAverages", "ProfilerActivity",
+           "profile", "record_function"]
+
+
+class ProfilerActivity(enum.Enum):
+    """What a profile records: CPU (ops, ranges and CPU kernels, host time) and CUDA
+    (CUDA kernels timed on the device; without it they are timed on the host)."""
+
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One record of a profile.
+
+    `kind` is "op" (a forward op or a graph node's backward), "kernel" (a backend kernel
+    or blocked pass) or "range" (`record_function`, `Optimizer.step`); `phase` is
+    "forward", "backward", "optimizer" or "other"; `shapes` are the shapes of the array
+    inputs (the cotangents for a backward node) and `dtype` the first one's dtype;
+    `start_us` is measured from the start of the region; `op` is the enclosing op (a
+    kernel's owner, a nested op's parent) or None; `device_time` says that the duration
+    is CUDA device time."""
+
+    kind: str
+    name: str
+    phase: str
+    device: str
+    shapes: tuple
+    dtype: str | None
+    start_us: float
+    duration_us: float
+    op: str | None = None
+    thread: int = 0
+    device_time: bool = False
+
+
+@dataclass(frozen=True)
+class KeyAverage:
+    """Events of one name (and kind and device) aggregated: count and total time."""
+
+    key: str
+    kind: str
+    device: str
+    phases: tuple
+    count: int
+    total_us: float
+    device_time: bool
+    shapes: tuple | None = None
+    ops: tuple = ()  # the ops that ran a kernel
+
+    @property
+    def mean_us(self) -> float:
+        return self.total_us / self.count
+
+    @property
+    def cpu_time_total(self) -> float:
+        """Host-timed total in µs (PyTorch's name); 0 for device-timed kernels."""
+        return 0.0 if self.device_time else self.total_us
+
+    @property
+    def device_time_total(self) -> float:
+        """Device-timed total in µs (PyTorch's name); 0 for host-timed rows."""
+        return self.total_us if self.device_time else 0.0
+
+
+@dataclass(frozen=True)
+class CompileStats:
+    """Generated kernels and programs built in a region: `count` builds of `distinct`
+    kernels taking `total_ms`; `by_compiler` maps "python" (a NumPy program's compile) and
+    "nvrtc" (a CUDA build) to (count, ms); `entries` lists (compiler, name, ms)."""
+
+    count: int = 0
+    distinct: int = 0
+    total_ms: float = 0.0
+    by_compiler: dict = field(default_factory=dict)
+    entries: tuple = ()
+
+    def summary(self) -> str:
+        """One line for the end of a table."""
+        if not self.count:
+            return "Compiled in this region: nothing (every kernel and program was cached)"
+        parts = ", ".join(f"{k}: {n} in {ms:.1f} ms" for k, (n, ms) in
+                          sorted(self.by_compiler.items()))
+        return (f"Compiled in this region: {self.count} kernels/programs ({self.distinct} "
+                f"distinct) in {self.total_ms:.1f} ms ({parts})")
+
+
+# sort_by spellings: ours and PyTorch's (all of PyTorch's totals sort by the total here)
+_SORT = {"duration": "total", "total": "total", "cpu_time_total": "total",
+         "cuda_time_total": "total", "device_time_total": "total",
+         "self_cpu_time_total": "total", "self_cuda_time_total": "total",
+         "self_device_time_total": "total", "mean": "mean", "cpu_time": "mean",
+         "cuda_time": "mean", "device_time": "mean", "count": "count", "name": "name"}
+
+
+class KeyAverages(list):
+    """The rows of `profile.key_averages()` (a list of `KeyAverage`), with `table`."""
+
+    def __init__(self, rows: Iterable[KeyAverage], region_us: float,
+                 compiles: CompileStats) -> None:
+        super().__init__(rows)
+        self.region_us = region_us
+        self.compiles = compiles
+
+    def table(self, sort_by: str | None = "duration", row_limit: int = 100,
+              **_ignored) -> str:
+        """A rich table (as text): per row the calls, total and mean time and the share of
+        the region's wall time, sorted by `sort_by` ("duration"/"total", "mean", "count",
+        "name", or PyTorch's "cpu_time_total", "cuda_time_total", ...), at most
+        `row_limit` rows (a negative limit: all), then the compile cost."""
+        from rich.console import Console
+        from rich.table import Table
+
+        key = _SORT.get(sort_by or "duration")
+        if key is None:
+            raise ValueError(f"table: unknown sort_by {sort_by!r}; expected one of "
+                             f"{', '.join(sorted(_SORT))}")
+        rows = sorted(self, key={"total": lambda r: -r.total_us,
+                                 "mean": lambda r: -r.mean_us,
+                                 "count": lambda r: -r.count,
+                                 "name": lambda r: r.key}[key])
+        if row_limit is not None and row_limit >= 0:
+            rows = rows[:row_limit]
+        table = Table(title="gpugrad profile")
+        for header in ("Name", "Kind", "Phase", "Device", "Calls", "Total", "Mean",
+                       "% of region"):
+            table.add_column(header, justify="left" if header in ("Name", "Kind", "Phase",
+                                                                  "Device") else "right")
+        for r in rows:
+            share = 100 * r.total_us / self.region_us if self.region_us else 0.0
+            table.add_row(_label(r),
+                          r.kind + (" (device)" if r.device_time else ""), ",".join(r.phases),
+                          r.device, str(r.count), _fmt_us(r.total_us), _fmt_us(r.mean_us),
+                          f"{share:.1f}")
+        out = io.StringIO()
+        Console(file=out, width=160, color_system=None).print(table)
+        return out.getvalue() + self.compiles.summary() + "\n"
+
+
+class profile:
+    """Record the ops, kernels and ranges run in a region: `with profile() as prof:` (or
+    `prof.start()` ... `prof.stop()`), then read `prof.events()`, `prof.table()`,
+    `prof.key_averages()`, `prof.compile_stats()` or `prof.export_chrome_trace(path)`.
+
+    PyTorch's keywords are taken: `activities` (default: CPU and CUDA), `enabled`, and
+    `on_trace_ready` (called with the profile when it stops) are honoured; shapes are
+    always recorded, and `record_shapes`, `profile_memory`, `with_stack`, `with_flops`
+    and `with_modules` are accepted and ignored. `schedule` is not supported. One
+    profile records at a time; events of ops run by other threads meanwhile are recorded
+    with their thread.
+    """
+
+    def __init__(self, *, activities: Iterable[ProfilerActivity] | None = None,
+                 schedule=None, on_trace_ready: Callable | None = None,
+                 record_shapes: bool = False, profile_memory: bool = False,
+                 with_stack: bool = False, with_flops: bool = False,
+                 with_modules: bool = False, enabled: bool = True) -> None:
+        if schedule is not None:
+            raise NotImplementedError("profile: schedule is not supported; profile the steps "
+                                      "you want with one region each")
+        acts = set(ProfilerActivity) if activities is None else set(activities)
+        for a in acts:
+            if not isinstance(a, ProfilerActivity):
+                raise TypeError(f"profile: activities must be ProfilerActivity values, got "
+                                f"{a!r}")
+        self.activities = frozenset(acts)
+        self.enabled = bool(enabled)
+        self.on_trace_ready = on_trace_ready
+        self._recorder: _trace.Recorder | None = None
+        self._events: tuple | None = None
+        self._compiles = CompileStats()
+        self._region_us = 0.0
+
+    # -- the region ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Begin recording."""
+        if self._recorder is not None or self._events is not None:
+            raise RuntimeError("profile: this profile has already recorded; make a new one")
+        rec = _trace.Recorder(host=ProfilerActivity.CPU in self.activities,
+                              device_time=ProfilerActivity.CUDA in self.activities)
+        if self.enabled:
+            _trace.start(rec)  # raises while another profile records
+            _optimizer_ranges(True)
+        self._recorder = rec
+
+    def stop(self) -> None:
+        """End recording (reads the CUDA timing events: the one wait for the device)."""
+        rec = self._recorder
+        if rec is None:
+            raise RuntimeError("profile: stop() without start()" if self._events is None
+                               else "profile: already stopped")
+        if self.enabled:
+            _optimizer_ranges(False)
+            _trace.stop(rec)
+        else:
+            rec.finish()
+        self._events = _events(rec)
+        self._compiles = _compile_stats(rec.compiles)
+        self._region_us = (rec.t1 - rec.t0) / 1000
+        self._recorder = None  # the raw records and device events are released
+        if self.on_trace_ready is not None:
+            self.on_trace_ready(self)
+
+    def __enter__(self) -> profile:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- results ---------------------------------------------------------------------------
+    def _done(self) -> tuple:
+        if self._events is None:
+            raise RuntimeError("profile: results are available once the region has ended")
+        return self._events
+
+    def events(self) -> list[Event]:
+        """The recorded events (plain, frozen records) in order of their start."""
+        return list(self._done())
+
+    def key_averages(self, group_by_input_shape: bool = False) -> KeyAverages:
+        """Events aggregated by (name, kind, device), and by input shapes when
+        `group_by_input_shape`; `.table(sort_by=..., row_limit=...)` prints them."""
+        groups: dict = {}
+        for e in self._done():
+            key = (e.name, e.kind, e.device, e.device_time,
+                   e.shapes if group_by_input_shape else None)
+            groups.setdefault(key, []).append(e)
+        rows = []
+        for (name, kind, device, dev_time, shapes), evs in groups.items():
+            phases = tuple(dict.fromkeys(e.phase for e in evs))
+            owners = tuple(dict.fromkeys(e.op for e in evs if e.op is not None))
+            rows.append(KeyAverage(name, kind, device, phases, len(evs),
+                                   sum(e.duration_us for e in evs), dev_time, shapes,
+                                   owners if kind == "kernel" else ()))
+        return KeyAverages(rows, self._region_us, self._compiles)
+
+    def table(self, sort_by: str = "duration", row_limit: int = 100) -> str:
+        """`key_averages().table(sort_by, row_limit)`: a rich table as text, with the
+        compile cost under it."""
+        return self.key_averages().table(sort_by=sort_by, row_limit=row_limit)
+
+    def compile_stats(self) -> CompileStats:
+        """The generated kernels and programs built in the region and their build time."""
+        self._done()
+        return self._compiles
+
+    def export_chrome_trace(self, path: str | os.PathLike) -> None:
+        """Write the events as Chrome trace-event JSON ("X" complete events, µs), which
+        Perfetto (ui.perfetto.dev) and chrome://tracing open: host events on one track per
+        thread, device-timed kernels on one track per device."""
+        with open(path, "w") as f:
+            json.dump(self.chrome_trace(), f)
+
+    def chrome_trace(self) -> dict:
+        """The trace `export_chrome_trace` writes, as a dict."""
+        pids = {"host": 0}
+        out = []
+        threads = set()
+        for e in self._done():
+            track = e.device if e.device_time else "host"
+            pid = pids.setdefault(track, len(pids))
+            tid = 0 if e.device_time else e.thread
+            threads.add((pid, tid))
+            out.append({"name": e.name, "cat": e.kind, "ph": "X", "ts": e.start_us,
+                        "dur": e.duration_us, "pid": pid, "tid": tid,
+                        "args": {"shapes": [list(s) for s in e.shapes], "dtype": e.dtype,
+                                 "phase": e.phase, "device": e.device, "op": e.op}})
+        for track, pid in pids.items():
+            out.append({"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
+                        "args": {"name": "host (CPU)" if track == "host" else track}})
+        for pid, tid in sorted(threads):
+            name = (f"thread {tid}" if pid == 0 else "stream")
+            out.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid,
+                        "args": {"name": name}})
+        return {"traceEvents": out, "displayTimeUnit": "ms"}
+
+
+class record_function(contextlib.ContextDecorator):
+    """A named range (`with record_function("data"):` or as a decorator) recorded as an
+    event of kind "range" while a profile runs; nothing otherwise."""
+
+    def __init__(self, name: str, args: str | None = None) -> None:
+        self.name = name
+        self._open: list = []  # (recorder, token) per entry (a decorator may re-enter)
+
+    def __enter__(self) -> record_function:
+        rec = _trace.active
+        self._open.append((rec, rec.push_range(self.name) if rec is not None else None))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        rec, token = self._open.pop()
+        if rec is not None:
+            rec.pop_range(token)
+
+
+# -- Optimizer.step and zero_grad as ranges of the optimizer phase ---------------------------
+# As PyTorch wraps Optimizer.step for its profiler, the step and zero_grad of every optimizer
+# class are wrapped while a profile runs (and only then: nothing is left when it stops).
+_wrapped: dict = {}
+_wrap_lock = threading.Lock()
+
+
+def _optimizer_ranges(on: bool) -> None:
+    with _wrap_lock:
+        if not on:
+            for (cls, attr), fn in _wrapped.items():
+                setattr(cls, attr, fn)
+            _wrapped.clear()
+            return
+        stack = [Optimizer]
+        while stack:
+            cls = stack.pop()
+            stack.extend(cls.__subclasses__())
+            for attr in ("step", "zero_grad"):
+                fn = cls.__dict__.get(attr)
+                if fn is not None and (cls, attr) not in _wrapped:
+                    _wrapped[(cls, attr)] = fn
+                    setattr(cls, attr, _optimizer_range(fn, attr))
+
+
+def _optimizer_range(fn, attr: str):
+    @functools.wraps(fn)
+    def method(self, *args, **kwargs):
+        rec = _trace.active
+        if rec is None or rec.current_phase() == "optimizer":  # super().step() inside
+            return fn(self, *args, **kwargs)
+        token = rec.push_range(f"Optimizer.{attr}#{type(self).__name__}.{attr}", "optimizer")
+        try:
+            return fn(self, *args, **kwargs)
+        finally:
+            rec.pop_range(token)
+
+    return method
+
+
+# -- turning records into events ------------------------------------------------------------
+def _events(rec: _trace.Recorder) -> tuple:
+    t0 = rec.t0
+    threads = {threading.main_thread().ident: 0}
+    devices: dict = {None: "cpu"}
+    dtypes: dict = {None: None}
+    out = []
+    for kind, name, phase, backend, shapes, dtype, s, e, owner, tid, dev in rec.resolved:
+        if dev is not None:
+            start, dur = dev[0] - t0 / 1000, dev[1]
+        else:
+            start, dur = (s - t0) / 1000, (e - s) / 1000
+        device = devices.get(backend)
+        if device is None:
+            device = devices[backend] = str(backend.device)
+        if dtype not in dtypes:
+            dtypes[dtype] = str(dtype).removeprefix("gpugrad.")
+        out.append(Event(kind, name, phase, device, shapes, dtypes[dtype], start, dur, owner,
+                         threads.setdefault(tid, len(threads)), dev is not None))
+    out.sort(key=lambda ev: ev.start_us)
+    return tuple(out)
+
+
+def _compile_stats(compiles: list) -> CompileStats:
+    by: dict = {}
+    for what, _, ns in compiles:
+        n, ms = by.get(what, (0, 0.0))
+        by[what] = (n + 1, ms + ns / 1e6)
+    return CompileStats(len(compiles), len({name for _, name, _ in compiles}),
+                        sum(ns for _, _, ns in compiles) / 1e6, by,
+                        tuple((what, name, ns / 1e6) for what, name, ns in compiles))
+
+
+def _label(row: KeyAverage) -> str:
+    """A row's name in the table: a kernel's owning ops follow (a generated kernel's name
+    is its program's hash), then the shapes when grouped by them."""
+    label = row.key
+    if row.ops:
+        label += f" ({', '.join(row.ops[:2])}{', …' if len(row.ops) > 2 else ''})"
+    if row.shapes:
+        label += f" {list(map(list, row.shapes))}"
+    return label
+
+
+def _fmt_us(us: float) -> str:
+    if us >= 1e6:
+        return f"{us / 1e6:.2f} s"
+    if us >= 1e3:
+        return f"{us / 1e3:.2f} ms"
+    return f"{us:.1f} µs"
