@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -62,6 +63,30 @@ def time_isolated(module: str, function: str, *args) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def cpu_model() -> str:
+    """The CPU's model name (as `lscpu` shows it), else the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware_caption(env: dict) -> str:
+    """The line naming the machine under a result table: CPU model, core count, BLAS
+    kernel (OpenBLAS's architecture) and a forced OPENBLAS_CORETYPE, if any."""
+    parts = [f"CPU: {env.get('cpu_model') or env.get('machine')}"
+             + (f" x{env['cpu_count']}" if env.get("cpu_count") else "")]
+    if env.get("blas"):
+        parts.append("BLAS: " + "; ".join(env["blas"]))
+    if env.get("openblas_coretype"):
+        parts.append(f"OPENBLAS_CORETYPE={env['openblas_coretype']}")
+    return " · ".join(parts)
+
+
 def environment(device: str) -> dict:
     """Versions, device, date and commit to store beside every result."""
     import numpy
@@ -70,6 +95,8 @@ def environment(device: str) -> dict:
 
     info = {"date": datetime.date.today().isoformat(), "device": device,
             "machine": platform.processor() or platform.machine(),
+            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
             "python": platform.python_version(), "numpy": numpy.__version__,
             "gpugrad": gpugrad.__version__}
     try:
@@ -101,7 +128,8 @@ def report(title: str, rows: list[dict], columns: list[tuple[str, str]], env: di
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{title} — {env['device']}, {env['date']}, commit {env['commit']}")
+    table = Table(title=f"{title} — {env['device']}, {env['date']}, commit {env['commit']}",
+                  caption=hardware_caption(env))
     for key, header in columns:
         table.add_column(header, justify="right" if key != "name" else "left")
     for row in rows:

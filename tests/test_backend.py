@@ -137,7 +137,9 @@ def test_normal_cdf_is_accurate_in_both_tails():
     assert got32.dtype == np.float32
     tiny = want > np.finfo(np.float32).tiny
     rel = np.abs(got32[tiny] - want[tiny]) / want[tiny]
-    assert rel.max() < 3e-7  # float32 rounding is 6e-8; 1 + erf(x) would lose the left tail
+    # computed in float32: the fit (1.2e-7) and two float32 exps (~2e-7 each) add up to
+    # about 6e-7, within float32 tolerance (1.3e-6); 1 + erf(x) would lose the left tail
+    assert rel.max() < 1e-6
     assert np.all(got32[~tiny] < 1e-37)
     # float64: exact up to the rounding of −x/√2, which the tail amplifies by about x²
     np.testing.assert_allclose(cpu_backend.normal_cdf(x), 0.5 * erfc(-x / np.sqrt(2)),

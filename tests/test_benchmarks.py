@@ -63,3 +63,25 @@ def test_gpu_session_script_parses_and_refuses_an_unknown_stage(tmp_path):
     res = subprocess.run(["bash", str(script), "nonsense", str(tmp_path)], env=env,
                          capture_output=True, text=True)
     assert res.returncode == 2 and "unknown stage nonsense" in res.stderr
+
+
+def test_environment_names_cpu_model_and_blas_kernel(tmp_path, capsys):
+    from benchmarks.common import environment, hardware_caption, report
+
+    env = environment("cpu")
+    assert env["cpu_model"] and env["cpu_count"] >= 1
+    lscpu = shutil.which("lscpu")
+    if lscpu:
+        shown = subprocess.run([lscpu], capture_output=True, text=True).stdout
+        names = re.findall(r"Model name:\s*(.+)", shown)
+        if names:
+            assert env["cpu_model"] == names[0].strip()
+    caption = hardware_caption(env)
+    assert env["cpu_model"] in caption
+    for blas in env.get("blas", []):
+        assert blas in caption
+    out = tmp_path / "r.json"
+    report("t", [{"name": "w", "gpugrad_ms": 1.0}], [("name", "workload"),
+                                                    ("gpugrad_ms", "ms")], env, str(out))
+    assert env["cpu_model"] in capsys.readouterr().out
+    assert json.loads(out.read_text())["environment"]["cpu_model"] == env["cpu_model"]

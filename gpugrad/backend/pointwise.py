@@ -94,33 +94,92 @@ _ERFC_P = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886
            -1.13520398, 1.48851587, -0.82215223, 0.17087277)
 
 
+def _shifted_coefficients() -> tuple:
+    """P(t) + ln ½ as a polynomial in s = 2t − 1 ∈ (−1, 1] (float32 values): its terms
+    nearly cancel far less than P's in t (Σ|coefficient| 1.5 instead of 6.8), so Horner
+    in float32 keeps Φ within 2e-7 relative; the ln ½ folds Φ = ½·erfc in."""
+    q = [0.0] * len(_ERFC_P)
+    binom = [1.0]  # ((1 + s)/2)^k's coefficients, k = 0, 1, …
+    for c in _ERFC_P:
+        for j, b in enumerate(binom):
+            q[j] += c * b
+        binom = [(a + b) / 2 for a, b in zip([0.0] + binom, binom + [0.0])]
+    q[0] += math.log(0.5)
+    return tuple(np.float32(v) for v in q)
+
+
+_PHI32_Q = _shifted_coefficients()
+_PHI32_CHUNK = 1 << 15  # elements per pass: the 5 float32 arrays (640 KiB) stay in L2
+_F32 = np.float32
+
+
+def _phi32_chunk(x, out, c, a, b, mask) -> None:
+    """out = Φ(x) for a 1-d float32 chunk, in float32 with the scratch arrays c, a, b and
+    the bool array mask (all x's length). With z = x/√2, t = 1/(1 + |z|/2):
+    Φ(−|x|) = t·exp(−x²/2 + P(t) + ln ½), and the exponent's large part −h²/2 (h = x with
+    its low 12 significand bits cleared, so h² is exact) is a separate exp: rounding
+    x²/2 ≈ 100 in float32 would cost 3e-6 relative in the left tail. No masked ufuncs
+    (`where=` runs ~20x slower than arithmetic): Φ(x) = p + [x > 0]·(1 − 2p)."""
+    np.clip(x, -40.0, 40.0, out=c)  # ±inf → ±40, where Φ is already 0 or 1
+    np.bitwise_and(c.view(np.int32), np.int32(-4096), out=a.view(np.int32))  # h
+    np.abs(c, out=out)
+    out *= _F32(0.5 * _SQRT1_2)
+    out += _F32(1)
+    np.reciprocal(out, out=out)  # t
+    np.subtract(c, a, out=b)
+    c += a
+    b *= c
+    b *= _F32(-0.5)  # −(x² − h²)/2, small
+    np.multiply(a, _F32(-0.5), out=c)
+    c *= a
+    np.exp(c, out=c)
+    c *= out  # t·exp(−h²/2)
+    np.multiply(out, _F32(2), out=a)
+    a -= _F32(1)  # s
+    q = _PHI32_Q
+    np.multiply(a, q[-1], out=out)
+    for coef in q[-2:0:-1]:
+        out += coef
+        out *= a
+    out += q[0]
+    out += b
+    np.exp(out, out=out)
+    out *= c  # p = Φ(−|x|)
+    np.greater(x, 0, out=mask)
+    np.multiply(out, _F32(-2), out=c)
+    c += _F32(1)
+    c *= mask
+    out += c
+
+
+def _normal_cdf_f32(x):
+    """Φ of a float32 NumPy array, in float32 chunks that stay in cache."""
+    out = np.empty(x.shape, np.float32)
+    flat_x, flat_o = x.reshape(-1), out.reshape(-1)
+    n = flat_x.size
+    if n == 0:
+        return out
+    m = min(n, _PHI32_CHUNK)
+    c, a, b = (np.empty(m, np.float32) for _ in range(3))
+    mask = np.empty(m, bool)
+    for lo in range(0, n, m):
+        k = min(m, n - lo)
+        _phi32_chunk(flat_x[lo:lo + k], flat_o[lo:lo + k], c[:k], a[:k], b[:k], mask[:k])
+    return out
+
+
 def normal_cdf(xp, x):
     """Φ(x) = ½·erfc(−x/√2), accurate in relative terms in both tails. float64: SciPy's
-    erfc (else math.erfc per element); float32: erfc by Numerical Recipes' Chebyshev fit
-    (relative error < 1.2e-7 everywhere) evaluated in float64, fast and SciPy-free; on
-    CuPy, cupyx's erfc."""
+    erfc (else math.erfc per element); float32 (and smaller) on NumPy: Numerical Recipes'
+    Chebyshev fit of erfc (relative error < 1.2e-7) evaluated in float32, in cache-sized
+    chunks, with the exponent split so that the left tail keeps float32 precision
+    (relative error < 4e-7 down to the denormals); on CuPy, cupyx's erfc."""
     x = xp.asarray(x)
     if x.dtype == xp.float64 or _is_cupy(xp) or x.dtype.kind == "c":
         return 0.5 * _erfc_exact(xp, x * -_SQRT1_2)
-    z = x.astype(xp.float64)
-    z *= -_SQRT1_2
-    a = xp.abs(z)
-    t = a * 0.5
-    t += 1.0
-    xp.reciprocal(t, out=t)
-    p = t * _ERFC_P[9]
-    for c in _ERFC_P[8:0:-1]:
-        p += c
-        p *= t
-    p += _ERFC_P[0]
-    a *= a
-    p -= a
-    xp.exp(p, out=p)
-    p *= t  # erfc(|z|)
-    xp.subtract(2.0, p, out=a)
-    xp.copyto(p, a, where=z < 0)  # erfc(z) = 2 − erfc(−z)
-    p *= 0.5
-    return p.astype(x.dtype)
+    if x.dtype == np.float32:
+        return _normal_cdf_f32(x)
+    return _normal_cdf_f32(x.astype(np.float32)).astype(x.dtype)
 
 
 def _rsqrt(xp, x):

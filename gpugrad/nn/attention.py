@@ -183,25 +183,37 @@ class MultiheadAttention(Module):
             if t.shape[-1] != dim:
                 raise ShapeError(f"{name}: {what} of shape {tuple(t.shape)} does not match the "
                                  f"expected embedding size {dim}")
+        same = query is key and key is value  # self-attention: one projection GEMM
+        # batch-first inputs stay (N, ·, E) through the projections (contiguous rows for
+        # one GEMM each, no transposed copies); the others are (·, N, E)
+        bf = self.batch_first and batched
         if not batched:
             query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
             if key_padding_mask is not None:
                 key_padding_mask = key_padding_mask.unsqueeze(0)
-        elif self.batch_first:
-            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
-        L, N, E = query.shape
-        S = key.shape[0]
-        if key.shape[:2] != value.shape[:2] or key.shape[1] != N:
-            raise ShapeError(f"{name}: key {tuple(key.shape)} and value {tuple(value.shape)} "
+        # shapes as (seq, batch, ·), whatever the layout
+        q_sn, k_sn, v_sn = ((t.shape[1], t.shape[0], t.shape[2]) if bf else tuple(t.shape)
+                            for t in (query, key, value))
+        L, N, E = q_sn
+        S = k_sn[0]
+        if k_sn[:2] != v_sn[:2] or k_sn[1] != N:
+            raise ShapeError(f"{name}: key {k_sn} and value {v_sn} "
                              f"must share (S, N) with query's batch {N}")
         h, d = self.num_heads, self.head_dim
-        (wq, wk, wv), (bq, bk, bv) = self._projections()
 
-        def heads(x: Tensor, w: Tensor, b: Tensor | None, n: int) -> Tensor:
-            # (n, N, ·) -> (N, h, n, d)
-            return F.linear(x, w, b).reshape(n, N, h, d).permute(1, 2, 0, 3)
+        def heads(y: Tensor, n: int) -> Tensor:
+            # (N, n, E) or (n, N, E) -> (N, h, n, d)
+            if bf:
+                return y.reshape(N, n, h, d).permute(0, 2, 1, 3)
+            return y.reshape(n, N, h, d).permute(1, 2, 0, 3)
 
-        q, k, v = heads(query, wq, bq, L), heads(key, wk, bk, S), heads(value, wv, bv, S)
+        if same and self._qkv_same_embed_dim:
+            y = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (…, 3E)
+            q, k, v = (heads(t, L) for t in chunk(y, 3, -1))
+        else:
+            (wq, wk, wv), (bq, bk, bv) = self._projections()
+            q, k, v = (heads(F.linear(x, w, b), n) for x, w, b, n in
+                       ((query, wq, bq, L), (key, wk, bk, S), (value, wv, bv, S)))
         scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d))  # (N, h, L, S)
         if attn_mask is None and is_causal:
             attn_mask = ~_causal_mask(L, S, query)
@@ -224,11 +236,12 @@ class MultiheadAttention(Module):
         weights = F.softmax(scores, dim=-1)
         if self.dropout > 0.0 and self.training:
             weights = F.dropout(weights, self.dropout, True)
-        out = (weights @ v).permute(2, 0, 1, 3).reshape(L, N, E)
-        out = self.out_proj(out)
-        if self.batch_first and batched:
-            out = out.transpose(0, 1)
-        elif not batched:
+        out = weights @ v  # (N, h, L, d)
+        if bf:
+            out = self.out_proj(out.permute(0, 2, 1, 3).reshape(N, L, E))
+        else:
+            out = self.out_proj(out.permute(2, 0, 1, 3).reshape(L, N, E))
+        if not batched:
             out = out.squeeze(1)
         if not need_weights:
             return out, None

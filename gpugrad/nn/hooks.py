@@ -67,8 +67,9 @@ def add_hook(module, kind: str, hook, prepend: bool = False, **flags) -> Removab
 
 def has_hooks(module) -> bool:
     """True when `module` has any registered hook."""
-    d = module.__dict__
-    return any(d.get(kind) for kind in HOOK_KINDS)
+    get = module.__dict__.get  # spelled out: this runs on every module call
+    return bool(get("_forward_pre_hooks") or get("_forward_hooks") or get("_backward_hooks")
+                or get("_backward_pre_hooks"))
 
 
 def call_with_hooks(module, args: tuple, kwargs: dict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .._autocast import LOWER, autocast_inputs
 from ..autograd.function import Op
 from ..autograd.grad_mode import _state as _grad_state
@@ -12,14 +14,30 @@ from .broadcast import sum_to
 from .elementwise import conj
 
 
+def _rows(a):
+    """`a` (…, k) as the 2-d (rows, k) array of its flattened leading dims (a view when
+    the layout allows, else a copy); explicit sizes, so that empty shapes reshape too."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+
+
 def _mm(xp, a, b):
     """xp.matmul in the operands' dtype: NumPy's bfloat16 (ml_dtypes) products come out in
-    float32, the accumulation type, and are rounded back as the GPU's are."""
+    float32, the accumulation type, and are rounded back as the GPU's are. An (…, k) @
+    (k, n) product is one GEMM over the flattened rows of `a`: NumPy's batched matmul
+    calls BLAS once per matrix and is about 2x slower for Linear-sized operands."""
     rec = _trace.active
     if rec is not None and rec.wants_kernel():  # a GEMM, on the enclosing op's device
         return rec.kernel("matmul", None, (a, b), _mm, xp, a, b)
-    out = xp.matmul(a, b)
+    if a.ndim > 2 and b.ndim == 2:
+        out = xp.matmul(_rows(a), b).reshape(a.shape[:-1] + b.shape[1:])
+    else:
+        out = xp.matmul(a, b)
     return out if out.dtype == a.dtype else out.astype(a.dtype)
+
+
+def _flat_rows(t: Tensor) -> Tensor:
+    """`_rows` for a Tensor, recorded as a reshape (differentiable)."""
+    return t.reshape(math.prod(t.shape[:-1]), t.shape[-1])
 
 
 def _mT(t: Tensor) -> Tensor:
@@ -49,6 +67,9 @@ class MatMul(Op):
         gb = None
         if need[1]:
             flags = b._data.flags
+            if b.ndim == 2 and a.ndim > 2:
+                # B̄ = Σ_batch Aᵀ Ȳ is one product of the flattened rows: Aᵀ Ȳ over (rows, ·)
+                a, g = _flat_rows(a), _flat_rows(g)
             if a.ndim == 2 and b.ndim == 2 and flags.f_contiguous and not flags.c_contiguous:
                 # B is a transposed view (x @ W.T): form (Ȳᵀ A)ᵀ so that W's gradient comes
                 # out in W's own row-major layout, with no strided copy later.
@@ -66,6 +87,8 @@ def _matmul_vjp_arrays(ctx, g, a, b, need) -> tuple:
     if need[0]:
         ga = _wrap_array(be.sum_to_shape(_mm(xp, g, xp.swapaxes(b, -1, -2)), a.shape), be)
     if need[1]:
+        if b.ndim == 2 and a.ndim > 2:
+            a, g = _rows(a), _rows(g)  # B̄ = Σ_batch Aᵀ Ȳ as one GEMM over the rows
         if a.ndim == 2 and b.ndim == 2 and b.flags.f_contiguous and not b.flags.c_contiguous:
             gb = _mm(xp, g.T, a).T  # B is a transposed view: B̄ in B's own layout
         else:
@@ -93,18 +116,17 @@ class Linear(Op):
     def backward(ctx, g):
         need = ctx.needs_input_grad
         x, w = ctx.saved_input(0), ctx.saved_input(1)
-        n_out, n_in = w.shape
         if _grad_state.enabled:
-            g2 = g.reshape(-1, n_out)
+            g2 = _flat_rows(g)
             gx = g @ w if need[0] else None
-            gw = _mT(g2) @ x.reshape(-1, n_in) if need[1] else None
+            gw = _mT(g2) @ _flat_rows(x) if need[1] else None
             gb = g2.sum(0) if need[2] else None
             return gx, gw, gb
         xp, be = ctx.xp, ctx.backend
         gd = g._data
-        g2 = gd.reshape(-1, n_out)
+        g2 = _rows(gd)
         gx = _wrap_array(_mm(xp, gd, w._data), be) if need[0] else None
-        gw = _wrap_array(_mm(xp, g2.T, x._data.reshape(-1, n_in)), be) if need[1] else None
+        gw = _wrap_array(_mm(xp, g2.T, _rows(x._data)), be) if need[1] else None
         gb = _wrap_array(g2.sum(axis=0), be) if need[2] else None
         return gx, gw, gb
 

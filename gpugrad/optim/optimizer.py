@@ -9,12 +9,14 @@ leaves all parameters and all state as they were.
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from ..autograd import enable_grad
+from ..autograd.function import version_counter
 from ..backend import cpu_backend
 from ..errors import DeviceError, ShapeError
 from ..tensor import Tensor, _wrap_array
@@ -152,33 +154,51 @@ class Optimizer:
             for p in params:
                 self._init_state(group, p)
             self._update_group(group, params, grads, _FoundInf(found_inf, flags))
-            for p in params:
-                p._bump_version()
+            for p in params:  # p._bump_version() without its per-call import
+                version_counter(p).value += 1
         return loss
 
     def _check_groups_before_step(self) -> None:
-        """Every group's hyperparameters, checked before any group is updated."""
-        for gi, group in enumerate(self.param_groups):
+        """Every group's hyperparameters, checked before any group is updated. A group
+        whose entries are the very objects last checked (same keys, each value `is` the
+        one seen, all of immutable types) is not checked again; a scheduler or user that
+        assigns a new value gets it checked at the next step."""
+        groups = self.param_groups
+        checked = self.__dict__.get("_checked_groups")
+        if checked is None or len(checked) != len(groups):
+            checked = self._checked_groups = [None] * len(groups)
+        for gi, group in enumerate(groups):
+            seen = checked[gi]
+            if (seen is not None and seen[0] is group and len(group) == len(seen[2])
+                    and all(map(operator.is_, group.values(), seen[2]))
+                    and tuple(group) == seen[1]):
+                continue
+            checked[gi] = None
             try:
                 self._check_group(group)
             except (TypeError, ValueError) as e:
                 raise type(e)(f"{type(self).__name__}.step: param_groups[{gi}]: {e}") from None
+            if all(type(v) in _IMMUTABLE for k, v in group.items() if k != "params"):
+                checked[gi] = (group, tuple(group), tuple(group.values()))
 
     def _collect(self, gi: int, group: dict) -> tuple[list, list]:
         """The parameters of a group that have gradients, and those gradients, after
         checking that they and the existing state fit the parameters."""
         name = type(self).__name__
         params, grads = [], []
+        state, keys = self.state, self._param_state_keys
         for i, p in enumerate(group["params"]):
             g = p.grad
             if g is None:
                 continue
-            where = f"{name}.step: parameter {i} of group {gi}"
-            _check_like(g, p, f"{where}: gradient")
-            _check_writable(p, where)
-            for key in self._param_state_keys:
-                value = self.state.get(p, {}).get(key)
-                if value is not None:
+            if not _fits(g, p):  # the message (and the full checks) only when something is off
+                where = f"{name}.step: parameter {i} of group {gi}"
+                _check_like(g, p, f"{where}: gradient")
+                _check_writable(p, where)
+            for key in keys:
+                value = state[p].get(key) if p in state else None
+                if value is not None and not _fits(value, p):
+                    where = f"{name}.step: parameter {i} of group {gi}"
                     _check_like(value, p, f"{where}: state {key!r}")
                     _check_writable(value, f"{where}: state {key!r}")
             params.append(p)
@@ -357,6 +377,22 @@ def _capturing(backend) -> bool:
 def _as_index(key):
     """A state key as an int when it is a digit string (e.g. after a JSON round trip)."""
     return int(key) if isinstance(key, str) and key.isdigit() else key
+
+
+_IMMUTABLE = frozenset({int, float, bool, str, tuple, type(None), np.float64, np.float32,
+                        np.int64, np.bool_})
+
+
+def _fits(t, p: Tensor) -> bool:
+    """The fast form of `_check_like` and `_check_writable` (of t and p) together: True
+    when they would pass (same array shape, dtype and backend, both writable arrays)."""
+    if not isinstance(t, Tensor):
+        return False
+    a, b = t._data, p._data
+    if t._backend is not p._backend or a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    fa, fb = getattr(a, "flags", None), getattr(b, "flags", None)
+    return (fa is None or fa.writeable) and (fb is None or fb.writeable)
 
 
 def _check_like(t, p: Tensor, what: str) -> None:
