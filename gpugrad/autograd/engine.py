@@ -73,13 +73,23 @@ def _accumulate(a, b):
 
 def _check_grad(node, i: int, g, meta):
     """Cast a returned gradient to its input's dtype (the real part of a complex gradient
-    for a real input) and verify its shape."""
+    for a real input) and verify its shape; a node with `broadcast_grads` may return it in
+    a shape that its input's broadcasts to, which is summed down here (differentiably,
+    under create_graph)."""
     shape, dtype = meta
     if not isinstance(g, Tensor):
         raise TypeError(f"{node.name()}.backward returned {type(g).__name__} for input {i}; "
                         "expected a Tensor or None")
     if g._data.shape != shape:
-        if g._data.size == 1 and len(shape) == 0:
+        reduced = None
+        if node.broadcast_grads:
+            try:
+                reduced = g.sum_to_size(shape)
+            except RuntimeError:  # not a broadcast of the input's shape
+                pass
+        if reduced is not None:
+            g = reduced
+        elif g._data.size == 1 and len(shape) == 0:
             g = g.reshape(())
         else:
             raise RuntimeError(

@@ -63,6 +63,9 @@ class Function:
     _hooks = None
     _non_diff = None
     materialize_grads = True
+    # True where backward may return a gradient in the broadcast (output) shape of an
+    # input: the engine then sums it down to the input's shape (Tensor.sum_to_size)
+    broadcast_grads = False
 
     @staticmethod
     def forward(ctx, *args, **kwargs):

@@ -12,8 +12,9 @@ choice (relu's subgradient at 0, ties, NaN propagation). Everything else is deri
   backward differentiates the VJP expression and never needs a hand-written derivative.
 
 Complex operands follow PyTorch's convention (x̄ = ȳ·conj(∂y/∂x) for holomorphic
-primitives), applied centrally by the differentiation; broadcasting is undone by one
-`sum_to` per input.
+primitives), applied centrally by the differentiation; a VJP is a pure pointwise
+expression: its result has the output's (broadcast) shape and the engine sums it down to
+each input's shape (`Pointwise.broadcast_grads`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from ..backend import expr as E
 from ..backend.pointwise import Program
 from ..tensor import _wrap_array
 from ._util import broadcast_error
-from .reduce import sum_to
 
 __all__ = ["Row", "Pointwise", "X", "Y", "G", "P"]
 
@@ -218,15 +218,11 @@ class _Plan:
         meta = ctx._input_meta
         if len(gs) == 1 and len(meta) == 2:  # add, sub: ȳ itself for each needed operand
             g = gs[0]
-            shape = g._data.shape
             m0, m1 = meta
-            return (None if m0 is None else g if m0[0] == shape else sum_to(g, m0[0]),
-                    None if m1 is None else g if m1[0] == shape else sum_to(g, m1[0]))
+            return (None if m0 is None else g, None if m1 is None else g)
         result = [None] * len(meta)
         for i, (_, k) in zip(self.targets, self.outs):
-            g = gs[k]
-            shape = meta[i][0]
-            result[i] = g if g._data.shape == shape else sum_to(g, shape)
+            result[i] = gs[k]
         return tuple(result)
 
     def _run_unary(self, ctx, gs, kept) -> tuple:
@@ -241,10 +237,7 @@ class _Plan:
             else:
                 arrays.append(kept[k])
         backend = ctx._backend
-        out = backend.pointwise(self.program, arrays, ctx.params)
-        shape = ctx._input_meta[0][0]
-        r = _wrap_array(out, backend)
-        return (r if out.shape == shape else sum_to(r, shape),)
+        return (_wrap_array(backend.pointwise(self.program, arrays, ctx.params), backend),)
 
     def _run_ufunc(self, ctx, gs, kept) -> tuple:
         args = []
@@ -262,14 +255,10 @@ class _Plan:
         fn = getattr(backend.xp, self.ufunc)
         out = backend.unary(fn, args[0]) if len(args) == 1 else backend.binary(fn, *args)
         r = _wrap_array(out, backend)
-        i = self.targets[0]
-        shape = ctx._input_meta[i][0]
-        if out.shape != shape:
-            r = sum_to(r, shape)
         if len(ctx._input_meta) == 1:
             return (r,)
         result = [None] * len(ctx._input_meta)
-        result[i] = r
+        result[self.targets[0]] = r
         return tuple(result)
 
     def _run_array_vjp(self, ctx, gs, kept) -> tuple:
@@ -294,9 +283,7 @@ class _Plan:
                 computed = (computed,)
         result = [None] * len(meta)
         for i, (kind, k) in zip(self.targets, self.outs):
-            r = gs[k] if kind == "g" else _wrap_array(computed[k], backend)
-            shape = meta[i][0]
-            result[i] = r if r._data.shape == shape else sum_to(r, shape)
+            result[i] = gs[k] if kind == "g" else _wrap_array(computed[k], backend)
         for i in self.zeros:  # no dependence: a zero gradient, as in PyTorch
             result[i] = _zeros_like_input(ctx, i)
         return tuple(result)
@@ -304,11 +291,12 @@ class _Plan:
 
 class Pointwise(Op):
     """y = row(x0, x1, ...; params) elementwise, with broadcasting; x̄ᵢ = sum_to(VJP row),
-    the row's hand-written or derived VJP (see the module docstring). Each row runs through
-    its own subclass (`Row.op`, `Row.apply`); `Pointwise.apply(*operands, row=row,
-    params=...)` runs any row as well."""
+    the row's hand-written or derived VJP (see the module docstring), summed to xᵢ's shape
+    by the engine. Each row runs through its own subclass (`Row.op`, `Row.apply`);
+    `Pointwise.apply(*operands, row=row, params=...)` runs any row as well."""
 
     row: Row  # the row of a row's subclass
+    broadcast_grads = True  # the VJP rows give x̄ᵢ in the output's shape
 
     @staticmethod
     def forward(ctx, *arrays, row=None, params=()):
@@ -392,7 +380,7 @@ class Pointwise(Op):
             if type(res) is not tuple:
                 res = (res,)
             for i, r in zip(targets, res):
-                result[i] = sum_to(r, ctx.input_shape(i))
+                result[i] = r
         for i, n in enumerate(need):
             if n and result[i] is None:
                 result[i] = _zeros_like_input(ctx, i)
