@@ -80,6 +80,7 @@ class Row:
         self.program_keep = Program(self.program.inputs, self.outputs + self.keep,
                                     self.params) if keep else None
         self._backward: dict = {}
+        self._fuse: dict = {}
         self._plans: dict = {}
         every = (True,) * n_in
         srcs = self._grad_exprs(every, False)[1] + self._grad_exprs(every, True)[1]
@@ -123,6 +124,14 @@ class Row:
         srcs += [("g", k) for k in range(len(self.outputs)) if f"g{k}" in names]
         srcs += [("k", j) for j in range(len(self.keep)) if f"k{j}" in names]
         return exprs, srcs
+
+    def fuse_info(self, need: tuple, cplx: bool, kept: bool):
+        """`_grad_exprs` cached per case, for composing a fused backward region."""
+        key = (need, cplx, kept)
+        hit = self._fuse.get(key)
+        if hit is None:
+            hit = self._fuse[key] = self._grad_exprs(need, cplx, kept)
+        return hit
 
     def backward_row(self, need: tuple, cplx: bool, kept: bool = False):
         """(the Row computing the needed operands' cotangents, its sources, the operand
@@ -386,6 +395,19 @@ class Pointwise(Op):
                 result[i] = _zeros_like_input(ctx, i)
         return tuple(result)
 
+    fusable = "pointwise"  # connected rows' backward runs as one region (engine.py)
+
+    @classmethod
+    def fused_backward(cls, region, grads):
+        """A region of rows' backward (see `FusedRegion` in autograd/engine.py) as one
+        program: the rows' VJP expressions composed (each intermediate cotangent
+        substituted into its producer's VJP), contributions to one input of the region's
+        shape summed in the program, run by one `backend.pointwise` call (one kernel on
+        CUDA, one blocked pass on the CPU). Returns one gradient per edge of the region
+        (None on an edge whose contribution another edge carries), or None where the
+        region cannot run fused (the engine then runs its nodes one by one)."""
+        return _fused_backward(region, grads)
+
     kept = None  # values of the row's `keep` expressions, where forward kept them
     params = ()  # the row's scalar parameters
 
@@ -408,3 +430,215 @@ _NEED1 = (True,)
 _REAL_OF_COMPLEX = ("abs", "real")  # primitives with a real value for a complex operand
 _UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide",
            "neg": "negative"}
+
+
+# --- fused backward of a region of rows (Pointwise.fused_backward) ------------------------
+# Counts of fused backward runs (regions and the nodes they held), read by tests and
+# profiling: a fused region is one `backend.pointwise` call instead of one per node.
+FUSION_STATS = {"regions": 0, "nodes": 0}
+_FUSED: dict = {}  # structural key -> _FusedPlan (or None: this structure runs unfused)
+_FUSED_MAX = 2048  # cached plans kept at most (the cache is cleared when full)
+_PROGRAM_MAX_NODES = 1500  # a larger composed program runs unfused
+
+
+class _FusedPlan:
+    """A composed region backward: `program` over the source slots `ins` (slot 0: the
+    region's cotangent; then saved operands, outputs, kept values and numbers, each array
+    once), and per edge of the region where its gradient comes from: ("p", k) program
+    output k, ("a", slot) a source passed through, or None (summed into another edge)."""
+
+    __slots__ = ("program", "ins", "outs")
+
+    def __init__(self, program, ins: tuple, outs: tuple) -> None:
+        self.program, self.ins, self.outs = program, ins, outs
+
+
+def _fused_backward(region, grads):
+    nodes = region.nodes
+    root = nodes[0]
+    g = grads[0]
+    gdata = g._data
+    shape, dtype = root._output_meta[0]
+    if gdata.dtype != dtype or gdata.shape != shape:
+        return None
+    backend = root._backend
+    recompute = not backend.keeps_intermediates
+    arrays = [gdata]
+    ids = {id(gdata): 0}
+    made = {}  # (id(node), output nr) or id(leaf) -> slot of its array: for recomputation
+    spec = []
+    params = []
+    for n in nodes:
+        row = n.row
+        need = tuple([e is not None for e in n._edges])
+        cplx = dtype.kind == "c"
+        if not cplx and row.real_from_complex:
+            for m in n._input_meta:
+                if m is not None and m[1].kind == "c":
+                    cplx = True
+        kept = n.kept
+        srcs = row.fuse_info(need, cplx, kept is not None)[1]
+        slots = []
+        for kind, i in srcs:
+            if kind == "g":
+                slots.append(-1)
+                continue
+            if kind == "x":
+                t = n.saved_input(i)
+                if t is None:
+                    a = n.scalars[i]  # a number operand
+                else:
+                    a = t._data
+                    if recompute:
+                        fn = t.grad_fn
+                        made[id(t) if fn is None else (id(fn), t._output_nr)] = \
+                            ids.get(id(a), len(arrays))
+            elif kind == "y":
+                a = n.saved_output_array()
+                if recompute:
+                    made[(id(n), 0)] = ids.get(id(a), len(arrays))
+            else:
+                a = kept[i]
+            s = ids.get(id(a))
+            if s is None:
+                s = ids[id(a)] = len(arrays)
+                arrays.append(a)
+            slots.append(s)
+        spec.append((row, need, cplx, kept is not None, tuple(slots)))
+        if n.params:
+            params.extend(n.params)
+    operands = ()
+    if recompute:  # where each node's operands and output can be read, if anywhere
+        operands = tuple((tuple(-1 if e is None else made.get(
+            id(e[0]) if e[1] < 0 else (id(e[0]), e[1]), -1) for e in n._edges),
+            made.get((id(n), 0), -1)) for n in nodes)
+    # contributions to one input (of the region's shape and dtype) are summed in the program
+    first: dict = {}
+    groups = []
+    for p, (e, m) in enumerate(zip(region._edges, region._input_meta)):
+        if m[0] == shape and m[1] == dtype:
+            groups.append(first.setdefault((id(e[0]), e[1]), p))
+        else:
+            groups.append(p)
+    key = (tuple(spec), tuple(region.links), tuple(groups), operands, len(arrays))
+    plan = _FUSED.get(key, False)
+    if plan is False:
+        if len(_FUSED) >= _FUSED_MAX:
+            _FUSED.clear()
+        plan = _FUSED[key] = _compose(spec, region.links, region.outer, groups, operands,
+                                      len(arrays))
+    if plan is None:
+        return None
+    ins = [arrays[s] for s in plan.ins]
+    if plan.ins and plan.ins[0] == 0 and gdata.ndim and gdata.size > 1 and not any(gdata.strides):
+        ins[0] = gdata[(slice(0, 1),) * gdata.ndim]  # a broadcast cotangent: read one value
+    out = ()
+    if plan.program is not None:
+        out = backend.pointwise(plan.program, ins, tuple(params))
+        if type(out) is not tuple:
+            out = (out,)
+    result = []
+    for src in plan.outs:
+        if src is None:
+            result.append(None)
+            continue
+        kind, k = src
+        if kind == "p":
+            o = out[k]
+            if o.shape != shape:  # every operand read was smaller than the region
+                o = backend.xp.ascontiguousarray(backend.xp.broadcast_to(o, shape))
+        else:  # the cotangent passed through (the engine copies what may be aliased)
+            o = arrays[k] if k == 0 else arrays[k].copy()
+        result.append(_wrap_array(o, backend))
+    FUSION_STATS["regions"] += 1
+    FUSION_STATS["nodes"] += len(nodes)
+    return tuple(result)
+
+
+def _compose(spec, links, outer, groups, operands, n_slots):
+    """The `_FusedPlan` of a region's structure (None where it cannot be fused): each
+    node's VJP expressions with its cotangent, sources and parameters substituted.
+
+    With `operands` (backends that stream rather than keep intermediates), a forward value
+    that the VJPs read is recomputed from the region's operands where every array that
+    takes is read by the region anyway: on a GPU one more read costs more than the
+    arithmetic (the activation chain's backward then reads x only)."""
+    a = [E.var(f"a{s}") for s in range(n_slots)]
+    cot = {0: a[0]}
+    child = {link: k for k, link in enumerate(links) if link is not None}
+    per_edge = {}
+    pnames = []
+    for k, (row, need, cplx, kept, slots) in enumerate(spec):
+        exprs, srcs = row.fuse_info(need, cplx, kept)
+        sub = {}
+        for (kind, i), s in zip(srcs, slots):
+            sub[E.var(f"{kind}{i}")] = cot[k] if kind == "g" else a[s]
+        for name in row.params:
+            sub[E.param(name)] = E.param(f"{name}_{k}")
+            pnames.append(f"{name}_{k}")
+        for i, e in zip([i for i, n in enumerate(need) if n], exprs):
+            if e is None:  # no dependence: a zero gradient, left to the unfused path
+                return None
+            e = E.substitute(e, sub)
+            c = child.get((k, i))
+            if c is not None:
+                cot[c] = e
+            else:
+                per_edge[(k, i)] = e
+    exprs = [per_edge[ki] for ki in outer]
+    if operands:
+        exprs = _recompute(spec, links, child, operands, exprs, a)
+    for p, e in enumerate(exprs):
+        if groups[p] != p:
+            exprs[groups[p]] = E.add(exprs[groups[p]], e)
+    outs, computed = [None] * len(exprs), []
+    for p, e in enumerate(exprs):
+        if groups[p] != p:
+            continue
+        if e.op == "var":
+            outs[p] = ("a", int(e.value[1:]))
+        else:
+            outs[p] = ("p", len(computed))
+            computed.append(e)
+    program, ins = None, ()
+    if computed:
+        used = E.free_vars(computed)
+        ins = tuple(s for s in range(n_slots) if f"a{s}" in used)
+        program = Program(tuple(f"a{s}" for s in ins), tuple(computed), tuple(pnames))
+        if len(program.nodes) > _PROGRAM_MAX_NODES:
+            return None
+    return _FusedPlan(program, ins, tuple(outs))
+
+
+def _recompute(spec, links, child, operands, exprs, a):
+    """`exprs` with forward values recomputed from the operands where that adds no read."""
+    n = len(spec)
+    value = {}
+    for k in reversed(range(n)):  # a node's producers come after it
+        row = spec[k][0]
+        ops, out = operands[k]
+        sub = {}
+        for i in range(row.n_in):
+            c = child.get((k, i))
+            v = value.get(c) if c is not None else None
+            if v is None:
+                s = operands[c][1] if c is not None else ops[i]
+                if s < 0:
+                    break
+                v = a[s]
+            sub[E.var(f"x{i}")] = v
+        else:
+            for name in row.params:
+                sub[E.param(name)] = E.param(f"{name}_{k}")
+            value[k] = E.substitute(row.outputs[0], sub)
+    reads = E.free_vars(exprs)
+    made = {f"a{operands[k][1]}" for k in range(n) if operands[k][1] >= 0}
+    outside = reads - made  # arrays read anyway
+    swap = {}
+    for k, v in value.items():
+        out = operands[k][1]
+        if out >= 0 and f"a{out}" in reads and E.free_vars([v]) <= outside:
+            swap[a[out]] = v
+    if not swap:
+        return exprs
+    return [E.substitute(e, swap) for e in exprs]
