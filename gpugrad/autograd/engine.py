@@ -15,6 +15,7 @@ region's edges to the rest of the graph.
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from .function import Function
@@ -366,20 +367,29 @@ def _fusion_regions(deps: dict, root_nodes, capture_node: dict, run) -> dict | N
     roots = set(root_nodes)
     children: dict = {}
     linked = set()
-    for u in (*deps, *[r for r in root_nodes if r not in deps]):
+    for u in itertools.chain(deps, [r for r in root_nodes if r not in deps]):
         fam = u.fusable
         if fam is None or (run is not None and u not in run):
             continue
         meta = u._output_meta
-        for i, edge in enumerate(u._edges):
-            if edge is None or edge[1] != 0:
+        i = -1
+        for edge in u._edges:
+            i += 1
+            if edge is None or edge[1]:  # a leaf (-1), or another output than the first
                 continue
             v = edge[0]
-            if v.fusable != fam or deps[v] != 1 or v in roots or v._output_meta != meta \
-                    or (v._hooks and any(v._hooks.values())) or (run is not None and v not in run) \
+            if deps.get(v) != 1 or v.fusable is not fam or v in roots:
+                continue
+            vm = v._output_meta
+            if (vm is not meta and vm != meta) or (v._hooks and any(v._hooks.values())) \
+                    or (run is not None and v not in run) \
                     or (capture_node and (id(v), 0) in capture_node):
                 continue
-            children.setdefault(u, []).append((i, v))
+            kids = children.get(u)
+            if kids is None:
+                children[u] = [(i, v)]
+            else:
+                kids.append((i, v))
             linked.add(v)
     if not linked:
         return None

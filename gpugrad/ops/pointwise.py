@@ -428,6 +428,9 @@ _OUT0 = (0,)
 _NEED1 = (True,)
 # Arithmetic primitives and the ufunc computing each (see Row.ufunc).
 _REAL_OF_COMPLEX = ("abs", "real")  # primitives with a real value for a complex operand
+_ARITHMETIC = frozenset({"add", "sub", "mul", "div", "neg", "where", "max", "min", "abs",
+                         "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not", "real",
+                         "conj", "sgn"})
 _UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide",
            "neg": "negative"}
 
@@ -462,22 +465,29 @@ def _fused_backward(region, grads):
     if gdata.dtype != dtype or gdata.shape != shape:
         return None
     backend = root._backend
-    recompute = not backend.keeps_intermediates
     arrays = [gdata]
     ids = {id(gdata): 0}
     made = {}  # (id(node), output nr) or id(leaf) -> slot of its array: for recomputation
     spec = []
     params = []
+    complex_ = dtype.kind == "c"
     for n in nodes:
         row = n.row
-        need = tuple([e is not None for e in n._edges])
-        cplx = dtype.kind == "c"
+        edges = n._edges
+        if len(edges) == 1:
+            need = _NEED1
+        elif len(edges) == 2:
+            need = (edges[0] is not None, edges[1] is not None)
+        else:
+            need = tuple([e is not None for e in edges])
+        cplx = complex_
         if not cplx and row.real_from_complex:
             for m in n._input_meta:
                 if m is not None and m[1].kind == "c":
                     cplx = True
         kept = n.kept
-        srcs = row.fuse_info(need, cplx, kept is not None)[1]
+        info = row._fuse.get((need, cplx, kept is not None))
+        srcs = (info or row.fuse_info(need, cplx, kept is not None))[1]
         slots = []
         for kind, i in srcs:
             if kind == "g":
@@ -489,14 +499,12 @@ def _fused_backward(region, grads):
                     a = n.scalars[i]  # a number operand
                 else:
                     a = t._data
-                    if recompute:
-                        fn = t.grad_fn
-                        made[id(t) if fn is None else (id(fn), t._output_nr)] = \
-                            ids.get(id(a), len(arrays))
+                    fn = t.grad_fn
+                    made[id(t) if fn is None else (id(fn), t._output_nr)] = \
+                        ids.get(id(a), len(arrays))
             elif kind == "y":
                 a = n.saved_output_array()
-                if recompute:
-                    made[(id(n), 0)] = ids.get(id(a), len(arrays))
+                made[(id(n), 0)] = ids.get(id(a), len(arrays))
             else:
                 a = kept[i]
             s = ids.get(id(a))
@@ -507,11 +515,10 @@ def _fused_backward(region, grads):
         spec.append((row, need, cplx, kept is not None, tuple(slots)))
         if n.params:
             params.extend(n.params)
-    operands = ()
-    if recompute:  # where each node's operands and output can be read, if anywhere
-        operands = tuple((tuple(-1 if e is None else made.get(
-            id(e[0]) if e[1] < 0 else (id(e[0]), e[1]), -1) for e in n._edges),
-            made.get((id(n), 0), -1)) for n in nodes)
+    # where each node's operands and output can be read, if anywhere (for recomputation)
+    operands = tuple((tuple(-1 if e is None else made.get(
+        id(e[0]) if e[1] < 0 else (id(e[0]), e[1]), -1) for e in n._edges),
+        made.get((id(n), 0), -1)) for n in nodes)
     # contributions to one input (of the region's shape and dtype) are summed in the program
     first: dict = {}
     groups = []
@@ -520,13 +527,14 @@ def _fused_backward(region, grads):
             groups.append(first.setdefault((id(e[0]), e[1]), p))
         else:
             groups.append(p)
-    key = (tuple(spec), tuple(region.links), tuple(groups), operands, len(arrays))
+    keeps = backend.keeps_intermediates
+    key = (tuple(spec), tuple(region.links), tuple(groups), operands, len(arrays), keeps)
     plan = _FUSED.get(key, False)
     if plan is False:
         if len(_FUSED) >= _FUSED_MAX:
             _FUSED.clear()
         plan = _FUSED[key] = _compose(spec, region.links, region.outer, groups, operands,
-                                      len(arrays))
+                                      len(arrays), keeps)
     if plan is None:
         return None
     ins = [arrays[s] for s in plan.ins]
@@ -555,14 +563,17 @@ def _fused_backward(region, grads):
     return tuple(result)
 
 
-def _compose(spec, links, outer, groups, operands, n_slots):
+def _compose(spec, links, outer, groups, operands, n_slots, keeps):
     """The `_FusedPlan` of a region's structure (None where it cannot be fused): each
     node's VJP expressions with its cotangent, sources and parameters substituted.
 
-    With `operands` (backends that stream rather than keep intermediates), a forward value
-    that the VJPs read is recomputed from the region's operands where every array that
-    takes is read by the region anyway: on a GPU one more read costs more than the
-    arithmetic (the activation chain's backward then reads x only)."""
+    A forward value that the VJPs read (a saved output or operand made in the region) is
+    recomputed from the region's operands where every array that takes is read by the
+    region anyway: fewer passes over memory (the activation chain's backward then reads
+    only x and one value of the cotangent, not σ(x) and tanh's output). On backends that
+    stream (GPUs) that is always worth it; on those that keep intermediates (`keeps`,
+    compute-bound CPUs) only while it adds at most one transcendental function per array
+    read it saves."""
     a = [E.var(f"a{s}") for s in range(n_slots)]
     cot = {0: a[0]}
     child = {link: k for k, link in enumerate(links) if link is not None}
@@ -586,8 +597,7 @@ def _compose(spec, links, outer, groups, operands, n_slots):
             else:
                 per_edge[(k, i)] = e
     exprs = [per_edge[ki] for ki in outer]
-    if operands:
-        exprs = _recompute(spec, links, child, operands, exprs, a)
+    exprs = _recompute(spec, child, operands, exprs, a, keeps)
     for p, e in enumerate(exprs):
         if groups[p] != p:
             exprs[groups[p]] = E.add(exprs[groups[p]], e)
@@ -610,8 +620,9 @@ def _compose(spec, links, outer, groups, operands, n_slots):
     return _FusedPlan(program, ins, tuple(outs))
 
 
-def _recompute(spec, links, child, operands, exprs, a):
-    """`exprs` with forward values recomputed from the operands where that adds no read."""
+def _recompute(spec, child, operands, exprs, a, keeps):
+    """`exprs` with forward values recomputed from the operands where that adds no read
+    (see `_compose`)."""
     n = len(spec)
     value = {}
     for k in reversed(range(n)):  # a node's producers come after it
@@ -641,4 +652,13 @@ def _recompute(spec, links, child, operands, exprs, a):
             swap[a[out]] = v
     if not swap:
         return exprs
-    return [E.substitute(e, swap) for e in exprs]
+    new = [E.substitute(e, swap) for e in exprs]
+    if keeps and _transcendental(new) - _transcendental(exprs) > \
+            len(reads - E.free_vars(new)):
+        return exprs
+    return new
+
+
+def _transcendental(exprs) -> int:
+    """How many nodes of `exprs` are more than arithmetic and selection."""
+    return sum(1 for e in E.topo_order(exprs) if e.args and e.op not in _ARITHMETIC)
