@@ -338,10 +338,12 @@ class FusedRegion:
 
     def __init__(self, nodes: list, links: list) -> None:
         self.nodes, self.links = nodes, links
-        inner = set(links[1:])
+        inner = set(links)
         edges, meta, outer = [], [], []
         for k, n in enumerate(nodes):
-            for i, e in enumerate(n._edges):
+            i = -1
+            for e in n._edges:
+                i += 1
                 if e is not None and (k, i) not in inner:
                     edges.append(e)
                     meta.append(n._input_meta[i])

@@ -516,9 +516,17 @@ def _fused_backward(region, grads):
         if n.params:
             params.extend(n.params)
     # where each node's operands and output can be read, if anywhere (for recomputation)
-    operands = tuple((tuple(-1 if e is None else made.get(
-        id(e[0]) if e[1] < 0 else (id(e[0]), e[1]), -1) for e in n._edges),
-        made.get((id(n), 0), -1)) for n in nodes)
+    operands = []
+    get = made.get
+    for n in nodes:
+        ops = []
+        for e in n._edges:
+            if e is None:
+                ops.append(-1)
+            else:
+                v, nr = e
+                ops.append(get(id(v) if nr < 0 else (id(v), nr), -1))
+        operands.append((tuple(ops), get((id(n), 0), -1)))
     # contributions to one input (of the region's shape and dtype) are summed in the program
     first: dict = {}
     groups = []
@@ -528,7 +536,8 @@ def _fused_backward(region, grads):
         else:
             groups.append(p)
     keeps = backend.keeps_intermediates
-    key = (tuple(spec), tuple(region.links), tuple(groups), operands, len(arrays), keeps)
+    key = (tuple(spec), tuple(region.links), tuple(groups), tuple(operands), len(arrays),
+           keeps)
     plan = _FUSED.get(key, False)
     if plan is False:
         if len(_FUSED) >= _FUSED_MAX:
