@@ -194,6 +194,41 @@ def test_shared_subexpression_and_broadcast_root_cotangent():
     np.testing.assert_allclose(go(), _unfused(go), rtol=1e-12)
 
 
+def test_contributions_to_a_non_leaf_are_summed_in_the_program():
+    """h (a matmul's output) feeds three nodes of one region: their contributions are one
+    program output, and the matmul still runs once, after all three edges delivered."""
+    rng = np.random.default_rng(8)
+    xa, wa = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
+
+    def go(lib, **kw):
+        x = lib.tensor(xa, requires_grad=True)
+        w = lib.tensor(wa, requires_grad=True)
+        h = x @ w
+        y = lib.tanh(h) * h + lib.sigmoid(h) - h * 0.5
+        y.sum().backward(**kw)
+        return x.grad.numpy(), w.grad.numpy()
+
+    before = _regions()
+    fused = go(gg)
+    assert _regions() == before + 1
+    for a, b, c in zip(fused, _unfused(lambda: go(gg)), go(torch)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+        np.testing.assert_allclose(a, c, rtol=1e-10)
+
+
+def test_retained_graph_runs_fused_twice_and_accumulates():
+    x = gg.tensor(np.linspace(-1, 1, 8).reshape(2, 4), requires_grad=True)
+    y = (gg.tanh(gg.sigmoid(x) * x) * 2.0).sum()
+    y.backward(retain_graph=True)
+    once = x.grad.numpy().copy()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * once, rtol=1e-12)
+    x.grad = None
+    z = (gg.tanh(gg.sigmoid(x) * x) * 2.0).sum()
+    _unfused(z.backward)
+    np.testing.assert_allclose(x.grad.numpy(), once, rtol=1e-12)
+
+
 # --- what users observe is unchanged ------------------------------------------------------
 def test_hook_and_retain_grad_on_an_intermediate():
     xa = np.random.default_rng(4).standard_normal((3, 4))
