@@ -493,11 +493,17 @@ def _fused_backward(region, grads):
             if kind == "g":
                 slots.append(-1)
                 continue
-            if kind == "x":
-                t = n.saved_input(i)
-                if t is None:
+            if kind == "x":  # n.saved_input(i), inlined (it raises what this cannot read)
+                entry = None if n._freed else n._saved[i]
+                if entry is None:
+                    if n._freed:
+                        n.saved_input(i)
                     a = n.scalars[i]  # a number operand
                 else:
+                    t = entry[1]
+                    v = t._version
+                    if (0 if v is None else v.value) != entry[2]:
+                        n.saved_input(i)
                     a = t._data
                     fn = t.grad_fn
                     made[id(t) if fn is None else (id(fn), t._output_nr)] = \
