@@ -316,6 +316,10 @@ def test_errors_are_as_unfused():
     y.backward()
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         y.backward()
+    y = (gg.sin(x) * x * 2.0).sum()  # the region's first nodes save only operands
+    y.backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.backward()
     s = gg.sigmoid(x)
     z = gg.tanh(s * x)
     s.add_(1.0)
