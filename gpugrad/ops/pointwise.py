@@ -401,11 +401,12 @@ class Pointwise(Op):
     def fused_backward(cls, region, grads):
         """A region of rows' backward (see `FusedRegion` in autograd/engine.py) as one
         program: the rows' VJP expressions composed (each intermediate cotangent
-        substituted into its producer's VJP), contributions to one input of the region's
-        shape summed in the program, run by one `backend.pointwise` call (one kernel on
-        CUDA, one blocked pass on the CPU). Returns one gradient per edge of the region
-        (None on an edge whose contribution another edge carries), or None where the
-        region cannot run fused (the engine then runs its nodes one by one)."""
+        substituted into its producer's VJP), the contributions to one input summed in the
+        program (a broadcast input's sum is then reduced once, by the engine), run by one
+        `backend.pointwise` call (one kernel on CUDA, one blocked pass on the CPU).
+        Returns one gradient per edge of the region (None on an edge whose contribution
+        another edge carries), or None where the region cannot run fused (the engine then
+        runs its nodes one by one)."""
         return _fused_backward(region, grads)
 
     kept = None  # values of the row's `keep` expressions, where forward kept them
@@ -533,11 +534,12 @@ def _fused_backward(region, grads):
                 v, nr = e
                 ops.append(get(id(v) if nr < 0 else (id(v), nr), -1))
         operands.append((tuple(ops), get((id(n), 0), -1)))
-    # contributions to one input (of the region's shape and dtype) are summed in the program
+    # contributions to one input (of the region's dtype) are summed in the program: one
+    # output, and one reduction by the engine where that input was broadcast
     first: dict = {}
     groups = []
     for p, (e, m) in enumerate(zip(region._edges, region._input_meta)):
-        if m[0] == shape and m[1] == dtype:
+        if m[1] == dtype:
             groups.append(first.setdefault((id(e[0]), e[1]), p))
         else:
             groups.append(p)

@@ -216,6 +216,33 @@ def test_contributions_to_a_non_leaf_are_summed_in_the_program():
         np.testing.assert_allclose(a, c, rtol=1e-10)
 
 
+def test_a_broadcast_input_is_reduced_once_per_region(monkeypatch):
+    xa = np.random.default_rng(9).standard_normal((4, 5))
+    ba = np.random.default_rng(10).standard_normal(5)
+
+    def go():
+        x = gg.tensor(xa, requires_grad=True)
+        b = gg.tensor(ba, requires_grad=True)
+        y = x
+        for _ in range(6):
+            y = gg.tanh(y) + b
+        y.sum().backward()
+        return x.grad.numpy(), b.grad.numpy()
+
+    be = gg.tensor(xa)._backend
+    calls = []
+    real = type(be).sum_to_shape
+    monkeypatch.setattr(type(be), "sum_to_shape",
+                        lambda self, a, shape: calls.append(shape) or real(self, a, shape))
+    fused = go()
+    assert calls == [(5,)]  # six contributions to b, summed in the program
+    calls.clear()
+    unfused = _unfused(go)
+    assert calls == [(5,)] * 6
+    for a, b in zip(fused, unfused):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
 def test_retained_graph_runs_fused_twice_and_accumulates():
     x = gg.tensor(np.linspace(-1, 1, 8).reshape(2, 4), requires_grad=True)
     y = (gg.tanh(gg.sigmoid(x) * x) * 2.0).sum()
