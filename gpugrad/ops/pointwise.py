@@ -15,6 +15,10 @@ Complex operands follow PyTorch's convention (x̄ = ȳ·conj(∂y/∂x) for holo
 primitives), applied centrally by the differentiation; a VJP is a pure pointwise
 expression: its result has the output's (broadcast) shape and the engine sums it down to
 each input's shape (`Pointwise.broadcast_grads`).
+
+Without a graph to record, the engine hands connected rows to `Pointwise.fused_backward`
+(rows are one fusable family): their VJP expressions are composed into one program,
+cached by the region's structure, and run as one pass (see `_fused_backward`).
 """
 
 from __future__ import annotations
