@@ -5,10 +5,17 @@ every reachable node, how many edges lead into it; then run nodes whose count ha
 dropped to zero, summing the cotangents that reach each node's outputs from several
 paths. A leaf's gradient is accumulated into `.grad` (after its hooks) as soon as the
 last edge into it has delivered.
+
+Without create_graph, connected nodes of one fusable family (the pointwise ops) whose
+intermediate gradients nothing else sees run as one region: the engine finds the regions
+before walking, and the family's `fused_backward` runs each as one program (one kernel on
+CUDA, one blocked pass on the CPU). To the walk a region is one node whose edges are the
+region's edges to the rest of the graph.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from ..backend import trace as _trace
@@ -74,13 +81,23 @@ def _accumulate(a, b):
 
 def _check_grad(node, i: int, g, meta):
     """Cast a returned gradient to its input's dtype (the real part of a complex gradient
-    for a real input) and verify its shape."""
+    for a real input) and verify its shape; a node with `broadcast_grads` may return it in
+    a shape that its input's broadcasts to, which is summed down here (differentiably,
+    under create_graph)."""
     shape, dtype = meta
     if not isinstance(g, Tensor):
         raise TypeError(f"{node.name()}.backward returned {type(g).__name__} for input {i}; "
                         "expected a Tensor or None")
     if g._data.shape != shape:
-        if g._data.size == 1 and len(shape) == 0:
+        reduced = None
+        if node.broadcast_grads:
+            try:
+                reduced = g.sum_to_size(shape)
+            except RuntimeError:  # not a broadcast of the input's shape
+                pass
+        if reduced is not None:
+            g = reduced
+        elif g._data.size == 1 and len(shape) == 0:
             g = g.reshape(())
         else:
             raise RuntimeError(
@@ -180,6 +197,9 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
     deps = _dependencies(root_nodes if run is None else [n for n in root_nodes if n in run],
                          reach, leaf_left)
     ready = [n for n in root_nodes if n not in deps]
+    regions = None
+    if not create_graph and not _anomaly.enabled:
+        regions = _fusion_regions(deps, root_nodes, capture_node, run)
     # A gradient that a node passed through unchanged (or a user's gradient) may be aliased
     # elsewhere: such arrays are copied before becoming a leaf's .grad.
     shared: dict = {id(g._data): g._data for g in root_grads}
@@ -194,7 +214,6 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
         while ready:
             node = ready.pop()
             grads = buffers.pop(node, None)
-            edges = node._edges
             if grads is None:
                 in_grads = ()
             else:
@@ -210,12 +229,23 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
                     if g is None:
                         _materialize(node, grads)
                         break
-                in_grads = (type(node).backward(node, *grads) if rec is None
-                            else rec.backward(node, grads))
+                region = regions.get(node) if regions is not None else None
+                if region is not None:
+                    in_grads = (type(node).fused_backward(region, grads) if rec is None
+                                else rec.backward(region, grads, type(node).fused_backward))
+                    if in_grads is not None:
+                        node = region  # its edges are the region's edges out
+                    else:  # the family declined: its nodes run one by one
+                        in_grads = (type(node).backward(node, *grads) if rec is None
+                                    else rec.backward(node, grads))
+                else:
+                    in_grads = (type(node).backward(node, *grads) if rec is None
+                                else rec.backward(node, grads))
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
-                if len(in_grads) != len(edges):
-                    in_grads = _check_grad_count(node, in_grads, len(edges))
+                if len(in_grads) != len(node._edges):
+                    in_grads = _check_grad_count(node, in_grads, len(node._edges))
+            edges = node._edges
             if _anomaly.enabled and in_grads:
                 check_gradients(node, in_grads)
             if not retain_graph:
@@ -290,6 +320,107 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
                     "Set allow_unused=True if this is the desired behavior.")
         return tuple(captured)
     return None
+
+
+# The most nodes one fused region holds: longer chains are split (bounds the size of a
+# generated program and its compile time on CUDA).
+REGION_MAX_NODES = 32
+
+
+class FusedRegion:
+    """Nodes of one fusable family whose backward runs as one: `nodes` in walk order (the
+    region's root first), `links[k]` = (index of the node consuming node k's output, the
+    argument index there) for k ≥ 1. To the engine it is one node: `_edges` and
+    `_input_meta` are the region's edges to the rest of the graph (those of the nodes
+    that are not links, in node order), `outer[j]` = (node index, argument index) of
+    edge j; the family's `fused_backward(region, grads)` returns one gradient (or None)
+    per edge, or None to run the nodes one by one."""
+
+    __slots__ = ("nodes", "links", "_edges", "_input_meta", "outer")
+    _raw = True
+    _hooks = None
+    broadcast_grads = True
+
+    def __init__(self, nodes: list, links: list) -> None:
+        self.nodes, self.links = nodes, links
+        inner = set(links)
+        edges, meta, outer = [], [], []
+        for k, n in enumerate(nodes):
+            i = -1
+            for e in n._edges:
+                i += 1
+                if e is not None and (k, i) not in inner:
+                    edges.append(e)
+                    meta.append(n._input_meta[i])
+                    outer.append((k, i))
+        self._edges, self._input_meta, self.outer = edges, meta, outer
+
+    def name(self) -> str:
+        return "Fused(" + ", ".join(n.name() for n in self.nodes) + ")"
+
+    @property
+    def _backend(self):
+        return self.nodes[0]._backend
+
+    def _release(self) -> None:
+        for n in self.nodes:
+            n._release()
+
+
+def _fusion_regions(deps: dict, root_nodes, capture_node: dict, run) -> dict | None:
+    """The fused regions of this backward, by root node (None when there are none).
+
+    A node joins its consumer's region when both are of one fusable family, with one
+    output each of the same shape and dtype, and the node's gradient is seen by nothing
+    else: exactly one edge leads into it, it is no root of the backward, it has no hooks
+    (retain_grad is one) and `autograd.grad` does not capture its output. The regions
+    are trees (a node's gradient has one consumer) of at most REGION_MAX_NODES nodes."""
+    roots = set(root_nodes)
+    children: dict = {}
+    linked = set()
+    for u in itertools.chain(deps, [r for r in root_nodes if r not in deps]):
+        fam = u.fusable
+        if fam is None or (run is not None and u not in run):
+            continue
+        meta = u._output_meta
+        i = -1
+        for edge in u._edges:
+            i += 1
+            if edge is None or edge[1]:  # a leaf (-1), or another output than the first
+                continue
+            v = edge[0]
+            if deps.get(v) != 1 or v.fusable is not fam or v in roots:
+                continue
+            vm = v._output_meta
+            if (vm is not meta and vm != meta) or (v._hooks and any(v._hooks.values())) \
+                    or (run is not None and v not in run) \
+                    or (capture_node and (id(v), 0) in capture_node):
+                continue
+            kids = children.get(u)
+            if kids is None:
+                children[u] = [(i, v)]
+            else:
+                kids.append((i, v))
+            linked.add(v)
+    if not linked:
+        return None
+    regions = {}
+    heads = [u for u in children if u not in linked]
+    while heads:
+        head = heads.pop()
+        nodes, links = [head], [None]
+        k = 0
+        while k < len(nodes):
+            for i, v in children.get(nodes[k], ()):
+                if len(nodes) < REGION_MAX_NODES:
+                    nodes.append(v)
+                    links.append((k, i))
+                elif v in children:
+                    heads.append(v)  # the chain goes on in a region of its own
+            k += 1
+        if len(nodes) > 1:
+            regions[head] = FusedRegion(nodes, links)
+    return regions
 
 
 def _check_grad_count(node, in_grads: tuple, n: int) -> tuple:

@@ -64,6 +64,13 @@ class Function:
     _hooks = None
     _non_diff = None
     materialize_grads = True
+    # True where backward may return a gradient in the broadcast (output) shape of an
+    # input: the engine then sums it down to the input's shape (Tensor.sum_to_size)
+    broadcast_grads = False
+    # A family tag (e.g. "pointwise") where connected nodes of one family may run their
+    # backward as one fused region without a graph: the class then implements
+    # `fused_backward(region, grads)` (see autograd/engine.py, `_fusion_regions`)
+    fusable = None
 
     @staticmethod
     def forward(ctx, *args, **kwargs):

@@ -102,9 +102,10 @@ class Recorder:
                 self.records.append(("op", cls.__name__, phase, backend, shapes, dtype,
                                      start, end, _owner(th), threading.get_ident(), None))
 
-    def backward(self, node, grads):
+    def backward(self, node, grads, fused=None):
         """Run a graph node's backward on the cotangents `grads` as a recorded op of the
-        backward phase (named as the node, e.g. "MulBackward")."""
+        backward phase (named as the node, e.g. "MulBackward"); with `fused`, `node` is a
+        fused region of nodes and `fused(node, grads)` runs it."""
         th = self._thread
         name = node.name()
         backend = getattr(node, "_backend", None)
@@ -112,7 +113,7 @@ class Recorder:
         th.ops.append((name, backend))
         start = _clock()
         try:
-            return type(node).backward(node, *grads)
+            return type(node).backward(node, *grads) if fused is None else fused(node, grads)
         finally:
             end = _clock()
             th.ops.pop()

@@ -359,3 +359,13 @@ def _bind_softmax_methods() -> None:
 
 
 _bind_softmax_methods()
+
+
+def _bind_sum_to_size() -> None:
+    from ..tensor import Tensor
+    from .broadcast import sum_to_size
+
+    Tensor.sum_to_size = sum_to_size  # the engine reduces broadcast gradients with it
+
+
+_bind_sum_to_size()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..autograd.function import Op
 from ..autograd.views import make_view
 from ..errors import ShapeError
-from ..tensor import Tensor
+from ..tensor import Tensor, _size_tuple
 
 
 class BroadcastTo(Op):
@@ -60,3 +60,19 @@ def broadcast_error(op: str, *shapes) -> ShapeError:
     """The error of operands whose `shapes` cannot be broadcast together."""
     shown = " and ".join(str(tuple(s)) for s in shapes)
     return ShapeError(f"{op}: shapes {shown} cannot be broadcast together")
+
+
+def sum_to_size(input: Tensor, *size) -> Tensor:
+    """`input` summed down to `size` (PyTorch's `Tensor.sum_to_size`): y = Σ over the axes
+    that broadcasting `size` to input's shape adds or expands;  x̄ = broadcast(ȳ, x.shape).
+    `size` (ints, or one tuple of them) must be expandable to input's shape; the input
+    itself is returned when the shapes are equal."""
+    if not size:
+        raise TypeError("sum_to_size() missing 1 required positional argument: 'size'")
+    shape = _size_tuple(size, "sum_to_size")
+    have = input._data.shape
+    lead = len(have) - len(shape)
+    if lead < 0 or any(s != n and s != 1 for s, n in zip(shape, have[lead:])):
+        raise ShapeError(f"sum_to_size: size {list(shape)} is not expandable to size "
+                         f"{list(have)} (the input's shape)")
+    return sum_to(input, shape)

@@ -12,8 +12,13 @@ choice (relu's subgradient at 0, ties, NaN propagation). Everything else is deri
   backward differentiates the VJP expression and never needs a hand-written derivative.
 
 Complex operands follow PyTorch's convention (x̄ = ȳ·conj(∂y/∂x) for holomorphic
-primitives), applied centrally by the differentiation; broadcasting is undone by one
-`sum_to` per input.
+primitives), applied centrally by the differentiation; a VJP is a pure pointwise
+expression: its result has the output's (broadcast) shape and the engine sums it down to
+each input's shape (`Pointwise.broadcast_grads`).
+
+Without a graph to record, the engine hands connected rows to `Pointwise.fused_backward`
+(rows are one fusable family): their VJP expressions are composed into one program,
+cached by the region's structure, and run as one pass (see `_fused_backward`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from ..backend import expr as E
 from ..backend.pointwise import Program
 from ..tensor import _wrap_array
 from ._util import broadcast_error
-from .reduce import sum_to
 
 __all__ = ["Row", "Pointwise", "X", "Y", "G", "P"]
 
@@ -80,6 +84,7 @@ class Row:
         self.program_keep = Program(self.program.inputs, self.outputs + self.keep,
                                     self.params) if keep else None
         self._backward: dict = {}
+        self._fuse: dict = {}
         self._plans: dict = {}
         every = (True,) * n_in
         srcs = self._grad_exprs(every, False)[1] + self._grad_exprs(every, True)[1]
@@ -123,6 +128,14 @@ class Row:
         srcs += [("g", k) for k in range(len(self.outputs)) if f"g{k}" in names]
         srcs += [("k", j) for j in range(len(self.keep)) if f"k{j}" in names]
         return exprs, srcs
+
+    def fuse_info(self, need: tuple, cplx: bool, kept: bool):
+        """`_grad_exprs` cached per case, for composing a fused backward region."""
+        key = (need, cplx, kept)
+        hit = self._fuse.get(key)
+        if hit is None:
+            hit = self._fuse[key] = self._grad_exprs(need, cplx, kept)
+        return hit
 
     def backward_row(self, need: tuple, cplx: bool, kept: bool = False):
         """(the Row computing the needed operands' cotangents, its sources, the operand
@@ -218,15 +231,11 @@ class _Plan:
         meta = ctx._input_meta
         if len(gs) == 1 and len(meta) == 2:  # add, sub: ȳ itself for each needed operand
             g = gs[0]
-            shape = g._data.shape
             m0, m1 = meta
-            return (None if m0 is None else g if m0[0] == shape else sum_to(g, m0[0]),
-                    None if m1 is None else g if m1[0] == shape else sum_to(g, m1[0]))
+            return (None if m0 is None else g, None if m1 is None else g)
         result = [None] * len(meta)
         for i, (_, k) in zip(self.targets, self.outs):
-            g = gs[k]
-            shape = meta[i][0]
-            result[i] = g if g._data.shape == shape else sum_to(g, shape)
+            result[i] = gs[k]
         return tuple(result)
 
     def _run_unary(self, ctx, gs, kept) -> tuple:
@@ -241,10 +250,7 @@ class _Plan:
             else:
                 arrays.append(kept[k])
         backend = ctx._backend
-        out = backend.pointwise(self.program, arrays, ctx.params)
-        shape = ctx._input_meta[0][0]
-        r = _wrap_array(out, backend)
-        return (r if out.shape == shape else sum_to(r, shape),)
+        return (_wrap_array(backend.pointwise(self.program, arrays, ctx.params), backend),)
 
     def _run_ufunc(self, ctx, gs, kept) -> tuple:
         args = []
@@ -262,14 +268,10 @@ class _Plan:
         fn = getattr(backend.xp, self.ufunc)
         out = backend.unary(fn, args[0]) if len(args) == 1 else backend.binary(fn, *args)
         r = _wrap_array(out, backend)
-        i = self.targets[0]
-        shape = ctx._input_meta[i][0]
-        if out.shape != shape:
-            r = sum_to(r, shape)
         if len(ctx._input_meta) == 1:
             return (r,)
         result = [None] * len(ctx._input_meta)
-        result[i] = r
+        result[self.targets[0]] = r
         return tuple(result)
 
     def _run_array_vjp(self, ctx, gs, kept) -> tuple:
@@ -294,9 +296,7 @@ class _Plan:
                 computed = (computed,)
         result = [None] * len(meta)
         for i, (kind, k) in zip(self.targets, self.outs):
-            r = gs[k] if kind == "g" else _wrap_array(computed[k], backend)
-            shape = meta[i][0]
-            result[i] = r if r._data.shape == shape else sum_to(r, shape)
+            result[i] = gs[k] if kind == "g" else _wrap_array(computed[k], backend)
         for i in self.zeros:  # no dependence: a zero gradient, as in PyTorch
             result[i] = _zeros_like_input(ctx, i)
         return tuple(result)
@@ -304,11 +304,12 @@ class _Plan:
 
 class Pointwise(Op):
     """y = row(x0, x1, ...; params) elementwise, with broadcasting; x̄ᵢ = sum_to(VJP row),
-    the row's hand-written or derived VJP (see the module docstring). Each row runs through
-    its own subclass (`Row.op`, `Row.apply`); `Pointwise.apply(*operands, row=row,
-    params=...)` runs any row as well."""
+    the row's hand-written or derived VJP (see the module docstring), summed to xᵢ's shape
+    by the engine. Each row runs through its own subclass (`Row.op`, `Row.apply`);
+    `Pointwise.apply(*operands, row=row, params=...)` runs any row as well."""
 
     row: Row  # the row of a row's subclass
+    broadcast_grads = True  # the VJP rows give x̄ᵢ in the output's shape
 
     @staticmethod
     def forward(ctx, *arrays, row=None, params=()):
@@ -392,11 +393,25 @@ class Pointwise(Op):
             if type(res) is not tuple:
                 res = (res,)
             for i, r in zip(targets, res):
-                result[i] = sum_to(r, ctx.input_shape(i))
+                result[i] = r
         for i, n in enumerate(need):
             if n and result[i] is None:
                 result[i] = _zeros_like_input(ctx, i)
         return tuple(result)
+
+    fusable = "pointwise"  # connected rows' backward runs as one region (engine.py)
+
+    @classmethod
+    def fused_backward(cls, region, grads):
+        """A region of rows' backward (see `FusedRegion` in autograd/engine.py) as one
+        program: the rows' VJP expressions composed (each intermediate cotangent
+        substituted into its producer's VJP), the contributions to one input summed in the
+        program (a broadcast input's sum is then reduced once, by the engine), run by one
+        `backend.pointwise` call (one kernel on CUDA, one blocked pass on the CPU).
+        Returns one gradient per edge of the region (None on an edge whose contribution
+        another edge carries), or None where the region cannot run fused (the engine then
+        runs its nodes one by one)."""
+        return _fused_backward(region, grads)
 
     kept = None  # values of the row's `keep` expressions, where forward kept them
     params = ()  # the row's scalar parameters
@@ -418,5 +433,253 @@ _OUT0 = (0,)
 _NEED1 = (True,)
 # Arithmetic primitives and the ufunc computing each (see Row.ufunc).
 _REAL_OF_COMPLEX = ("abs", "real")  # primitives with a real value for a complex operand
+_ARITHMETIC = frozenset({"add", "sub", "mul", "div", "neg", "where", "max", "min", "abs",
+                         "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not", "real",
+                         "conj", "sgn"})
 _UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide",
            "neg": "negative"}
+
+
+# --- fused backward of a region of rows (Pointwise.fused_backward) ------------------------
+# Counts of fused backward runs (regions and the nodes they held), read by tests and
+# profiling: a fused region is one `backend.pointwise` call instead of one per node.
+FUSION_STATS = {"regions": 0, "nodes": 0}
+_FUSED: dict = {}  # structural key -> _FusedPlan (or None: this structure runs unfused)
+_FUSED_MAX = 2048  # cached plans kept at most (the cache is cleared when full)
+_PROGRAM_MAX_NODES = 1500  # a larger composed program runs unfused
+
+
+class _FusedPlan:
+    """A composed region backward: `program` over the source slots `ins` (slot 0: the
+    region's cotangent; then saved operands, outputs, kept values and numbers, each array
+    once), and per edge of the region where its gradient comes from: ("p", k) program
+    output k, ("a", slot) a source passed through, or None (summed into another edge)."""
+
+    __slots__ = ("program", "ins", "outs")
+
+    def __init__(self, program, ins: tuple, outs: tuple) -> None:
+        self.program, self.ins, self.outs = program, ins, outs
+
+
+def _fused_backward(region, grads):
+    nodes = region.nodes
+    root = nodes[0]
+    g = grads[0]
+    gdata = g._data
+    shape, dtype = root._output_meta[0]
+    if gdata.dtype != dtype or gdata.shape != shape:
+        return None
+    backend = root._backend
+    arrays = [gdata]
+    ids = {id(gdata): 0}
+    made = {}  # (id(node), output nr) or id(leaf) -> slot of its array: for recomputation
+    spec = []
+    params = []
+    complex_ = dtype.kind == "c"
+    for n in nodes:
+        row = n.row
+        edges = n._edges
+        if len(edges) == 1:
+            need = _NEED1
+        elif len(edges) == 2:
+            need = (edges[0] is not None, edges[1] is not None)
+        else:
+            need = tuple([e is not None for e in edges])
+        cplx = complex_
+        if not cplx and row.real_from_complex:
+            for m in n._input_meta:
+                if m is not None and m[1].kind == "c":
+                    cplx = True
+        kept = n.kept
+        info = row._fuse.get((need, cplx, kept is not None))
+        srcs = (info or row.fuse_info(need, cplx, kept is not None))[1]
+        slots = []
+        for kind, i in srcs:
+            if kind == "g":
+                slots.append(-1)
+                continue
+            if kind == "x":  # n.saved_input(i), inlined (it raises what this cannot read)
+                entry = None if n._freed else n._saved[i]
+                if entry is None:
+                    if n._freed:
+                        n.saved_input(i)
+                    a = n.scalars[i]  # a number operand
+                else:
+                    t = entry[1]
+                    v = t._version
+                    if (0 if v is None else v.value) != entry[2]:
+                        n.saved_input(i)
+                    a = t._data
+                    fn = t.grad_fn
+                    made[id(t) if fn is None else (id(fn), t._output_nr)] = \
+                        ids.get(id(a), len(arrays))
+            elif kind == "y":
+                a = n.saved_output_array()
+                made[(id(n), 0)] = ids.get(id(a), len(arrays))
+            else:
+                a = kept[i]
+            s = ids.get(id(a))
+            if s is None:
+                s = ids[id(a)] = len(arrays)
+                arrays.append(a)
+            slots.append(s)
+        spec.append((row, need, cplx, kept is not None, tuple(slots)))
+        if n.params:
+            params.extend(n.params)
+    # where each node's operands and output can be read, if anywhere (for recomputation)
+    operands = []
+    get = made.get
+    for n in nodes:
+        ops = []
+        for e in n._edges:
+            if e is None:
+                ops.append(-1)
+            else:
+                v, nr = e
+                ops.append(get(id(v) if nr < 0 else (id(v), nr), -1))
+        operands.append((tuple(ops), get((id(n), 0), -1)))
+    # contributions to one input (of the region's dtype) are summed in the program: one
+    # output, and one reduction by the engine where that input was broadcast
+    first: dict = {}
+    groups = []
+    for p, (e, m) in enumerate(zip(region._edges, region._input_meta)):
+        if m[1] == dtype:
+            groups.append(first.setdefault((id(e[0]), e[1]), p))
+        else:
+            groups.append(p)
+    keeps = backend.keeps_intermediates
+    key = (tuple(spec), tuple(region.links), tuple(groups), tuple(operands), len(arrays),
+           keeps)
+    plan = _FUSED.get(key, False)
+    if plan is False:
+        if len(_FUSED) >= _FUSED_MAX:
+            _FUSED.clear()
+        plan = _FUSED[key] = _compose(spec, region.links, region.outer, groups, operands,
+                                      len(arrays), keeps)
+    if plan is None:
+        return None
+    ins = [arrays[s] for s in plan.ins]
+    if plan.ins and plan.ins[0] == 0 and gdata.ndim and gdata.size > 1 and not any(gdata.strides):
+        ins[0] = gdata[(slice(0, 1),) * gdata.ndim]  # a broadcast cotangent: read one value
+    out = ()
+    if plan.program is not None:
+        out = backend.pointwise(plan.program, ins, tuple(params))
+        if type(out) is not tuple:
+            out = (out,)
+    result = []
+    for src in plan.outs:
+        if src is None:
+            result.append(None)
+            continue
+        kind, k = src
+        if kind == "p":
+            o = out[k]
+            if o.shape != shape:  # every operand read was smaller than the region
+                o = backend.xp.ascontiguousarray(backend.xp.broadcast_to(o, shape))
+        else:  # the cotangent passed through (the engine copies what may be aliased)
+            o = arrays[k] if k == 0 else arrays[k].copy()
+        result.append(_wrap_array(o, backend))
+    FUSION_STATS["regions"] += 1
+    FUSION_STATS["nodes"] += len(nodes)
+    return tuple(result)
+
+
+def _compose(spec, links, outer, groups, operands, n_slots, keeps):
+    """The `_FusedPlan` of a region's structure (None where it cannot be fused): each
+    node's VJP expressions with its cotangent, sources and parameters substituted.
+
+    A forward value that the VJPs read (a saved output or operand made in the region) is
+    recomputed from the region's operands where every array that takes is read by the
+    region anyway: fewer passes over memory (the activation chain's backward then reads
+    only x and one value of the cotangent, not σ(x) and tanh's output). On backends that
+    stream (GPUs) that is always worth it; on those that keep intermediates (`keeps`,
+    compute-bound CPUs) only while it adds at most one transcendental function per array
+    read it saves."""
+    a = [E.var(f"a{s}") for s in range(n_slots)]
+    cot = {0: a[0]}
+    child = {link: k for k, link in enumerate(links) if link is not None}
+    per_edge = {}
+    pnames = []
+    for k, (row, need, cplx, kept, slots) in enumerate(spec):
+        exprs, srcs = row.fuse_info(need, cplx, kept)
+        sub = {}
+        for (kind, i), s in zip(srcs, slots):
+            sub[E.var(f"{kind}{i}")] = cot[k] if kind == "g" else a[s]
+        for name in row.params:
+            sub[E.param(name)] = E.param(f"{name}_{k}")
+            pnames.append(f"{name}_{k}")
+        for i, e in zip([i for i, n in enumerate(need) if n], exprs):
+            if e is None:  # no dependence: a zero gradient, left to the unfused path
+                return None
+            e = E.substitute(e, sub)
+            c = child.get((k, i))
+            if c is not None:
+                cot[c] = e
+            else:
+                per_edge[(k, i)] = e
+    exprs = [per_edge[ki] for ki in outer]
+    exprs = _recompute(spec, child, operands, exprs, a, keeps)
+    for p, e in enumerate(exprs):
+        if groups[p] != p:
+            exprs[groups[p]] = E.add(exprs[groups[p]], e)
+    outs, computed = [None] * len(exprs), []
+    for p, e in enumerate(exprs):
+        if groups[p] != p:
+            continue
+        if e.op == "var":
+            outs[p] = ("a", int(e.value[1:]))
+        else:
+            outs[p] = ("p", len(computed))
+            computed.append(e)
+    program, ins = None, ()
+    if computed:
+        used = E.free_vars(computed)
+        ins = tuple(s for s in range(n_slots) if f"a{s}" in used)
+        program = Program(tuple(f"a{s}" for s in ins), tuple(computed), tuple(pnames))
+        if len(program.nodes) > _PROGRAM_MAX_NODES:
+            return None
+    return _FusedPlan(program, ins, tuple(outs))
+
+
+def _recompute(spec, child, operands, exprs, a, keeps):
+    """`exprs` with forward values recomputed from the operands where that adds no read
+    (see `_compose`)."""
+    n = len(spec)
+    value = {}
+    for k in reversed(range(n)):  # a node's producers come after it
+        row = spec[k][0]
+        ops, out = operands[k]
+        sub = {}
+        for i in range(row.n_in):
+            c = child.get((k, i))
+            v = value.get(c) if c is not None else None
+            if v is None:
+                s = operands[c][1] if c is not None else ops[i]
+                if s < 0:
+                    break
+                v = a[s]
+            sub[E.var(f"x{i}")] = v
+        else:
+            for name in row.params:
+                sub[E.param(name)] = E.param(f"{name}_{k}")
+            value[k] = E.substitute(row.outputs[0], sub)
+    reads = E.free_vars(exprs)
+    made = {f"a{operands[k][1]}" for k in range(n) if operands[k][1] >= 0}
+    outside = reads - made  # arrays read anyway
+    swap = {}
+    for k, v in value.items():
+        out = operands[k][1]
+        if out >= 0 and f"a{out}" in reads and E.free_vars([v]) <= outside:
+            swap[a[out]] = v
+    if not swap:
+        return exprs
+    new = [E.substitute(e, swap) for e in exprs]
+    if keeps and _transcendental(new) - _transcendental(exprs) > \
+            len(reads - E.free_vars(new)):
+        return exprs
+    return new
+
+
+def _transcendental(exprs) -> int:
+    """How many nodes of `exprs` are more than arithmetic and selection."""
+    return sum(1 for e in E.topo_order(exprs) if e.args and e.op not in _ARITHMETIC)
