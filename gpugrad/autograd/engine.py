@@ -383,6 +383,8 @@ def _fusion_regions(deps: dict, root_nodes, capture_node: dict, run) -> dict | N
         if fam is None or (run is not None and u not in run):
             continue
         meta = u._output_meta
+        if len(meta) != 1:  # several cotangents: not one chain's (mul's VJP row, say)
+            continue
         i = -1
         for edge in u._edges:
             i += 1

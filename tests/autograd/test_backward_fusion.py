@@ -16,6 +16,7 @@ import gpugrad as gg
 import gpugrad.autograd.engine as engine
 import gpugrad.nn.functional as F
 from gpugrad.ops import pointwise
+from gpugrad.ops.table import ROWS
 
 TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=2e-5, atol=1e-5),
        "float16": dict(rtol=2e-2, atol=2e-2), "complex128": dict(rtol=1e-10, atol=1e-12)}
@@ -393,3 +394,23 @@ def test_cuda_chain_fused_equals_cpu():
     assert _regions() > before
     for a, b in zip(on_gpu, _unfused(lambda: go("cpu"))):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_nodes_with_several_outputs_end_a_region(monkeypatch):
+    """A node with several outputs (a VJP row recorded by double backward: mul's gives
+    ȳ·b and ȳ·a) receives several cotangents, so it neither roots nor joins a region (the
+    LSTM cell's second derivative lost w1's cotangent when it did)."""
+    mul_vjp = ROWS["mul"].backward_row((True, True), False)[0]  # (x1·x2, x0·x2)
+    add_vjp = ROWS["add"].backward_row((True, True), False)[0]  # (x0, x0)
+    data = [np.random.default_rng(5).standard_normal((3, 2)) for _ in range(3)]
+
+    def grads():
+        x, y, g = (gg.tensor(a, requires_grad=True) for a in data)
+        v0, _ = add_vjp.apply(gg.tanh(g))
+        w0, w1 = mul_vjp.apply(x, y, v0)
+        return [t.numpy() for t in gg.autograd.grad((w0 * 2 + w1 * 3).sum(), [x, y, g])]
+
+    fused = grads()
+    monkeypatch.setattr(engine, "_fusion_regions", lambda *a: None)
+    for f, u in zip(fused, grads()):
+        np.testing.assert_allclose(f, u, rtol=1e-12)
