@@ -386,3 +386,22 @@ def test_a_forked_child_records_nothing():
         p.join(timeout=60)
     assert p.exitcode == 0 and trace.active is None
     assert not [e for e in prof.events() if e.kind == "op"]
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "gg.fuse"])
+def test_activation_chain_backward_is_one_kernel(fused):
+    """tanh(σ(x)·x + silu(x)): five elementwise nodes, whose backward the engine runs as one
+    fused region (plain) or which gg.fuse records as one node: one backward op, one kernel."""
+    x = gg.tensor(np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32),
+                  requires_grad=True)
+
+    def chain(v):
+        return gg.tanh(gg.sigmoid(v) * v + F.silu(v))
+
+    fn = gg.fuse(chain) if fused else chain
+    fn(x).backward(gg.ones_like(x))  # builds the programs outside the region
+    with gg.profiler.profile() as prof:
+        fn(x).backward(gg.ones_like(x))
+    back = [e for e in prof.events() if e.phase == "backward"]
+    assert [e.kind for e in back] == ["op", "kernel"], [(e.kind, e.name) for e in back]
+    assert back[0].name.startswith("Fused")
