@@ -391,8 +391,8 @@ def _fits(t, p: Tensor) -> bool:
     a, b = t._data, p._data
     if t._backend is not p._backend or a.shape != b.shape or a.dtype != b.dtype:
         return False
-    fa, fb = getattr(a, "flags", None), getattr(b, "flags", None)
-    return (fa is None or fa.writeable) and (fb is None or fb.writeable)
+    # CuPy's flags have no `writeable` (device arrays always are)
+    return getattr(a.flags, "writeable", True) and getattr(b.flags, "writeable", True)
 
 
 def _check_like(t, p: Tensor, what: str) -> None:

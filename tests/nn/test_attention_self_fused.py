@@ -98,7 +98,7 @@ def test_self_attention_gradcheck_batch_first():
     assert gg.autograd.gradcheck(lambda x, *ps: mha(x, x, x)[0], [x] + params)
 
 
-def test_self_attention_projects_with_one_gemm(monkeypatch):
+def test_self_attention_projects_with_one_gemm(monkeypatch, cpu_default_device):  # NumPy spy
     """One (rows, E) @ (E, 3E) product for q, k and v, on batch-first rows."""
     mha = nn.MultiheadAttention(8, 2, batch_first=True)
     x = gg.tensor(RNG.standard_normal((3, 5, 8)).astype(np.float32))

@@ -84,7 +84,7 @@ def test_nd_second_order_vs_torch(op):
 
 
 @pytest.mark.parametrize("op", ["linear", "matmul"])
-def test_nd_products_are_2d_gemms(monkeypatch, op):
+def test_nd_products_are_2d_gemms(monkeypatch, op, cpu_default_device):  # spies on NumPy
     """Forward and backward hand BLAS 2-d operands only (one GEMM over the rows), not
     NumPy's batched loop over the leading dims."""
     seen = []

@@ -67,7 +67,7 @@ def test_phi_float16_input_keeps_dtype():
                                atol=float(np.finfo(np.float16).smallest_subnormal))
 
 
-def test_gelu_float32_extremes_match_torch():
+def test_gelu_float32_extremes_match_torch(cpu_default_device):  # the CPU float32 Φ
     # ±inf left out: PyTorch's float32 gelu gives NaN at +inf (its erf path), gpugrad the limit
     finite = EXTREMES[~np.isinf(EXTREMES)]
     x = np.concatenate([finite, np.linspace(-12, 12, 4001, dtype=np.float32)])
