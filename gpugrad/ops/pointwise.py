@@ -350,13 +350,7 @@ class Pointwise(Op):
     @staticmethod
     def backward(ctx, *gs):
         row = ctx.row
-        edges = ctx._edges
-        if len(edges) == 1:
-            need = _NEED1
-        elif len(edges) == 2:
-            need = (edges[0] is not None, edges[1] is not None)
-        else:
-            need = ctx.needs_input_grad
+        need = _need(ctx._edges)
         # complex: a complex cotangent, or (rows whose output can be real for a complex
         # operand, like abs) a complex operand
         if len(gs) == 1:
@@ -420,6 +414,15 @@ class Pointwise(Op):
         return _class_name(self.row.label) + "Backward"
 
 
+def _need(edges) -> tuple:
+    """Which operands need a gradient (an edge leads on from them)."""
+    if len(edges) == 1:
+        return _NEED1
+    if len(edges) == 2:
+        return (edges[0] is not None, edges[1] is not None)
+    return tuple([e is not None for e in edges])
+
+
 def _zeros_like_input(ctx, i: int):
     shape, dtype = ctx._input_meta[i]
     return _wrap_array(ctx._backend.xp.zeros(shape, dtype=dtype), ctx._backend)
@@ -478,13 +481,7 @@ def _fused_backward(region, grads):
     complex_ = dtype.kind == "c"
     for n in nodes:
         row = n.row
-        edges = n._edges
-        if len(edges) == 1:
-            need = _NEED1
-        elif len(edges) == 2:
-            need = (edges[0] is not None, edges[1] is not None)
-        else:
-            need = tuple([e is not None for e in edges])
+        need = _need(n._edges)
         cplx = complex_
         if not cplx and row.real_from_complex:
             for m in n._input_meta:

@@ -8,20 +8,9 @@ import torch
 
 import gpugrad as gg
 from gpugrad import nn
+from tests.nn.test_attention import make_mha as _pair
 
 RNG = np.random.default_rng(7)
-
-
-def _pair(embed=8, heads=2, **kw):
-    theirs = torch.nn.MultiheadAttention(embed, heads, **kw).double()
-    with torch.no_grad():
-        for name, p in theirs.named_parameters():
-            if "bias" in name:
-                p.normal_()
-    ours = nn.MultiheadAttention(embed, heads, dtype=gg.float64, **kw)
-    ours.load_state_dict({n: gg.tensor(t.detach().numpy()) for n, t in
-                          theirs.state_dict().items()})
-    return ours, theirs
 
 
 def _compare_self(ours, theirs, x, tol=1e-9, **kw):
