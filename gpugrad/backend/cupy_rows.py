@@ -52,7 +52,7 @@ class CupyRows:
         dt, shape = x.dtype, x.shape
         ops = ep.with_y(x)
         plan = []
-        for k, a in enumerate(ops):
+        for a in ops:
             if isinstance(a, xp.ndarray):
                 if a.dtype != dt and a.dtype != np.bool_:
                     return False, None
