@@ -29,6 +29,18 @@ one generated reduction kernel), so the elementwise result is not materialised. 
 non-pointwise op is a boundary: Linear's matmul runs on BLAS/cuBLAS and the bias add and
 activation after it become one program (the GEMM's epilogue).
 
+Softmax, log-softmax and layer norm (the row ops `Softmax`, `LogSoftmax`, `Normalize`,
+`LayerNormRows`) are deferred too: a chain that starts on such an output (of the chain's
+shape) runs as the row op's epilogue (gpugrad/backend/row_epilogue.py), so y is not read
+back in a second pass: the CPU computes the op one cache block of rows at a time and runs
+the chain's program on each block while it is in cache; CUDA runs the row kernel compiled
+with the program's rendering in its store. The row op's node and the chain's node are
+recorded as if they had run one after the other (so backward, and double backward
+through the op's composite, are theirs); y is stored only where a node or the user
+needs it (under no_grad, with y unread, only the chain's result is written). A row op's
+output that anything else reads first (a matmul, a second row op in the same chain)
+runs alone, as written.
+
 What fuses: rows of the table over Tensors of one floating dtype (float16, bfloat16,
 float32, float64) on one device, and Python numbers (kernel arguments, so a new value
 compiles nothing). Anything else runs as usual (eagerly), after computing the deferred
@@ -368,6 +380,8 @@ def _defer_source(cls, args):
     shape = x._data.shape
     if not shape or not all(shape) or not (dtype.kind == "f" or dtype.name == "bfloat16"):
         return None
+    if any(isinstance(a, Tensor) and a._backend is not backend for a in args):
+        return None  # run now: the op raises its device error
     need = _grad_state.enabled and any(isinstance(a, Tensor) and a._requires_grad
                                        for a in args)
     src = _Source(cls, tuple(args), shape, dtype, backend, need)
