@@ -272,3 +272,20 @@ def test_epilogue_on_cuda_without_grad_stores_no_y():
         y1 = gg.fuse(softmax_affine_gelu)(x, w, b)
         y0 = softmax_affine_gelu(x, w, b)
     _close(y1, y0, "float32")
+
+
+@pytest.mark.parametrize("name", ["softmax_affine_gelu", "log_softmax", "layer_norm_silu"])
+def test_row_kernel_references_take_the_epilogue_as_a_second_pass(name, monkeypatch):
+    """With the fused row methods switched on (the CUDA backend's route, here on their NumPy
+    references), the chain still runs through the row op's epilogue argument and gives the
+    unfused values and gradients (LayerNormRows for layer norm)."""
+    monkeypatch.setattr(type(cpu_backend), "fused_rows", True)
+    fn, _ = CHAINS[name]
+    _, (x, w, b) = _inputs("float64", shape=(6, C))
+    y1 = gg.fuse(fn)(x, w, b)
+    y0 = fn(x, w, b)
+    _close(y1, y0, "float64")
+    for a, c in zip(gg.autograd.grad(y1.sum(), [x, w, b]), gg.autograd.grad(y0.sum(), [x, w, b])):
+        _close(a, c, "float64")
+    with gg.no_grad():
+        _close(gg.fuse(fn)(x, w, b), y0, "float64")
