@@ -29,6 +29,18 @@ one generated reduction kernel), so the elementwise result is not materialised. 
 non-pointwise op is a boundary: Linear's matmul runs on BLAS/cuBLAS and the bias add and
 activation after it become one program (the GEMM's epilogue).
 
+Softmax, log-softmax and layer norm (the row ops `Softmax`, `LogSoftmax`, `Normalize`,
+`LayerNormRows`) are deferred too: a chain that starts on such an output (of the chain's
+shape) runs as the row op's epilogue (gpugrad/backend/row_epilogue.py), so y is not read
+back in a second pass: the CPU computes the op one cache block of rows at a time and runs
+the chain's program on each block while it is in cache; CUDA runs the row kernel compiled
+with the program's rendering in its store. The row op's node and the chain's node are
+recorded as if they had run one after the other (so backward, and double backward
+through the op's composite, are theirs); y is stored only where a node or the user
+needs it (under no_grad, with y unread, only the chain's result is written). A row op's
+output that anything else reads first (a matmul, a second row op in the same chain)
+runs alone, as written.
+
 What fuses: rows of the table over Tensors of one floating dtype (float16, bfloat16,
 float32, float64) on one device, and Python numbers (kernel arguments, so a new value
 compiles nothing). Anything else runs as usual (eagerly), after computing the deferred
@@ -68,8 +80,11 @@ from .autograd.grad_mode import _state as _grad_state
 from .autograd.grad_mode import set_grad_enabled
 from .backend import expr as E
 from .backend.pointwise import record_build
+from .backend.row_epilogue import Epilogue
+from .ops.activation import LogSoftmax, Softmax
 from .ops.broadcast import broadcast_to
 from .ops.linalg import Linear
+from .ops.normalization import LayerNormRows, Normalize
 from .ops.pointwise import Row, X, Y
 from .ops.reduce import Extremum, Mean, Sum, sum_to
 from .ops.table import ROWS
@@ -84,6 +99,8 @@ _TABLE_ROWS = {id(r): r for r in ROWS.values()}
 _NUMBERS = (int, float, bool)
 _REDUCE_OPS = {Sum: "sum", Mean: "mean"}
 _ADD = ROWS["add"].apply
+# Row ops whose output a chain of pointwise ops may take as a generated epilogue
+_SOURCE_OPS = (Softmax, LogSoftmax, Normalize, LayerNormRows)
 
 
 # --- deferred values --------------------------------------------------------------------
@@ -100,6 +117,25 @@ class _Node:
         self.versions = tuple(version_of(a) if isinstance(a, Tensor) else 0 for a in args)
         self.shape, self.dtype, self.backend = shape, dtype, backend
         self.grad = _grad_state.enabled
+        self.value = None
+        self.tensor = None
+
+
+class _Source:
+    """A deferred row op (softmax, log-softmax, a normalisation) `cls.apply(*args)`: run
+    when a chain of pointwise ops that starts on its output is computed, with the chain's
+    program as the row kernel's epilogue (one pass), or alone when anything else needs
+    its output. `need`: its output will require grad."""
+
+    __slots__ = ("cls", "args", "versions", "shape", "dtype", "grad", "need", "value",
+                 "tensor", "backend", "__weakref__")
+
+    def __init__(self, cls, args, shape, dtype, backend, need: bool) -> None:
+        self.cls, self.args = cls, args
+        self.versions = tuple(version_of(a) if isinstance(a, Tensor) else 0 for a in args)
+        self.shape, self.dtype, self.backend = shape, dtype, backend
+        self.grad = _grad_state.enabled
+        self.need = need
         self.value = None
         self.tensor = None
 
@@ -260,6 +296,10 @@ def _hook(cls, args, kwargs):
         node = _node_of(args[0])
         if node is not None and not kwargs:
             return _reduce_epilogue(cls, node, args)
+    elif cls in _SOURCE_OPS and not kwargs:
+        out = _defer_source(cls, args)
+        if out is not None:
+            return out
     elif cls is Linear and len(args) == 3 and isinstance(args[2], Tensor) and not kwargs:
         # the GEMM's epilogue: x·Wᵀ on BLAS/cuBLAS, then the bias add deferred, so it fuses
         # with the activation (and whatever pointwise follows) into one program
@@ -326,6 +366,35 @@ def _defer(row: Row, args, params):
     return t
 
 
+def _defer_source(cls, args):
+    """A deferred Tensor for a row op's output (see `_Source`), or None to run it now."""
+    if cls is Normalize and len(args) > 3 and args[3] is not None:
+        return None  # batch norm's statistics: computed by the caller already
+    x = args[0]
+    if not isinstance(x, Tensor):
+        return None
+    deferred = [n for n in map(_node_of, args) if n is not None]
+    if deferred:
+        _compute(deferred)
+    dtype, backend = x._data.dtype, x._backend
+    shape = x._data.shape
+    if not shape or not all(shape) or not (dtype.kind == "f" or dtype.name == "bfloat16"):
+        return None
+    if any(isinstance(a, Tensor) and a._backend is not backend for a in args):
+        return None  # run now: the op raises its device error
+    need = _grad_state.enabled and any(isinstance(a, Tensor) and a._requires_grad
+                                       for a in args)
+    src = _Source(cls, tuple(args), shape, dtype, backend, need)
+    t = _new(_DeferredTensor)
+    t._data = _Deferred(src)
+    t._backend = backend
+    if need:
+        t._requires_grad = True
+    src.tensor = weakref.ref(t)
+    _local.regions[-1].made.append(weakref.ref(src))
+    return t
+
+
 _new = object.__new__
 
 
@@ -361,7 +430,9 @@ def _graph(outs: list):
                     r.append(("n", index[id(a)]))
                     continue
                 a = a.value
-            if isinstance(a, Tensor):
+            elif type(a) is _Source and a.value is not None:
+                a = a.value
+            if isinstance(a, Tensor) or type(a) is _Source:  # a pending source: a leaf
                 k = tensor_leaf.get(id(a))
                 if k is None:
                     k = tensor_leaf[id(a)] = len(leaves)
@@ -378,7 +449,8 @@ def _structure(order, leaves, refs, outs, reduce_kind) -> tuple:
     """The structural cache key of a chain: rows and references, the leaves' kinds
     (Tensor, or a number's type), the outputs and the reduction."""
     index = {id(n): k for k, n in enumerate(order)}
-    kinds = tuple("t" if isinstance(a, Tensor) else type(a).__name__ for a in leaves)
+    kinds = tuple("t" if isinstance(a, (Tensor, _Source)) else type(a).__name__
+                  for a in leaves)
     return (tuple((n.row.name, r) for n, r in zip(order, refs)), kinds,
             tuple(index[id(o)] for o in outs), reduce_kind)
 
@@ -451,9 +523,10 @@ def _check_versions(order) -> None:
     for n in order:
         for a, v in zip(n.args, n.versions):
             if isinstance(a, Tensor) and version_of(a) != v:
+                label = n.cls.__name__.lower() if type(n) is _Source else n.row.label
                 raise RuntimeError(
                     f"gg.fuse: a tensor of shape {tuple(a.shape)} read by a deferred "
-                    f"{n.row.label} was modified in place (version {version_of(a)}, "
+                    f"{label} was modified in place (version {version_of(a)}, "
                     f"expected {v}) before the fused program ran; compute on a .clone()")
 
 
@@ -468,40 +541,117 @@ def _split(outs: list):
 
 def _compute(nodes: list) -> list:
     """Compute pending `nodes` (one shape, one grad mode) as one fused program; returns
-    their Tensors (the user's deferred Tensors, completed in place)."""
+    their Tensors (the user's deferred Tensors, completed in place). A chain that starts
+    on one pending row op's output runs as that row op's epilogue (`_with_epilogue`)."""
     pending = [n for n in dict.fromkeys(nodes) if n.value is None]
     groups: dict = {}
     for n in pending:
-        groups.setdefault((n.shape, n.dtype, id(n.backend), n.grad), []).append(n)
+        if type(n) is _Node:
+            groups.setdefault((n.shape, n.dtype, id(n.backend), n.grad), []).append(n)
     for group in groups.values():
         order, leaves, refs = _split(group)
         group = [n for n in group if n.value is None]
         if not group:
             continue
         _check_versions(order)
+        srcs = [k for k, a in enumerate(leaves) if type(a) is _Source]
+        g0 = group[0]
+        slot = srcs[0] if len(srcs) == 1 and _fits(leaves[srcs[0]], g0) else None
+        if slot is None:
+            _run_sources(leaves)
         try:
             row = _row_for(order, leaves, refs, group)
             params = tuple(p for n in order for p in n.params)
-            with set_grad_enabled(group[0].grad):
-                res = row.apply(*leaves, params=params) if params else row.apply(*leaves)
+            if slot is not None:
+                res = _with_epilogue(row, leaves, slot, params, g0)
+            else:
+                with set_grad_enabled(g0.grad):
+                    res = (row.apply(*leaves, params=params) if params
+                           else row.apply(*leaves))
             res = res if type(res) is tuple else (res,)
         except Exception:  # noqa: BLE001 - a program that fails: the ops one by one, as
-            res = _run_eagerly(order, leaves, refs, group)  # written (their own errors)
+            _run_sources(leaves)  # written (their own errors)
+            res = _run_eagerly(order, leaves, refs, group)
         for n, r in zip(group, res):
-            t = n.tensor() if n.tensor is not None else None
-            if t is None:
-                n.value, n.args = r, ()
-                continue
-            t.__class__ = Tensor
-            t._data = r._data
-            t._version = r._version
-            if r.grad_fn is not None:
-                t.grad_fn = r.grad_fn
-                t._output_nr = r._output_nr
-                t._requires_grad = True
-            n.value = t
+            _finish(n, r)
             n.args = ()  # the chain behind it can be freed
+    for n in pending:
+        if type(n) is _Source and n.value is None:
+            _run_source(n)
     return [n.value for n in nodes]
+
+
+def _finish(n, r: Tensor) -> None:
+    """Complete pending `n` with its value `r` (the user's deferred Tensor, in place)."""
+    t = n.tensor() if n.tensor is not None else None
+    if t is None:
+        n.value = r
+        return
+    t.__class__ = Tensor
+    t._data = r._data
+    t._version = r._version
+    if r.grad_fn is not None:
+        t.grad_fn = r.grad_fn
+        t._output_nr = r._output_nr
+        t._requires_grad = True
+    n.value = t
+
+
+def _fits(src: _Source, g0: _Node) -> bool:
+    """Whether the chain of `g0` (its group) can be the epilogue of `src`: the same shape,
+    dtype, device and grad mode."""
+    return (src.value is None and src.shape == g0.shape and src.dtype == g0.dtype
+            and src.backend is g0.backend and src.grad == g0.grad)
+
+
+def _run_source(src: _Source) -> Tensor:
+    """A deferred row op run alone (its output is needed as such)."""
+    if src.value is None:
+        _check_versions([src])
+        depth, _local.depth = _local.depth, 0  # the op itself is not deferred again
+        try:
+            with set_grad_enabled(src.grad):
+                r = src.cls.apply(*src.args)
+        finally:
+            _local.depth = depth
+        _finish(src, r)
+    return src.value
+
+
+def _run_sources(leaves: list) -> None:
+    for k, a in enumerate(leaves):
+        if type(a) is _Source:
+            leaves[k] = _run_source(a)
+
+
+def _with_epilogue(row, leaves: list, slot: int, params: tuple, g0: _Node):
+    """The chain's program (`row`) run as the epilogue of the row op `leaves[slot]`: one
+    pass (row_epilogue.py). The row op's node and the chain's node are recorded as if
+    they had run one after the other (so backward and double backward are theirs); y, the
+    row op's output, is stored only where its node, the chain's node or the user needs
+    it."""
+    src = leaves[slot]
+    _check_versions([src])
+    recording = g0.grad and (src.need or any(isinstance(a, Tensor) and a._requires_grad
+                                             for a in leaves))
+    alive = src.tensor is not None and src.tensor() is not None
+    arrays = [None if k == slot else a._data if isinstance(a, Tensor) else a
+              for k, a in enumerate(leaves)]
+    ep = Epilogue(row.program, slot, arrays, params, keep_y=recording or alive)
+    if not ep.keep_y:  # nothing to record and y unused: the arrays only (src stays pending)
+        ctx = _new(src.cls)
+        ctx._backend = src.backend
+        src.cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in src.args],
+                        epilogue=ep)
+        outs = ep.out if type(ep.out) is tuple else (ep.out,)
+        return tuple(_wrap_array(o, src.backend) for o in outs)
+    with set_grad_enabled(src.grad):
+        y = src.cls.apply(*src.args, epilogue=ep)
+    _finish(src, y)
+    leaves[slot] = src.value
+    with set_grad_enabled(g0.grad):
+        return (row.apply(*leaves, params=params, out=ep.out) if params
+                else row.apply(*leaves, out=ep.out))
 
 
 def _run_eagerly(order, leaves, refs, outs) -> tuple:
@@ -533,6 +683,7 @@ def _reduce_epilogue(cls, node: _Node, args):
         return NotImplemented
     order, leaves, refs = _split([node])
     _check_versions(order)
+    _run_sources(leaves)
     params = tuple(p for n in order for p in n.params)
     try:
         row = _row_for(order, leaves, refs, [node], kind)

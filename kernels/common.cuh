@@ -187,6 +187,16 @@ template <typename A> __device__ __forceinline__ bool gg_isfinite(A x) { return 
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 
+// The store of a row kernel (softmax_rows, layer_norm_rows): y[i] = v in the storage type.
+// gpugrad/backend/row_epilogue.py generates the other store, a lambda that also applies a
+// pointwise program to v (a fused epilogue), and compiles the row template with it.
+template <typename T> struct gg_store_at {
+    T* __restrict__ y;
+    template <typename A> __device__ __forceinline__ void operator()(long long i, A v) const {
+        gg_store(y + i, v);
+    }
+};
+
 // M(suffix, storage type) for every supported float dtype; kernels.py builds the same
 // suffixes (f32, f64, f16, bf16) from array dtypes.
 #define GG_FOREACH_FLOAT(M) M(f32, float) M(f64, double) M(f16, gg_half) M(bf16, gg_bf16)

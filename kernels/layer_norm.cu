@@ -9,16 +9,16 @@
 
 #ifndef GG_HOST_SHIM
 // One block per row (grid-stride); blockDim.x a multiple of 32. w and b may be null.
-template <typename T>
-__device__ void layer_norm_forward_impl(const T* __restrict__ x, const T* __restrict__ w,
-                                        const T* __restrict__ b, T* __restrict__ y,
-                                        typename gg_acc<T>::type* __restrict__ mean,
-                                        typename gg_acc<T>::type* __restrict__ rstd,
-                                        long long rows, long long cols, double eps) {
+// store(i, y_i) writes element i = row·cols + col (gg_store_at, or a generated epilogue).
+template <typename T, typename Store>
+__device__ void layer_norm_rows(const T* __restrict__ x, const T* __restrict__ w,
+                                const T* __restrict__ b,
+                                typename gg_acc<T>::type* __restrict__ mean,
+                                typename gg_acc<T>::type* __restrict__ rstd,
+                                long long rows, long long cols, double eps, Store store) {
     typedef typename gg_acc<T>::type A;
     for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
         const T* xr = x + r * cols;
-        T* yr = y + r * cols;
         A s = A(0);
         for (long long c = threadIdx.x; c < cols; c += blockDim.x) s += gg_load(xr + c);
         const A mu = gg_block_sum(s) / A(cols);
@@ -33,13 +33,22 @@ __device__ void layer_norm_forward_impl(const T* __restrict__ x, const T* __rest
             A v = (gg_load(xr + c) - mu) * rs;
             if (w) v *= gg_load(w + c);
             if (b) v += gg_load(b + c);
-            gg_store(yr + c, v);
+            store(r * cols + c, v);
         }
         if (threadIdx.x == 0) {
             mean[r] = mu;
             rstd[r] = rs;
         }
     }
+}
+
+template <typename T>
+__device__ void layer_norm_forward_impl(const T* __restrict__ x, const T* __restrict__ w,
+                                        const T* __restrict__ b, T* __restrict__ y,
+                                        typename gg_acc<T>::type* __restrict__ mean,
+                                        typename gg_acc<T>::type* __restrict__ rstd,
+                                        long long rows, long long cols, double eps) {
+    layer_norm_rows<T>(x, w, b, mean, rstd, rows, cols, eps, gg_store_at<T>{y});
 }
 
 // x̄ for one block per row; w may be null (no affine weight).
@@ -115,5 +124,7 @@ __device__ void layer_norm_param_grad_impl(const T* __restrict__ x, const T* __r
         typename gg_acc<T>::type* pb, long long rows, long long cols) {                      \
         layer_norm_param_grad_impl<T>(x, g, mean, rstd, pw, pb, rows, cols);                 \
     }
+#ifndef GG_ROW_EPILOGUE_ONLY  // a generated epilogue kernel needs only the templates
 GG_FOREACH_FLOAT(GG_LAYER_NORM_KERNELS)
+#endif
 #endif

@@ -23,21 +23,27 @@ __device__ __forceinline__ void row_max_logsum(const T* __restrict__ xr, long lo
     *log_sum = gg_log(s);
 }
 
-// y = exp(x − max) / Σ exp(x − max), or log_softmax y = (x − max) − log Σ exp(x − max).
-template <typename T>
-__device__ void softmax_forward_impl(const T* __restrict__ x, T* __restrict__ y,
-                                     long long rows, long long cols, int log_out) {
+// y = exp(x − max) / Σ exp(x − max), or log_softmax y = (x − max) − log Σ exp(x − max);
+// store(i, y_i) writes element i = row·cols + col (gg_store_at, or a generated epilogue).
+template <typename T, typename Store>
+__device__ void softmax_rows(const T* __restrict__ x, long long rows, long long cols,
+                             int log_out, Store store) {
     typedef typename gg_acc<T>::type A;
     for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
         const T* xr = x + r * cols;
-        T* yr = y + r * cols;
         A m, ls;
         row_max_logsum<T, A>(xr, cols, &m, &ls);
         for (long long c = threadIdx.x; c < cols; c += blockDim.x) {
             const A z = gg_load(xr + c) - m;
-            gg_store(yr + c, log_out ? z - ls : gg_exp(z - ls));
+            store(r * cols + c, log_out ? z - ls : gg_exp(z - ls));
         }
     }
+}
+
+template <typename T>
+__device__ void softmax_forward_impl(const T* __restrict__ x, T* __restrict__ y,
+                                     long long rows, long long cols, int log_out) {
+    softmax_rows<T>(x, rows, cols, log_out, gg_store_at<T>{y});
 }
 
 // softmax: x̄ = y·(ȳ − Σ ȳ·y);  log_softmax: x̄ = ȳ − exp(y)·Σ ȳ.
@@ -104,7 +110,9 @@ __device__ void softmax_xent_forward_impl(const T* __restrict__ x,
         long long ignore_index) {                                                            \
         softmax_xent_forward_impl<T>(x, target, loss, lse, rows, cols, ignore_index);        \
     }
+#ifndef GG_ROW_EPILOGUE_ONLY  // a generated epilogue kernel needs only the templates
 GG_FOREACH_FLOAT(GG_SOFTMAX_ROW_KERNELS)
+#endif
 #endif
 
 // x̄ = (softmax(x) − one_hot(target))·scale, with softmax(x) = exp(x − lse) from the
@@ -138,4 +146,6 @@ __device__ void softmax_xent_backward_impl(const T* __restrict__ x,
         softmax_xent_backward_impl<T>(x, target, lse, scale, per_row, gx, rows, cols,        \
                                       ignore_index);                                         \
     }
+#ifndef GG_ROW_EPILOGUE_ONLY
 GG_FOREACH_FLOAT(GG_SOFTMAX_XENT_BACKWARD)
+#endif

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import trace as _trace
 from .cuda_launch import NULL, TILE
+from .kernels import row_epilogue_kernel
+from .pointwise import launch_plan
 from .rows import check_xent, reduce_rows
 
 
@@ -15,25 +18,76 @@ class CupyRows:
 
     fused_rows = True
 
-    def _softmax_rows(self, x, log_out: bool):
+    def _softmax_rows(self, x, log_out: bool, epilogue=None):
         if x.ndim == 0 or not x.size or not self._has_kernel(x):
             return None
         x = self._c(x)
-        y = self.xp.empty_like(x)
         cols = x.shape[-1]
         rows = x.size // cols
-        self._launch("softmax", "softmax_forward", x.dtype, self._rows_grid(rows),
-                     (self._row_threads(cols),),
-                     (x, y, np.int64(rows), np.int64(cols), np.int32(log_out)))
-        return y
+        grid, block = self._rows_grid(rows), (self._row_threads(cols),)
+        tail = (np.int64(rows), np.int64(cols), np.int32(log_out))
+        if epilogue is not None:
+            done, y = self._epilogue_launch("softmax", x, epilogue, grid, block, (x,), tail)
+            if done:
+                return y
+        y = self.xp.empty_like(x)
+        self._launch("softmax", "softmax_forward", x.dtype, grid, block, (x, y, *tail))
+        return y if epilogue is None else epilogue.finish(self, y)
 
-    def softmax(self, x):
-        y = self._softmax_rows(x, False)
-        return super().softmax(x) if y is None else y
+    def softmax(self, x, epilogue=None):
+        y = self._softmax_rows(x, False, epilogue)
+        return super().softmax(x, epilogue) if y is None else y
 
-    def log_softmax(self, x):
-        y = self._softmax_rows(x, True)
-        return super().log_softmax(x) if y is None else y
+    def log_softmax(self, x, epilogue=None):
+        y = self._softmax_rows(x, True, epilogue)
+        return super().log_softmax(x, epilogue) if y is None else y
+
+    def _epilogue_launch(self, family: str, x, ep, grid, block, head: tuple, tail: tuple):
+        """Launch the row kernel `family` with the program of `ep` as its generated epilogue
+        (kernels.row_epilogue_kernel) over y of x's shape and dtype: (True, y, or None when
+        `ep.keep_y` is false), with `ep.out` set; (False, None) where an operand is not an
+        array of x's dtype, a bool array or a real number, or would need a copy (the
+        caller then runs the plain kernel and the program as a second pass)."""
+        xp = self.xp
+        dt, shape = x.dtype, x.shape
+        ops = ep.with_y(x)
+        plan = []
+        for a in ops:
+            if isinstance(a, xp.ndarray):
+                if a.dtype != dt and a.dtype != np.bool_:
+                    return False, None
+                plan.append(a)
+            elif type(a) in (int, float, bool):
+                plan.append(None)
+            else:
+                return False, None
+        try:
+            np.broadcast_shapes(shape, *[a.shape for a in plan if a is not None])
+        except ValueError:
+            return False, None
+        sig, layout, copy = launch_plan(shape, plan)
+        if copy:
+            return False, None
+        y = xp.empty_like(x) if ep.keep_y else None
+        outs = tuple(xp.empty(shape, dtype=dt) for _ in ep.prog.outputs)
+        args = [np.float64(a) if p is None else a.reshape(()) if a.size == 1 else a
+                for k, (a, p) in enumerate(zip(ops, plan)) if k != ep.slot]
+        args = (*head, NULL if y is None else y, *args, *outs,
+                *[np.float64(p) for p in ep.params], *[np.int64(v) for v in layout], *tail)
+        fn = row_epilogue_kernel(family, ep.prog, ep.slot, dt, sig)
+        self._launch_compiled(f"{family}_epilogue", fn, grid, block, args)
+        ep.out = outs[0] if len(outs) == 1 else outs
+        return True, y
+
+    def _launch_compiled(self, name: str, fn, grid, block, args) -> None:
+        """Launch a compiled kernel (recorded as `name` under the profiler)."""
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            arrays = [a for a in args if isinstance(a, self.array_type)]
+            return rec.kernel(name, self, arrays, self._launch_compiled, name, fn, grid,
+                              block, args)
+        with self.cuda_device:
+            fn(grid, block, args)
 
     def _softmax_rows_backward(self, y, g, log_out: bool):
         if y.ndim == 0 or not y.size or g.shape != y.shape or not self._has_kernel(y, g):
@@ -99,22 +153,30 @@ class CupyRows:
     def _affine_ok(self, x, *params) -> bool:
         return all(p is None or (p.shape == x.shape[-1:] and p.dtype == x.dtype) for p in params)
 
-    def layer_norm_forward(self, x, weight, bias, eps: float):
+    def layer_norm_forward(self, x, weight, bias, eps: float, epilogue=None):
         xp = self.xp
         if (x.ndim == 0 or not x.size or not self._has_kernel(x)
                 or not self._affine_ok(x, weight, bias)):
-            return super().layer_norm_forward(x, weight, bias, eps)
+            return super().layer_norm_forward(x, weight, bias, eps, epilogue)
         x = self._c(x)
         cols = x.shape[-1]
         rows = x.size // cols
         acc = self._acc(x.dtype)
-        y = xp.empty_like(x)
         mean, rstd = xp.empty(x.shape[:-1], dtype=acc), xp.empty(x.shape[:-1], dtype=acc)
         w = NULL if weight is None else self._c(weight)
         b = NULL if bias is None else self._c(bias)
-        self._launch("layer_norm", "layer_norm_forward", x.dtype, self._rows_grid(rows),
-                     (self._row_threads(cols),),
-                     (x, w, b, y, mean, rstd, np.int64(rows), np.int64(cols), np.float64(eps)))
+        grid, block = self._rows_grid(rows), (self._row_threads(cols),)
+        tail = (mean, rstd, np.int64(rows), np.int64(cols), np.float64(eps))
+        if epilogue is not None:
+            done, y = self._epilogue_launch("layer_norm", x, epilogue, grid, block, (x, w, b),
+                                            tail)
+            if done:
+                return y, mean, rstd
+        y = xp.empty_like(x)
+        self._launch("layer_norm", "layer_norm_forward", x.dtype, grid, block,
+                     (x, w, b, y, *tail))
+        if epilogue is not None:
+            epilogue.finish(self, y)
         return y, mean, rstd
 
     def layer_norm_backward(self, x, weight, mean, rstd, g):

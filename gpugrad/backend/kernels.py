@@ -20,6 +20,7 @@ from pathlib import Path
 from . import trace as _trace
 from .pointwise import cuda_source, record_build
 from .pointwise_reduce import cuda_reduce_source
+from .row_epilogue import cuda_epilogue_source, epilogue_kernel_name
 
 DTYPE_SUFFIX = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
 
@@ -164,6 +165,26 @@ def pointwise_reduce_kernel(prog, dtype, signature: str, kind: str):
             return None
         source = expand_includes('#include "common.cuh"\n' + body, kernel_dir())
         hit = _KERNELS[name] = _compiled_kernel(source, name)
+    return hit
+
+
+def row_epilogue_source(family: str, prog, slot: int, dtype, signature: str) -> str:
+    """The complete CUDA source of the row kernel `family` ("softmax", "layer_norm") with
+    `prog` as its epilogue (`row_epilogue.cuda_epilogue_source`): the row file's templates
+    pasted in (GG_ROW_EPILOGUE_ONLY: none of its own kernels), then the generated kernel."""
+    sfx = dtype_suffix(dtype)
+    body = cuda_epilogue_source(family, prog, slot, STORAGE[sfx], sfx, signature)
+    return expand_includes(f'#define GG_ROW_EPILOGUE_ONLY\n#include "{family}.cu"\n' + body,
+                           kernel_dir())
+
+
+def row_epilogue_kernel(family: str, prog, slot: int, dtype, signature: str):
+    """The compiled epilogue variant of a row kernel, cached like `pointwise_kernel`."""
+    name = epilogue_kernel_name(family, prog, slot, dtype_suffix(dtype), signature)
+    hit = _KERNELS.get(name)
+    if hit is None:
+        hit = _KERNELS[name] = _compiled_kernel(
+            row_epilogue_source(family, prog, slot, dtype, signature), name)
     return hit
 
 

@@ -15,6 +15,7 @@ from . import cpu_parallel
 from . import trace as _trace
 from .base import Backend
 from .pointwise_reduce import cpu_pointwise_reduce
+from .row_epilogue import cpu_rows
 from .ufuncs import mul_pair_into
 
 
@@ -167,6 +168,15 @@ class NumpyBackend(Backend):
 
         cpu_parallel.blocked(kernel, outs, tuple(ins))
         return outs if multi else outs[0]
+
+    def rows_epilogue(self, rows_fn, x, blockable: bool, epilogue) -> tuple:
+        """One blocked pass: each cache block of rows runs rows_fn, then the epilogue's
+        program on its y while it is in cache (see row_epilogue.cpu_rows)."""
+        rec = _trace.active
+        if rec is not None and rec.wants_kernel():
+            return rec.kernel(f"gg_rows_epi_{epilogue.prog.key}", self, (x,),
+                              self.rows_epilogue, rows_fn, x, blockable, epilogue)
+        return cpu_rows(epilogue, rows_fn, x, blockable)
 
     def pointwise_reduce(self, prog, ins, params, kind: str, dims: tuple, keepdim: bool):
         """One blocked pass: each cache block of the program's result is reduced while it is

@@ -27,7 +27,7 @@ import numpy as np
 from . import trace as _trace
 from .expr import PRIMS, free_vars, topo_order
 
-__all__ = ["Program", "normal_cdf", "cuda_source"]
+__all__ = ["Program", "normal_cdf", "cuda_source", "cuda_pieces"]
 
 _SQRT1_2 = math.sqrt(0.5)
 
@@ -445,12 +445,36 @@ def cuda_source(prog: Program, storage: str, suffix: str, signature: str) -> str
     all long long. The element index is split into coordinates innermost first, one
     division per dim (none for dim 0), in the index type."""
     name = prog.kernel_name(suffix, signature)
+    args, layout, pre, body, stores = cuda_pieces(prog, storage, signature)
+    return "\n".join([
+        f'extern "C" __global__ void {name}({", ".join(args + ["long long n"] + layout)}) {{',
+        f"    typedef gg_acc<{storage}>::type A;",
+        *pre,
+        "    GG_GRID_STRIDE(i, n) {",
+        *body,
+        *stores,
+        "    }",
+        "}",
+    ])
+
+
+def cuda_pieces(prog: Program, storage: str, signature: str, given: dict | None = None):
+    """The parts of `cuda_source`'s kernel, for kernels that evaluate a program at an
+    element index `i` of their own (a row kernel's epilogue): (arguments: inputs, outputs,
+    parameters; the layout arguments of strided operands; statements before the loop,
+    which need the accumulation type A defined; statements computing the outputs at i;
+    the statements storing them at i). `given` maps an input's index to a C expression
+    of type A that is its value (that input has no argument and is not loaded)."""
+    given = given or {}
     letters, _, layout = signature.partition("_")
-    strided = [k for k, sig in enumerate(letters) if sig in "xy"]
+    strided = [k for k, sig in enumerate(letters) if sig in "xy" and k not in given]
     rank = int(layout[:-1]) if strided else 0
-    args, body = [], []
+    args, lay, body = [], [], []
     names: dict = {}
     for k, (n, sig) in enumerate(zip(prog.inputs, letters)):
+        if k in given:
+            names[("var", n)] = (given[k], None)
+            continue
         if sig == "p":  # a number operand: passed by value, like a parameter
             args.append(f"double v{k}")
             names[("var", n)] = (f"A(v{k})", None)
@@ -467,16 +491,15 @@ def cuda_source(prog: Program, storage: str, suffix: str, signature: str) -> str
     for k, n in enumerate(prog.params):
         args.append(f"double p{k}_arg")
         names[("param", n)] = (f"p{k}", None)
-    args.append("long long n")
     pre = [f"    const A p{k} = A(p{k}_arg);" for k in range(len(prog.params))]
     if strided:
         pre.append(f"    typedef {'long long' if layout[-1] == 'l' else 'int'} I;")
         for j in range(1, rank):
-            args.append(f"long long sz{j}_arg")
+            lay.append(f"long long sz{j}_arg")
             pre.append(f"    const I sz{j} = I(sz{j}_arg);")
         for k in strided:
             for j in range(rank):
-                args.append(f"long long st{k}_{j}_arg")
+                lay.append(f"long long st{k}_{j}_arg")
                 pre.append(f"    const I st{k}_{j} = I(st{k}_{j}_arg);")
         body.append("        I r = I(i);")
         body.append(f"        I {', '.join(f'of{k} = 0' for k in strided)};")
@@ -499,17 +522,8 @@ def cuda_source(prog: Program, storage: str, suffix: str, signature: str) -> str
             body.append(f"        const {ctype} t{k} = "
                         + PRIMS[node.op].cu.format(*[names[a] for a in node.args]) + ";")
             names[node] = f"t{k}"
-    for k, o in enumerate(prog.outputs):
-        body.append(f"        gg_store(o{k} + i, A({names[o]}));")
-    return "\n".join([
-        f'extern "C" __global__ void {name}({", ".join(args)}) {{',
-        f"    typedef gg_acc<{storage}>::type A;",
-        *pre,
-        "    GG_GRID_STRIDE(i, n) {",
-        *body,
-        "    }",
-        "}",
-    ])
+    stores = [f"        gg_store(o{k} + i, A({names[o]}));" for k, o in enumerate(prog.outputs)]
+    return args, lay, pre, body, stores
 
 
 # --- compile and build counters (read by gpugrad.fuse users and the profiler) --------------

@@ -25,24 +25,38 @@ class RowFamily:
         return self.fused_rows and dim is not None and dim == ndim - 1
 
     @_trace.traced
-    def softmax(self, x):
-        """exp(x − max) / Σ exp(x − max) along the last axis (float32 math for 16-bit x)."""
+    def softmax(self, x, epilogue=None):
+        """exp(x − max) / Σ exp(x − max) along the last axis (float32 math for 16-bit x).
+        With an `epilogue` (row_epilogue.Epilogue), its program is applied to the result
+        into `epilogue.out` (here as a second pass; the CUDA kernel fuses it)."""
         xp = self.xp
         with quiet_fp(xp):
             z = widen(xp, x)
             z = z - z.max(axis=-1, keepdims=True)
             e = xp.exp(z - xp.log(xp.exp(z).sum(axis=-1, keepdims=True)))
-        return e.astype(x.dtype, copy=False)
+        y = e.astype(x.dtype, copy=False)
+        return y if epilogue is None else epilogue.finish(self, y)
 
     @_trace.traced
-    def log_softmax(self, x):
-        """(x − max) − log Σ exp(x − max) along the last axis."""
+    def log_softmax(self, x, epilogue=None):
+        """(x − max) − log Σ exp(x − max) along the last axis; `epilogue` as in softmax."""
         xp = self.xp
         with quiet_fp(xp):
             z = widen(xp, x)
             z = z - z.max(axis=-1, keepdims=True)
             out = z - xp.log(xp.exp(z).sum(axis=-1, keepdims=True))
-        return out.astype(x.dtype, copy=False)
+        y = out.astype(x.dtype, copy=False)
+        return y if epilogue is None else epilogue.finish(self, y)
+
+    def rows_epilogue(self, rows_fn, x, blockable: bool, epilogue) -> tuple:
+        """(y, *stats) = rows_fn(x) (a row op's array code: softmax, a normalisation) with
+        the program of `epilogue` (row_epilogue.Epilogue) applied to y into `epilogue.out`;
+        y may be None when `epilogue.keep_y` is false. `blockable`: rows_fn reduces no
+        axis 0, so it may run on blocks of rows. Here: rows_fn, then the program as a
+        second pass; the CPU backend runs both on each cache block (row_epilogue.cpu_rows)."""
+        y, *stats = rows_fn(x)
+        epilogue.finish(self, y)
+        return (y, *stats)
 
     @_trace.traced
     def softmax_backward(self, y, g):
@@ -104,10 +118,11 @@ class RowFamily:
 
     # -- layer normalisation over the last axis -----------------------------------------------
     @_trace.traced
-    def layer_norm_forward(self, x, weight, bias, eps: float):
+    def layer_norm_forward(self, x, weight, bias, eps: float, epilogue=None):
         """(y, mean, rstd): y = (x − μ)·rstd·w + b over the last axis, rstd = 1/√(σ² + ε)
         with the biased variance; `weight` / `bias` (shape (C,)) may be None. mean and rstd
-        have shape x.shape[:-1], in float32 (float64 for float64 x)."""
+        have shape x.shape[:-1], in float32 (float64 for float64 x). `epilogue` as in
+        softmax."""
         xp = self.xp
         z = widen(xp, x)
         mean = z.mean(axis=-1)
@@ -118,7 +133,10 @@ class RowFamily:
             y = y * widen(xp, weight)
         if bias is not None:
             y = y + widen(xp, bias)
-        return y.astype(x.dtype, copy=False), mean, rstd
+        y = y.astype(x.dtype, copy=False)
+        if epilogue is not None:
+            epilogue.finish(self, y)
+        return y, mean, rstd
 
     @_trace.traced
     def layer_norm_backward(self, x, weight, mean, rstd, g):

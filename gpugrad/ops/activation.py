@@ -17,24 +17,41 @@ from .reduce import amax, sum  # noqa: A004 - gg.sum, not builtins.sum
 
 
 # --- softmax family -----------------------------------------------------------------------
-def softmax_array(backend, x, dim):
-    """softmax(x) along `dim` on arrays: the backend's fused rows where it takes them."""
+def softmax_array(backend, x, dim, epilogue=None):
+    """softmax(x) along `dim` on arrays: the backend's fused rows where it takes them.
+    With an `epilogue` (backend.row_epilogue.Epilogue, from gg.fuse) its program is
+    applied to the result as it is computed, into `epilogue.out`; the result itself is
+    then None where `epilogue.keep_y` is false."""
     if x.size == 0:  # nothing to normalise (and max() has no identity)
-        return x.copy()
+        return x.copy() if epilogue is None else epilogue.finish(backend, x.copy())
     if backend.fuses_rows(x.ndim, dim):
-        return backend.softmax(x)
-    e = backend.xp.exp(x - x.max(axis=dim, keepdims=True))
+        return backend.softmax(x) if epilogue is None else backend.softmax(x, epilogue)
+    if epilogue is not None:
+        return backend.rows_epilogue(lambda xb: (_softmax_rows(backend.xp, xb, dim),), x,
+                                     dim % x.ndim != 0, epilogue)[0]
+    return _softmax_rows(backend.xp, x, dim)
+
+
+def _softmax_rows(xp, x, dim):
+    e = xp.exp(x - x.max(axis=dim, keepdims=True))
     e /= e.sum(axis=dim, keepdims=True)
     return e
 
 
-def log_softmax_array(backend, x, dim):
-    """log_softmax(x) along `dim` on arrays: the backend's fused rows where it takes them."""
+def log_softmax_array(backend, x, dim, epilogue=None):
+    """log_softmax(x) along `dim` on arrays: the backend's fused rows where it takes them;
+    `epilogue` as in `softmax_array`."""
     if x.size == 0:
-        return x.copy()
+        return x.copy() if epilogue is None else epilogue.finish(backend, x.copy())
     if backend.fuses_rows(x.ndim, dim):
-        return backend.log_softmax(x)
-    xp = backend.xp
+        return backend.log_softmax(x) if epilogue is None else backend.log_softmax(x, epilogue)
+    if epilogue is not None:
+        return backend.rows_epilogue(lambda xb: (_log_softmax_rows(backend.xp, xb, dim),), x,
+                                     dim % x.ndim != 0, epilogue)[0]
+    return _log_softmax_rows(backend.xp, x, dim)
+
+
+def _log_softmax_rows(xp, x, dim):
     z = x - x.max(axis=dim, keepdims=True)
     return z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
 
@@ -64,10 +81,10 @@ class Softmax(FusedOp):
     is kept)."""
 
     @staticmethod
-    def forward(ctx, x, dim):
+    def forward(ctx, x, dim, epilogue=None):
         ctx.dim = dim
         ctx.save_output()
-        return softmax_array(ctx.backend, x, dim)
+        return softmax_array(ctx.backend, x, dim, epilogue)
 
     @staticmethod
     def backward_arrays(ctx, g):
@@ -93,10 +110,10 @@ class LogSoftmax(FusedOp):
     differentiates `log_softmax_composite`, evaluated at y (x up to a shift per row)."""
 
     @staticmethod
-    def forward(ctx, x, dim):
+    def forward(ctx, x, dim, epilogue=None):
         ctx.dim = dim
         ctx.save_output()
-        return log_softmax_array(ctx.backend, x, dim)
+        return log_softmax_array(ctx.backend, x, dim, epilogue)
 
     @staticmethod
     def backward_arrays(ctx, g):

@@ -29,18 +29,18 @@ class Normalize(FusedOp):
     """
 
     @staticmethod
-    def forward(ctx, x, dims, eps, stats=None):
+    def forward(ctx, x, dims, eps, stats=None, epilogue=None):
         xp = ctx.xp
         ctx.dims, ctx.eps = dims, eps
         ctx.save_inputs(0)
-        if stats is None:
-            mean = x.mean(axis=dims, keepdims=True)
-            var = xp.square(x - mean).mean(axis=dims, keepdims=True)
-        else:
-            mean, var = stats
-        rstd = 1.0 / xp.sqrt(var + eps)
-        ctx.mean, ctx.rstd = mean, rstd
-        return ((x - mean) * rstd).astype(x.dtype, copy=False)
+        if epilogue is not None and stats is None:  # gg.fuse: pointwise ops follow
+            y, ctx.mean, ctx.rstd = ctx.backend.rows_epilogue(
+                lambda xb: _standardize_arrays(xp, xb, dims, eps), x, 0 not in dims, epilogue)
+            return y
+        y, ctx.mean, ctx.rstd = _standardize_arrays(xp, x, dims, eps, stats)
+        if epilogue is not None:
+            epilogue.finish(ctx.backend, y)
+        return y
 
     @staticmethod
     def backward_arrays(ctx, g):
@@ -59,6 +59,17 @@ class Normalize(FusedOp):
         return standardize_composite(x, ctx.dims, ctx.eps)
 
 
+def _standardize_arrays(xp, x, dims: tuple, eps: float, stats=None) -> tuple:
+    """(x̂, μ, r) of `Normalize` on arrays (μ and r keep the reduced dims)."""
+    if stats is None:
+        mean = x.mean(axis=dims, keepdims=True)
+        var = xp.square(x - mean).mean(axis=dims, keepdims=True)
+    else:
+        mean, var = stats
+    rstd = 1.0 / xp.sqrt(var + eps)
+    return ((x - mean) * rstd).astype(x.dtype, copy=False), mean, rstd
+
+
 def standardize(x, dims: tuple, eps: float, stats=None):
     """x standardised over `dims` (see `Normalize`)."""
     return Normalize.apply(x, dims, eps, stats)
@@ -71,10 +82,13 @@ class LayerNormRows(FusedOp):
     leading axes). The composite is `standardize_composite(x)·w + b`."""
 
     @staticmethod
-    def forward(ctx, x, w, b, eps):
+    def forward(ctx, x, w, b, eps, epilogue=None):
         ctx.eps = eps
         ctx.save_inputs(0, 1, 2)
-        y, ctx.mean, ctx.rstd = ctx.backend.layer_norm_forward(x, w, b, eps)
+        if epilogue is None:
+            y, ctx.mean, ctx.rstd = ctx.backend.layer_norm_forward(x, w, b, eps)
+        else:  # gg.fuse: the pointwise ops that follow, in the row kernel's store
+            y, ctx.mean, ctx.rstd = ctx.backend.layer_norm_forward(x, w, b, eps, epilogue)
         return y
 
     @staticmethod

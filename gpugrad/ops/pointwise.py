@@ -306,13 +306,15 @@ class Pointwise(Op):
     """y = row(x0, x1, ...; params) elementwise, with broadcasting; x̄ᵢ = sum_to(VJP row),
     the row's hand-written or derived VJP (see the module docstring), summed to xᵢ's shape
     by the engine. Each row runs through its own subclass (`Row.op`, `Row.apply`);
-    `Pointwise.apply(*operands, row=row, params=...)` runs any row as well."""
+    `Pointwise.apply(*operands, row=row, params=...)` runs any row as well; `out=` hands
+    forward a result already computed (gpugrad.fuse: a row kernel's epilogue), so only the
+    node is recorded."""
 
     row: Row  # the row of a row's subclass
     broadcast_grads = True  # the VJP rows give x̄ᵢ in the output's shape
 
     @staticmethod
-    def forward(ctx, *arrays, row=None, params=()):
+    def forward(ctx, *arrays, row=None, params=(), out=None):
         if row is None:
             row = ctx.row
         else:
@@ -327,6 +329,10 @@ class Pointwise(Op):
                     if type(a) in _PY:
                         ctx.scalars = tuple(v if type(v) in _PY else None for v in arrays)
                         break
+        if out is not None:  # computed already: the epilogue of a row kernel (gpugrad.fuse)
+            if params:
+                ctx.params = params
+            return out
         backend = ctx._backend
         try:
             uf = row.ufunc
