@@ -18,20 +18,9 @@ import gpugrad.nn.functional as F
 from gpugrad import profiler
 from gpugrad.backend import cpu_backend, cpu_parallel
 from gpugrad.backend import row_epilogue as RE
+from tests.test_fuse import DTYPES, TOL, _close, _np
 
-TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=2e-5, atol=2e-6),
-       "float16": dict(rtol=2e-2, atol=2e-2), "bfloat16": dict(rtol=8e-2, atol=8e-2)}
-DTYPES = ["float32", "float64", "float16", "bfloat16"]
 C = 24
-
-
-def _np(t) -> np.ndarray:
-    return np.asarray(t.detach().float().cpu().numpy() if t.dtype in (gg.float16, gg.bfloat16)
-                      else t.detach().cpu().numpy(), dtype=np.float64)
-
-
-def _close(a, b, dtype: str) -> None:
-    np.testing.assert_allclose(_np(a), _np(b), **TOL[dtype])
 
 
 @pytest.fixture

@@ -22,14 +22,7 @@ def softmax_array(backend, x, dim, epilogue=None):
     With an `epilogue` (backend.row_epilogue.Epilogue, from gg.fuse) its program is
     applied to the result as it is computed, into `epilogue.out`; the result itself is
     then None where `epilogue.keep_y` is false."""
-    if x.size == 0:  # nothing to normalise (and max() has no identity)
-        return x.copy() if epilogue is None else epilogue.finish(backend, x.copy())
-    if backend.fuses_rows(x.ndim, dim):
-        return backend.softmax(x) if epilogue is None else backend.softmax(x, epilogue)
-    if epilogue is not None:
-        return backend.rows_epilogue(lambda xb: (_softmax_rows(backend.xp, xb, dim),), x,
-                                     dim % x.ndim != 0, epilogue)[0]
-    return _softmax_rows(backend.xp, x, dim)
+    return _rows_array(backend, x, dim, epilogue, backend.softmax, _softmax_rows)
 
 
 def _softmax_rows(xp, x, dim):
@@ -41,14 +34,20 @@ def _softmax_rows(xp, x, dim):
 def log_softmax_array(backend, x, dim, epilogue=None):
     """log_softmax(x) along `dim` on arrays: the backend's fused rows where it takes them;
     `epilogue` as in `softmax_array`."""
-    if x.size == 0:
+    return _rows_array(backend, x, dim, epilogue, backend.log_softmax, _log_softmax_rows)
+
+
+def _rows_array(backend, x, dim, epilogue, fused, rows):
+    """`fused(x[, epilogue])` (the backend's kernel over last-axis rows) where the backend
+    takes rows of this layout, else `rows(xp, x, dim)` (in blocks with an epilogue)."""
+    if x.size == 0:  # nothing to normalise (and max() has no identity)
         return x.copy() if epilogue is None else epilogue.finish(backend, x.copy())
     if backend.fuses_rows(x.ndim, dim):
-        return backend.log_softmax(x) if epilogue is None else backend.log_softmax(x, epilogue)
+        return fused(x) if epilogue is None else fused(x, epilogue)
     if epilogue is not None:
-        return backend.rows_epilogue(lambda xb: (_log_softmax_rows(backend.xp, xb, dim),), x,
+        return backend.rows_epilogue(lambda xb: (rows(backend.xp, xb, dim),), x,
                                      dim % x.ndim != 0, epilogue)[0]
-    return _log_softmax_rows(backend.xp, x, dim)
+    return rows(backend.xp, x, dim)
 
 
 def _log_softmax_rows(xp, x, dim):
