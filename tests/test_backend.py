@@ -3,18 +3,25 @@
 import numpy as np
 import pytest
 
-from gpugrad.backend import cpu_backend, numpy_backend
+from gpugrad.backend import cpu_backend, cpu_parallel, numpy_backend
 from gpugrad.backend.cpu_parallel import BLOCK as _BLOCK
 from gpugrad.ops.table import ROWS
 
 
+@pytest.mark.parametrize("threads", [2, 1])
 @pytest.mark.parametrize("layout", ["c", "transposed", "broadcast_g", "rows_broadcast"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_blocked_pointwise_matches_whole_array(layout, dtype, monkeypatch):
-    """Generated pointwise programs run in threaded cache blocks give exactly the whole-array
-    result (the blocked path forced on for a mid-sized array)."""
-    monkeypatch.setattr(numpy_backend, "_PARALLEL_MIN", 0)
-    monkeypatch.setattr(numpy_backend, "_THREADS", 2)
+def test_blocked_pointwise_matches_whole_array(layout, dtype, threads, monkeypatch):
+    """Generated pointwise programs run in cache blocks, shared among threads or on this
+    one, give exactly the whole-array result (with two threads the path is forced on for a
+    mid-sized array; on one, programs of three passes or more take it by themselves)."""
+    if threads == 2:
+        monkeypatch.setattr(numpy_backend, "_PARALLEL_MIN", 0)
+    monkeypatch.setattr(numpy_backend, "_THREADS", threads)
+    blocked = []
+    real = cpu_parallel.blocked
+    monkeypatch.setattr(cpu_parallel, "blocked",
+                        lambda *a: blocked.append(a[-1]) or real(*a))
     rng = np.random.default_rng(0)
     shape = (4 * _BLOCK // 64 + 37, 64)  # several blocks plus a ragged last one
     x = (rng.standard_normal(shape) * 10).astype(dtype)
@@ -37,7 +44,48 @@ def test_blocked_pointwise_matches_whole_array(layout, dtype, monkeypatch):
             ref = prog.numpy_fn()(np, *ins, *params)
         for a, b in zip(got if isinstance(got, tuple) else (got,),
                         ref if isinstance(ref, tuple) else (ref,)):
+            assert a.dtype == b.dtype
             np.testing.assert_array_equal(a, b)
+    if threads == 2:
+        assert blocked == [True] * 5
+    else:  # sigmoid and gelu's forward are programs of fewer passes
+        assert blocked == [False] * 3
+
+
+def test_where_selects_on_the_bits_like_np_where():
+    """The NumPy rendering of `where` selects floats on their bits: the same values as
+    np.where (NaN and infinities that are not selected stay out, −0.0 kept), the same
+    dtype, and np.where itself wherever the operands are not floats of c's shape."""
+    from gpugrad.backend.pointwise import _where
+
+    rng = np.random.default_rng(0)
+    c = rng.random((37, 41)) < 0.5
+    for dt in (np.float16, np.float32, np.float64):
+        x = rng.standard_normal((37, 41)).astype(dt)
+        y = rng.standard_normal((37, 41)).astype(dt)
+        x[0, :5] = [np.nan, np.inf, -np.inf, -0.0, 0.0]
+        y[1, :3] = [np.nan, -0.0, np.inf]
+        cases = [(c, 0, x), (c, x, 0), (c, 0.0, x), (c, x, y), (c, 2.5, x), (c, x, -1),
+                 (c.T, x.T, y[:, ::-1].T), (c[::2], x[::2], y[::2]),
+                 (c, x[:1], y), (c, x.astype(np.float64), y), (c, 1, 2), (c, x, True)]
+        for cond, a, b in cases:
+            got, want = _where(np, cond, a, b), np.where(cond, a, b)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(np.ascontiguousarray(got).view(np.uint8),
+                                          np.ascontiguousarray(want).view(np.uint8))
+    i = np.arange(12).reshape(3, 4)
+    np.testing.assert_array_equal(_where(np, i > 5, i, -i), np.where(i > 5, i, -i))
+
+
+def test_pointwise_result_dtypes_follow_the_operands():
+    """The blocked path's result dtypes (found once per program and operand dtypes) follow
+    each call's operands: float32 then float64 through one program."""
+    prog = ROWS["gelu"].program_keep
+    for dt in (np.float32, np.float64, np.float32):
+        x = np.linspace(-4, 4, 4 * _BLOCK, dtype=dt).reshape(-1, 64)
+        y, phi = cpu_backend.pointwise(prog, (x,))
+        assert y.dtype == dt and phi.dtype == dt
+        np.testing.assert_allclose(y, x * phi, rtol=1e-6)
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 64])

@@ -59,11 +59,12 @@ def split_rows(kernel, out, ins: tuple) -> None:
     run_shares(run, out.shape[0], THREADS)
 
 
-def blocked(kernel, outs: tuple, ins: tuple) -> None:
+def blocked(kernel, outs: tuple, ins: tuple, parallel: bool = True) -> None:
     """kernel(np, *outs, *ins) in row blocks of about BLOCK elements, so that its several
-    NumPy passes over a block stay in cache; the blocks are shared among the threads."""
+    NumPy passes over a block stay in cache; the blocks are shared among the threads
+    (with `parallel`)."""
     ref = outs[0]
-    if ref.ndim == 0 or ref.size < 4 * BLOCK:
+    if ref.ndim == 0 or ref.size < 2 * BLOCK:
         kernel(np, *outs, *ins)
         return
     n = ref.shape[0]
@@ -75,7 +76,7 @@ def blocked(kernel, outs: tuple, ins: tuple) -> None:
             kernel(np, *[o if o is None else o[rs] for o in outs],
                    *[a[rs] if has_rows(a, ref) else a for a in ins])
 
-    workers = THREADS if n >= 2 * THREADS * rows else 1
+    workers = THREADS if parallel and n >= 2 * THREADS * rows else 1
     if workers == 1:
         run(0, n)
     else:

@@ -189,7 +189,7 @@ PRIMS: dict[str, Prim] = {
     "real": Prim("xp.real({0})", "{0}", _zero),
     "floor": Prim("xp.floor({0})", "gg_floor({0})", _zero),
     "trunc": Prim("xp.trunc({0})", "gg_trunc({0})", _zero),
-    "where": Prim("xp.where({0}, {1}, {2})", "({0} ? {1} : {2})",
+    "where": Prim("_H.where(xp, {0}, {1}, {2})", "({0} ? {1} : {2})",
                   lambda a, y: (None, where(a[0], const(1), const(0)),
                                 where(a[0], const(0), const(1)))),
     # exponentials and logarithms

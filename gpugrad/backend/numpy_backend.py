@@ -131,8 +131,10 @@ class NumpyBackend(Backend):
         return out
 
     def pointwise(self, prog, ins, params=()):
-        """Small programs run directly; large ones in cache-sized row blocks shared among
-        the threads (each block runs the whole rendered expression while it is in cache)."""
+        """Small programs run directly; a program of three passes or more over more than two
+        cache blocks runs block by block (each block runs the whole rendered expression while it
+        is in cache, instead of every pass streaming a fresh temporary through memory), and
+        very large ones share the blocks among the threads."""
         rec = _trace.active
         if rec is not None and rec.wants_kernel():
             return rec.kernel(f"gg_pw_{prog.key}", self, ins, self.pointwise, prog, ins, params)
@@ -145,18 +147,17 @@ class NumpyBackend(Backend):
                 if a.dtype.itemsize == 2 and a.dtype.kind in "fV":  # float16, bfloat16
                     half = a.dtype
         fn = prog._fn or prog.numpy_fn()
-        if big < _PARALLEL_MIN or _THREADS == 1:
+        parallel = big >= _PARALLEL_MIN and _THREADS > 1
+        if not parallel and (big < _BLOCKED_MIN or prog.passes < 3):
             if half is not None:
                 return super().pointwise(prog, ins, params)
             return fn(np, *ins, *params)
         shape = np.broadcast_shapes(*[np.shape(a) for a in ins])
-        if len(shape) == 0 or shape[0] < 2 * _THREADS:
+        if len(shape) == 0 or shape[0] < 2:
             return super().pointwise(prog, ins, params)
-        # the dtypes of the results, from one element
-        probe = fn(np, *[a.reshape(-1)[:1] if type(a) is _ndarray else a for a in ins], *params)
-        multi = type(probe) is tuple
-        outs = tuple(np.empty(shape, dtype=half if half is not None else np.asarray(p).dtype)
-                     for p in (probe if multi else (probe,)))
+        dtypes = _result_dtypes(prog, fn, ins, params)
+        multi = type(dtypes) is list
+        outs = tuple(np.empty(shape, dtype=half if half is not None else d) for d in dtypes)
 
         fn_out = prog.numpy_out_fn()
 
@@ -166,7 +167,7 @@ class NumpyBackend(Backend):
                                            b.dtype == half else b for b in blk[len(outs):]]]
             fn_out(xp, *blk, *params)
 
-        cpu_parallel.blocked(kernel, outs, tuple(ins))
+        cpu_parallel.blocked(kernel, outs, tuple(ins), parallel)
         return outs if multi else outs[0]
 
     def rows_epilogue(self, rows_fn, x, blockable: bool, epilogue) -> tuple:
@@ -227,7 +228,29 @@ class NumpyBackend(Backend):
 
 
 _ndarray = np.ndarray
+def _result_dtypes(prog, fn, ins, params):
+    """The dtypes of a program's results for these operands, from running it on one
+    element (cached by the operands' dtypes and number types): a tuple for one result, a
+    list for several."""
+    key = (prog.key, *[a.dtype if type(a) is _ndarray else type(a) for a in ins],
+           *[type(p) for p in params])
+    dtypes = _DTYPES.get(key)
+    if dtypes is None:
+        probe = fn(np, *[a.reshape(-1)[:1] if type(a) is _ndarray else a for a in ins],
+                   *params)
+        if type(probe) is tuple:
+            dtypes = [np.asarray(p).dtype for p in probe]
+        else:
+            dtypes = (np.asarray(probe).dtype,)
+        if len(_DTYPES) > 4096:
+            _DTYPES.clear()
+        _DTYPES[key] = dtypes
+    return dtypes
+
+
+_DTYPES: dict = {}
 _PARALLEL_MIN = cpu_parallel.PARALLEL_MIN
+_BLOCKED_MIN = 2 * cpu_parallel.BLOCK  # elements: a smaller program runs in one go
 _THREADS = cpu_parallel.THREADS
 _UFUNC_KERNELS: dict = {}
 

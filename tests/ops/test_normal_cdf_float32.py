@@ -59,6 +59,23 @@ def test_phi_float32_chunks_and_layouts(shape):
         assert x.size > pointwise._PHI32_CHUNK  # more than one chunk ran
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.01, 0.5, 1.0])
+def test_phi_float32_left_tail_elements_anywhere(fraction):
+    """Elements below −3 (computed apart, gathered across chunks) get the left tail's
+    accuracy in any proportion, and the rest keep theirs."""
+    rng = np.random.default_rng(1)
+    n = 3 * pointwise._PHI32_CHUNK + 11
+    x = rng.uniform(-3, 8, n).astype(np.float32)
+    tail = rng.random(n) < fraction
+    x[tail] = rng.uniform(-13, -3, tail.sum()).astype(np.float32)
+    x[:3] = [-3.0, np.nextafter(np.float32(-3), np.float32(-4)), -40.0]
+    got = normal_cdf(np, x)
+    want = _phi64(x)
+    normal = want > TINY32
+    assert (np.abs(got[normal] - want[normal]) / want[normal]).max() < 1e-6
+    assert got[2] == 0
+
+
 def test_phi_float16_input_keeps_dtype():
     x = np.linspace(-8, 8, 101).astype(np.float16)
     got = normal_cdf(np, x)
