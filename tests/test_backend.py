@@ -163,7 +163,34 @@ def test_threaded_full_sum_is_close_and_repeatable(keepdims):
     assert got.dtype == np.float32 and got.shape == ((1, 1) if keepdims else ())
     np.testing.assert_allclose(got, x.astype(np.float64).sum(), rtol=1e-5)
     np.testing.assert_array_equal(cpu_backend.sum(x, (0, 1), keepdims), got)
-    np.testing.assert_allclose(cpu_backend.sum(x, (1,), keepdims), x.sum(1, keepdims=keepdims))
+    rows = cpu_backend.sum(x, (1,), keepdims)
+    assert rows.dtype == np.float32 and rows.shape == x.sum(1, keepdims=keepdims).shape
+    np.testing.assert_allclose(rows, x.astype(np.float64).sum(1, keepdims=keepdims), rtol=0,
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("shape", [(4096, 64), (16, 64, 128), (3, 1025), (300, 2), (5, 7)])
+def test_last_axis_sums_and_means_of_short_rows(shape, dtype):
+    """Sums and means over the last axis (BLAS for many short rows of float32/float64):
+    within float rounding of float64 sums, same shapes and dtypes as NumPy's, NaN and
+    infinities propagated, and NumPy's own reduction for other layouts and dtypes."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) + 3).astype(dtype)
+    x.reshape(-1)[[0, 7]] = [np.nan, np.inf]
+    want = x.astype(np.float64).sum(-1, keepdims=True)
+    tol = 1e-2 if dtype == np.float16 else 1e-5 * shape[-1]
+    for keepdims in (True, False):
+        got = cpu_backend.sum(x, (x.ndim - 1,), keepdims)
+        assert got.dtype == dtype and got.shape == x.sum(-1, keepdims=keepdims).shape
+        np.testing.assert_allclose(got.reshape(want.shape), want, rtol=tol, atol=tol)
+        mean = cpu_backend.mean(x, (-1,), keepdims)
+        assert mean.dtype == dtype and mean.shape == got.shape
+        np.testing.assert_allclose(mean.reshape(want.shape), want / shape[-1], rtol=tol,
+                                   atol=tol)
+    xt = np.asfortranarray(x)  # not C-contiguous: NumPy's reduction
+    np.testing.assert_array_equal(cpu_backend.sum(xt, (x.ndim - 1,), True),
+                                  xt.sum(-1, keepdims=True))
 
 
 def test_mul_pair_gives_both_products_in_one_pass():

@@ -127,6 +127,17 @@ class ArrayFamily:
             return rec.kernel("sum", self, (x,), self.sum, x, axis, keepdims)
         return x.sum(axis=axis, keepdims=keepdims)
 
+    def mean(self, x, axis: tuple, keepdims: bool):
+        """x.mean(axis=axis, keepdims=keepdims): for float32/float64, the backend's sum
+        divided by the count."""
+        if x.dtype.char not in "fd":
+            return x.mean(axis=axis, keepdims=keepdims)
+        n = 1
+        for d in axis:
+            n *= x.shape[d]
+        s = self.sum(x, axis, keepdims)
+        return self.xp.true_divide(s, n, out=s) if isinstance(s, self.array_type) else s / n
+
     @_trace.traced
     def over_rows(self, fn, n: int, work: int, *, row_bytes: int = 0,
                   blas: bool = False) -> None:

@@ -25,9 +25,9 @@ def softmax_array(backend, x, dim, epilogue=None):
     return _rows_array(backend, x, dim, epilogue, backend.softmax, _softmax_rows)
 
 
-def _softmax_rows(xp, x, dim):
-    e = xp.exp(x - x.max(axis=dim, keepdims=True))
-    e /= e.sum(axis=dim, keepdims=True)
+def _softmax_rows(backend, x, dim):
+    e = backend.xp.exp(x - x.max(axis=dim, keepdims=True))
+    e /= backend.sum(e, (dim,), True)
     return e
 
 
@@ -45,14 +45,15 @@ def _rows_array(backend, x, dim, epilogue, fused, rows):
     if backend.fuses_rows(x.ndim, dim):
         return fused(x) if epilogue is None else fused(x, epilogue)
     if epilogue is not None:
-        return backend.rows_epilogue(lambda xb: (rows(backend.xp, xb, dim),), x,
+        return backend.rows_epilogue(lambda xb: (rows(backend, xb, dim),), x,
                                      dim % x.ndim != 0, epilogue)[0]
-    return rows(backend.xp, x, dim)
+    return rows(backend, x, dim)
 
 
-def _log_softmax_rows(xp, x, dim):
+def _log_softmax_rows(backend, x, dim):
+    xp = backend.xp
     z = x - x.max(axis=dim, keepdims=True)
-    return z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
+    return z - xp.log(backend.sum(xp.exp(z), (dim,), True))
 
 
 def softmax_composite(x: Tensor, dim) -> Tensor:
@@ -92,7 +93,7 @@ class Softmax(FusedOp):
         if y.size and ctx.backend.fuses_rows(y.ndim, dim):
             return ctx.backend.softmax_backward(y, g), None
         gx = g * y
-        gx -= y * gx.sum(axis=dim, keepdims=True)
+        gx -= y * ctx.backend.sum(gx, (dim,), True)
         return gx, None
 
     def composite_inputs(self) -> tuple:

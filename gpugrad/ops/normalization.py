@@ -35,9 +35,10 @@ class Normalize(FusedOp):
         ctx.save_inputs(0)
         if epilogue is not None and stats is None:  # gg.fuse: pointwise ops follow
             y, ctx.mean, ctx.rstd = ctx.backend.rows_epilogue(
-                lambda xb: _standardize_arrays(xp, xb, dims, eps), x, 0 not in dims, epilogue)
+                lambda xb: _standardize_arrays(ctx.backend, xb, dims, eps), x, 0 not in dims,
+                epilogue)
             return y
-        y, ctx.mean, ctx.rstd = _standardize_arrays(xp, x, dims, eps, stats)
+        y, ctx.mean, ctx.rstd = _standardize_arrays(ctx.backend, x, dims, eps, stats)
         if epilogue is not None:
             epilogue.finish(ctx.backend, y)
         return y
@@ -45,11 +46,11 @@ class Normalize(FusedOp):
     @staticmethod
     def backward_arrays(ctx, g):
         x = ctx.saved_input(0)._data
-        dims, rstd = ctx.dims, ctx.rstd
+        dims, rstd, backend = ctx.dims, ctx.rstd, ctx.backend
         xhat = x - ctx.mean
         xhat *= rstd
-        gx = g - g.mean(axis=dims, keepdims=True)
-        xhat *= (g * xhat).mean(axis=dims, keepdims=True)
+        gx = g - backend.mean(g, dims, True)
+        xhat *= backend.mean(g * xhat, dims, True)
         gx -= xhat
         gx *= rstd
         return gx.astype(x.dtype, copy=False), None, None, None
@@ -59,11 +60,12 @@ class Normalize(FusedOp):
         return standardize_composite(x, ctx.dims, ctx.eps)
 
 
-def _standardize_arrays(xp, x, dims: tuple, eps: float, stats=None) -> tuple:
+def _standardize_arrays(backend, x, dims: tuple, eps: float, stats=None) -> tuple:
     """(x̂, μ, r) of `Normalize` on arrays (μ and r keep the reduced dims)."""
+    xp = backend.xp
     if stats is None:
-        mean = x.mean(axis=dims, keepdims=True)
-        var = xp.square(x - mean).mean(axis=dims, keepdims=True)
+        mean = backend.mean(x, dims, True)
+        var = backend.mean(xp.square(x - mean), dims, True)
     else:
         mean, var = stats
     rstd = 1.0 / xp.sqrt(var + eps)
