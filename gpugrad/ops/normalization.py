@@ -30,7 +30,6 @@ class Normalize(FusedOp):
 
     @staticmethod
     def forward(ctx, x, dims, eps, stats=None, epilogue=None):
-        xp = ctx.xp
         ctx.dims, ctx.eps = dims, eps
         ctx.save_inputs(0)
         if epilogue is not None and stats is None:  # gg.fuse: pointwise ops follow
