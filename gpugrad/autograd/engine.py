@@ -15,7 +15,6 @@ region's edges to the rest of the graph.
 
 from __future__ import annotations
 
-import itertools
 import threading
 
 from ..backend import trace as _trace
@@ -23,16 +22,26 @@ from .function import Function
 from .grad_mode import _state
 
 
-def _dependencies(roots, reach=None, leaf_edges: dict | None = None) -> dict:
+def _dependencies(roots, reach=None, leaf_edges: dict | None = None,
+                  links: list | None = None) -> dict:
     """Number of edges into each node reachable from `roots` (only within `reach`, the
     nodes that matter for `autograd.grad`, when given); `leaf_edges`, if given, receives
-    the number of edges into each leaf, by id."""
+    the number of edges into each leaf, by id, and `links` the candidate links of fusion
+    regions met on the way: (u, i, v) where u's argument i is v's first output, u and v
+    of one fusable family and u of one output (see `_fusion_regions`)."""
     deps: dict = {}
     stack = list(roots)
     seen = set(id(n) for n in roots)
     while stack:
         node = stack.pop()
+        fam = None
+        if links is not None:
+            fam = node.fusable
+            if fam is not None and len(node._output_meta) != 1:
+                fam = None
+        i = -1
         for edge in node._edges:
+            i += 1
             if edge is None:
                 continue
             nxt = edge[0]
@@ -40,6 +49,8 @@ def _dependencies(roots, reach=None, leaf_edges: dict | None = None) -> dict:
                 leaf_edges[id(nxt)] = leaf_edges.get(id(nxt), 0) + 1
             elif isinstance(nxt, Function) and (reach is None or nxt in reach):
                 deps[nxt] = deps.get(nxt, 0) + 1
+                if fam is not None and edge[1] == 0 and nxt.fusable is fam:
+                    links.append((node, i, nxt))
                 if id(nxt) not in seen:
                     seen.add(id(nxt))
                     if reach is None or nxt in reach:
@@ -194,12 +205,11 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
     # its hooks run then, while the rest of backward goes on (data parallelism starts
     # reducing a bucket of gradients there), and it is accumulated into .grad.
     leaf_left: dict | None = {} if inputs is None else None
+    links = [] if not create_graph and not _anomaly.enabled else None
     deps = _dependencies(root_nodes if run is None else [n for n in root_nodes if n in run],
-                         reach, leaf_left)
+                         reach, leaf_left, links)
     ready = [n for n in root_nodes if n not in deps]
-    regions = None
-    if not create_graph and not _anomaly.enabled:
-        regions = _fusion_regions(deps, root_nodes, capture_node, run)
+    regions = _fusion_regions(deps, links, root_nodes, capture_node, run) if links else None
     # A gradient that a node passed through unchanged (or a user's gradient) may be aliased
     # elsewhere: such arrays are copied before becoming a leaf's .grad.
     shared: dict = {id(g._data): g._data for g in root_grads}
@@ -367,61 +377,51 @@ class FusedRegion:
             n._release()
 
 
-def _fusion_regions(deps: dict, root_nodes, capture_node: dict, run) -> dict | None:
-    """The fused regions of this backward, by root node (None when there are none).
+def _fusion_regions(deps: dict, links: list, root_nodes, capture_node: dict,
+                    run) -> dict | None:
+    """The fused regions of this backward, by root node (None when there are none), from
+    the candidate `links` (u, i, v) that `_dependencies` found.
 
-    A node joins its consumer's region when both are of one fusable family, with one
-    output each of the same shape and dtype, and the node's gradient is seen by nothing
-    else: exactly one edge leads into it, it is no root of the backward, it has no hooks
+    A node v joins its consumer u's region when both are of one fusable family, with one
+    output each of the same shape and dtype, and v's gradient is seen by nothing else:
+    exactly one edge leads into it, it is no root of the backward, it has no hooks
     (retain_grad is one) and `autograd.grad` does not capture its output. The regions
     are trees (a node's gradient has one consumer) of at most REGION_MAX_NODES nodes."""
     roots = set(root_nodes)
     children: dict = {}
     linked = set()
-    for u in itertools.chain(deps, [r for r in root_nodes if r not in deps]):
-        fam = u.fusable
-        if fam is None or (run is not None and u not in run):
+    for u, i, v in links:
+        if deps.get(v) != 1 or v in roots:
             continue
-        meta = u._output_meta
-        if len(meta) != 1:  # several cotangents: not one chain's (mul's VJP row, say)
+        vm, meta = v._output_meta, u._output_meta
+        if (vm is not meta and vm != meta) or (v._hooks and any(v._hooks.values())) \
+                or (run is not None and (u not in run or v not in run)) \
+                or (capture_node and (id(v), 0) in capture_node):
             continue
-        i = -1
-        for edge in u._edges:
-            i += 1
-            if edge is None or edge[1]:  # a leaf (-1), or another output than the first
-                continue
-            v = edge[0]
-            if deps.get(v) != 1 or v.fusable is not fam or v in roots:
-                continue
-            vm = v._output_meta
-            if (vm is not meta and vm != meta) or (v._hooks and any(v._hooks.values())) \
-                    or (run is not None and v not in run) \
-                    or (capture_node and (id(v), 0) in capture_node):
-                continue
-            kids = children.get(u)
-            if kids is None:
-                children[u] = [(i, v)]
-            else:
-                kids.append((i, v))
-            linked.add(v)
+        kids = children.get(u)
+        if kids is None:
+            children[u] = [(i, v)]
+        else:
+            kids.append((i, v))
+        linked.add(v)
     if not linked:
         return None
     regions = {}
     heads = [u for u in children if u not in linked]
     while heads:
         head = heads.pop()
-        nodes, links = [head], [None]
+        nodes, inner = [head], [None]
         k = 0
         while k < len(nodes):
             for i, v in children.get(nodes[k], ()):
                 if len(nodes) < REGION_MAX_NODES:
                     nodes.append(v)
-                    links.append((k, i))
+                    inner.append((k, i))
                 elif v in children:
                     heads.append(v)  # the chain goes on in a region of its own
             k += 1
         if len(nodes) > 1:
-            regions[head] = FusedRegion(nodes, links)
+            regions[head] = FusedRegion(nodes, inner)
     return regions
 
 

@@ -229,6 +229,45 @@ class Op(Function):
     _save_in = ()
     _save_out = ()
 
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """`Function.apply` for arrays: the common call (no keywords, no profile or fusion
+        region open, one result) without the general path's branches, as most of a small
+        op's time is this bookkeeping."""
+        if kwargs or _trace.active is not None or _fuse_hook is not None:
+            return _apply(cls, *args, **kwargs)
+        backend = None
+        need = False
+        arrays = []
+        for a in args:
+            if isinstance(a, Tensor):
+                if backend is None:
+                    backend = a._backend
+                elif a._backend is not backend:
+                    raise DeviceError(_device_message(cls, args))
+                if a._requires_grad:
+                    need = True
+                arrays.append(a._data)
+            else:
+                arrays.append(a)
+        ctx = _new(cls)
+        ctx._backend = backend
+        out = cls.forward(ctx, *arrays)
+        backend = ctx._backend  # forward may move the result (ToDevice)
+        if type(out) is tuple:
+            results = tuple(_wrap_array(o, backend) for o in out)
+            if need and _state.enabled:
+                _record(ctx, args, results)
+            return results
+        if type(out) is not backend.array_type:
+            out = backend.xp.asarray(out)
+        r = _new(Tensor)
+        r._data = out
+        r._backend = backend
+        if need and _state.enabled:
+            _record(ctx, args, (r,))
+        return r
+
     @property
     def xp(self):
         return self._backend.xp
