@@ -30,8 +30,9 @@ def _dependencies(roots, reach=None, leaf_edges: dict | None = None,
     regions met on the way: (u, i, v) where u's argument i is v's first output, u and v
     of one fusable family and u of one output (see `_fusion_regions`)."""
     deps: dict = {}
+    get = deps.get
     stack = list(roots)
-    seen = set(id(n) for n in roots)
+    rootset = set(roots)
     while stack:
         node = stack.pop()
         fam = None
@@ -44,17 +45,23 @@ def _dependencies(roots, reach=None, leaf_edges: dict | None = None,
             i += 1
             if edge is None:
                 continue
-            nxt = edge[0]
-            if leaf_edges is not None and edge[1] < 0:
-                leaf_edges[id(nxt)] = leaf_edges.get(id(nxt), 0) + 1
-            elif isinstance(nxt, Function) and (reach is None or nxt in reach):
-                deps[nxt] = deps.get(nxt, 0) + 1
-                if fam is not None and edge[1] == 0 and nxt.fusable is fam:
-                    links.append((node, i, nxt))
-                if id(nxt) not in seen:
-                    seen.add(id(nxt))
-                    if reach is None or nxt in reach:
-                        stack.append(nxt)
+            nxt, nr = edge
+            if nr < 0:  # a leaf
+                if leaf_edges is not None:
+                    k = id(nxt)
+                    leaf_edges[k] = leaf_edges.get(k, 0) + 1
+                continue
+            if reach is not None and nxt not in reach:
+                continue
+            c = get(nxt)
+            if c is None:
+                deps[nxt] = 1
+                if nxt not in rootset:
+                    stack.append(nxt)
+            else:
+                deps[nxt] = c + 1
+            if fam is not None and nr == 0 and nxt.fusable is fam:
+                links.append((node, i, nxt))
     return deps
 
 
@@ -351,18 +358,9 @@ class FusedRegion:
     _hooks = None
     broadcast_grads = True
 
-    def __init__(self, nodes: list, links: list) -> None:
+    def __init__(self, nodes: list, links: list, edges: list, meta: list,
+                 outer: list) -> None:
         self.nodes, self.links = nodes, links
-        inner = set(links)
-        edges, meta, outer = [], [], []
-        for k, n in enumerate(nodes):
-            i = -1
-            for e in n._edges:
-                i += 1
-                if e is not None and (k, i) not in inner:
-                    edges.append(e)
-                    meta.append(n._input_meta[i])
-                    outer.append((k, i))
         self._edges, self._input_meta, self.outer = edges, meta, outer
 
     def name(self) -> str:
@@ -390,11 +388,16 @@ def _fusion_regions(deps: dict, links: list, root_nodes, capture_node: dict,
     roots = set(root_nodes)
     children: dict = {}
     linked = set()
+    get = deps.get
     for u, i, v in links:
-        if deps.get(v) != 1 or v in roots:
+        if get(v) != 1 or v in roots:
             continue
-        vm, meta = v._output_meta, u._output_meta
-        if (vm is not meta and vm != meta) or (v._hooks and any(v._hooks.values())) \
+        vms = v._output_meta
+        if len(vms) != 1:  # several cotangents: not one chain's
+            continue
+        vm, um = vms[0], u._output_meta[0]
+        if vm[0] != um[0] or vm[1] is not um[1] and vm[1] != um[1] \
+                or (v._hooks and any(v._hooks.values())) \
                 or (run is not None and (u not in run or v not in run)) \
                 or (capture_node and (id(v), 0) in capture_node):
             continue
@@ -411,17 +414,31 @@ def _fusion_regions(deps: dict, links: list, root_nodes, capture_node: dict,
     while heads:
         head = heads.pop()
         nodes, inner = [head], [None]
+        edges, meta, outer = [], [], []
         k = 0
         while k < len(nodes):
-            for i, v in children.get(nodes[k], ()):
-                if len(nodes) < REGION_MAX_NODES:
-                    nodes.append(v)
-                    inner.append((k, i))
-                elif v in children:
-                    heads.append(v)  # the chain goes on in a region of its own
+            node = nodes[k]
+            taken = ()
+            kids = children.get(node)
+            if kids is not None:
+                taken = []
+                for i, v in kids:
+                    if len(nodes) < REGION_MAX_NODES:
+                        nodes.append(v)
+                        inner.append((k, i))
+                        taken.append(i)
+                    elif v in children:
+                        heads.append(v)  # the chain goes on in a region of its own
+            i = -1
+            for e in node._edges:  # the region's edges out: those of no link
+                i += 1
+                if e is not None and i not in taken:
+                    edges.append(e)
+                    meta.append(node._input_meta[i])
+                    outer.append((k, i))
             k += 1
         if len(nodes) > 1:
-            regions[head] = FusedRegion(nodes, inner)
+            regions[head] = FusedRegion(nodes, inner, edges, meta, outer)
     return regions
 
 

@@ -473,33 +473,45 @@ class _FusedPlan:
 def _fused_backward(region, grads):
     nodes = region.nodes
     root = nodes[0]
-    g = grads[0]
-    gdata = g._data
+    gdata = grads[0]._data
     shape, dtype = root._output_meta[0]
     if gdata.dtype != dtype or gdata.shape != shape:
         return None
     backend = root._backend
     arrays = [gdata]
     ids = {id(gdata): 0}
-    made = {}  # (id(node), output nr) or id(leaf) -> slot of its array: for recomputation
-    spec = []
+    # where each array was made, for recomputation: the node (its first output), (node,
+    # output nr) or id(leaf) -> slot of the array
+    made = {}
+    # The region's structure as one flat tuple (the plan cache's key, parsed back by
+    # `_parse_key` on a miss): the node count; per node its row, need mask, complex flag,
+    # whether it kept values, and the slot each VJP source reads (-1: its cotangent); per
+    # node the slot of each operand and of its output (-1: not among the arrays); the
+    # links; per region edge the first edge into the same input; the slot count.
+    key = [len(nodes)]
     params = []
     complex_ = dtype.kind == "c"
     for n in nodes:
         row = n.row
-        need = _need(n._edges)
+        edges = n._edges
+        if len(edges) == 1:
+            need = _NEED1
+        elif len(edges) == 2:
+            need = (edges[0] is not None, edges[1] is not None)
+        else:
+            need = tuple([e is not None for e in edges])
         cplx = complex_
         if not cplx and row.real_from_complex:
             for m in n._input_meta:
                 if m is not None and m[1].kind == "c":
                     cplx = True
         kept = n.kept
-        info = row._fuse.get((need, cplx, kept is not None))
-        srcs = (info or row.fuse_info(need, cplx, kept is not None))[1]
-        slots = []
-        for kind, i in srcs:
+        has_kept = kept is not None
+        info = row._fuse.get((need, cplx, has_kept)) or row.fuse_info(need, cplx, has_kept)
+        key += (row, need, cplx, has_kept)
+        for kind, i in info[1]:
             if kind == "g":
-                slots.append(-1)
+                key.append(-1)
                 continue
             if kind == "x":  # n.saved_input(i), inlined (it raises what this cannot read)
                 entry = None if n._freed else n._saved[i]
@@ -514,49 +526,47 @@ def _fused_backward(region, grads):
                         n.saved_input(i)
                     a = t._data
                     fn = t.grad_fn
-                    made[id(t) if fn is None else (id(fn), t._output_nr)] = \
+                    nr = t._output_nr
+                    made[id(t) if fn is None else fn if nr == 0 else (fn, nr)] = \
                         ids.get(id(a), len(arrays))
             elif kind == "y":
                 a = n.saved_output_array()
-                made[(id(n), 0)] = ids.get(id(a), len(arrays))
+                made[n] = ids.get(id(a), len(arrays))
             else:
                 a = kept[i]
-            s = ids.get(id(a))
-            if s is None:
-                s = ids[id(a)] = len(arrays)
+            slot = ids.get(id(a))
+            if slot is None:
+                slot = ids[id(a)] = len(arrays)
                 arrays.append(a)
-            slots.append(s)
-        spec.append((row, need, cplx, kept is not None, tuple(slots)))
+            key.append(slot)
         if n.params:
             params.extend(n.params)
-    # where each node's operands and output can be read, if anywhere (for recomputation)
-    operands = []
     get = made.get
     for n in nodes:
-        ops = []
         for e in n._edges:
             if e is None:
-                ops.append(-1)
+                key.append(-1)
             else:
                 v, nr = e
-                ops.append(get(id(v) if nr < 0 else (id(v), nr), -1))
-        operands.append((tuple(ops), get((id(n), 0), -1)))
+                key.append(get(v if nr == 0 else id(v) if nr < 0 else (v, nr), -1))
+        key.append(get(n, -1))
+    key += region.links
     # contributions to one input (of the region's dtype) are summed in the program: one
     # output, and one reduction by the engine where that input was broadcast
     first: dict = {}
-    groups = []
-    for p, (e, m) in enumerate(zip(region._edges, region._input_meta)):
-        if m[1] == dtype:
-            groups.append(first.setdefault((id(e[0]), e[1]), p))
-        else:
-            groups.append(p)
+    p = 0
+    for e, m in zip(region._edges, region._input_meta):
+        key.append(first.setdefault((id(e[0]), e[1]), p) if m[1] == dtype else p)
+        p += 1
     keeps = backend.keeps_intermediates
-    key = (tuple(spec), tuple(region.links), tuple(groups), tuple(operands), len(arrays),
-           keeps)
+    key.append(len(arrays))
+    key.append(keeps)
+    key = tuple(key)
     plan = _FUSED.get(key, False)
     if plan is False:
         if len(_FUSED) >= _FUSED_MAX:
             _FUSED.clear()
+        spec, operands, groups = _parse_key(key, nodes)
         plan = _FUSED[key] = _compose(spec, region.links, region.outer, groups, operands,
                                       len(arrays), keeps)
     if plan is None:
@@ -585,6 +595,26 @@ def _fused_backward(region, grads):
     FUSION_STATS["regions"] += 1
     FUSION_STATS["nodes"] += len(nodes)
     return tuple(result)
+
+
+def _parse_key(key: tuple, nodes) -> tuple:
+    """(spec, operands, groups) from a region's flat key (see `_fused_backward`): spec,
+    per node (row, need, cplx, kept, slots); operands, per node (operand slots, output
+    slot); groups, per region edge."""
+    n = key[0]
+    pos = 1
+    spec = []
+    for _ in range(n):
+        row, need, cplx, kept = key[pos:pos + 4]
+        k = len(row.fuse_info(need, cplx, kept)[1])
+        spec.append((row, need, cplx, kept, key[pos + 4:pos + 4 + k]))
+        pos += 4 + k
+    operands = []
+    for node in nodes:
+        k = len(node._edges)
+        operands.append((key[pos:pos + k], key[pos + k]))
+        pos += k + 1
+    return spec, operands, list(key[pos + n:-2])
 
 
 def _compose(spec, links, outer, groups, operands, n_slots, keeps):
