@@ -235,6 +235,8 @@ class NumpyBackend(Backend):
 
 
 _ndarray = np.ndarray
+
+
 def _row_sums(x):
     """Σ over the last axis of a C-contiguous float32/float64 x with many short rows, as
     x @ 1 (BLAS), or None where NumPy's own reduction is as good."""
