@@ -132,22 +132,8 @@ class Function:
             if out is not NotImplemented:
                 return out
         ctx = _new(cls)
-        backend = None
-        need = False
         raw = cls._raw
-        arrays = [] if raw else None
-        for a in args:
-            if isinstance(a, Tensor):
-                if backend is None:
-                    backend = a._backend
-                elif a._backend is not backend:
-                    raise DeviceError(_device_message(cls, args))
-                if a._requires_grad:
-                    need = True
-                if raw:
-                    arrays.append(a._data)
-            elif raw:
-                arrays.append(a)
+        backend, need, arrays = _operands(cls, args)
         need = need and _state.enabled
         ctx._backend = backend
         if raw:
@@ -236,20 +222,7 @@ class Op(Function):
         op's time is this bookkeeping."""
         if kwargs or _trace.active is not None or _fuse_hook is not None:
             return _apply(cls, *args, **kwargs)
-        backend = None
-        need = False
-        arrays = []
-        for a in args:
-            if isinstance(a, Tensor):
-                if backend is None:
-                    backend = a._backend
-                elif a._backend is not backend:
-                    raise DeviceError(_device_message(cls, args))
-                if a._requires_grad:
-                    need = True
-                arrays.append(a._data)
-            else:
-                arrays.append(a)
+        backend, need, arrays = _operands(cls, args)
         ctx = _new(cls)
         ctx._backend = backend
         out = cls.forward(ctx, *arrays)
@@ -265,10 +238,7 @@ class Op(Function):
         r._data = out
         r._backend = backend
         if need and _state.enabled:
-            if ctx._non_diff is None and not _anomaly.enabled:
-                _record_one(ctx, args, r, out)
-            else:
-                _record(ctx, args, (r,))
+            _record(ctx, args, (r,))
         return r
 
     @property
@@ -324,6 +294,26 @@ class Op(Function):
         return self._unpack_entry(self._saved[-1])
 
 
+def _operands(cls, args) -> tuple:
+    """(the tensors' backend, whether one requires grad, the arguments with each tensor
+    replaced by its array); raises DeviceError for tensors on different devices."""
+    backend = None
+    need = False
+    arrays = []
+    for a in args:
+        if isinstance(a, Tensor):
+            if backend is None:
+                backend = a._backend
+            elif a._backend is not backend:
+                raise DeviceError(_device_message(cls, args))
+            if a._requires_grad:
+                need = True
+            arrays.append(a._data)
+        else:
+            arrays.append(a)
+    return backend, need, arrays
+
+
 def _scalar_kwargs(cls, kwargs: dict) -> dict:
     """A built-in op's keyword scalars (alpha=...) as Python numbers: a one-element Tensor
     is accepted wherever PyTorch takes a Scalar and read as one (a device sync on the GPU,
@@ -343,15 +333,28 @@ def _record(ctx, args, results) -> None:
     """Attach the node to the graph: edges to the inputs, outputs' grad_fn, saved values."""
     edges = []
     meta = []
+    # an Op's saved values: one entry per forward argument (None unless saved), then the
+    # saved outputs
+    save_in = ctx._save_in if ctx._raw else ()
+    saved = [None] * len(args) if save_in or ctx._raw and ctx._save_out else None
+    i = 0
     for a in args:
-        if isinstance(a, Tensor) and a._requires_grad:
-            fn = a.grad_fn
-            edges.append((fn, a._output_nr) if fn is not None else (a, -1))
-            data = a._data
-            meta.append((data.shape, data.dtype))
+        if isinstance(a, Tensor):
+            if a._requires_grad:
+                fn = a.grad_fn
+                edges.append((fn, a._output_nr) if fn is not None else (a, -1))
+                data = a._data
+                meta.append((data.shape, data.dtype))
+            else:
+                edges.append(None)
+                meta.append(None)
+            if saved is not None and i in save_in:
+                v = a._version
+                saved[i] = (0, a, 0 if v is None else v.value)
         else:
             edges.append(None)
             meta.append(None)
+        i += 1
     if _anomaly.enabled:
         capture_creation(ctx)
     ctx._edges = edges
@@ -360,8 +363,9 @@ def _record(ctx, args, results) -> None:
     if len(results) == 1 and non_diff is None:
         r = results[0]
         data = r._data
-        ctx._output_meta = ((data.shape, data.dtype),)
-        if is_inexact(data.dtype):
+        dt = data.dtype
+        ctx._output_meta = ((data.shape, dt),)
+        if dt.kind in "fc" or is_inexact(dt):
             r._requires_grad = True
             r.grad_fn = ctx
     else:
@@ -375,58 +379,11 @@ def _record(ctx, args, results) -> None:
                 if i:
                     r._output_nr = i
         ctx._output_meta = out_meta
-    if ctx._raw and (ctx._save_in or ctx._save_out):
-        # Layout: one entry per forward argument (None unless saved), then the output.
-        saved = [None] * len(args)
-        for i in ctx._save_in:
-            a = args[i]
-            if isinstance(a, Tensor):
-                v = a._version
-                saved[i] = (0, a, 0 if v is None else v.value)
+    if saved is not None:
         for i in ctx._save_out:
             r = results[i]
             counter = version_counter(r)
             saved.append((1, (r._data, counter, i), counter.value))
-        ctx._saved = saved
-
-
-def _record_one(ctx, args, r, out) -> None:
-    """`_record` for an op's one result `r` (its array `out`), nothing marked
-    non-differentiable and no anomaly mode: the same graph, in fewer steps."""
-    edges = []
-    meta = []
-    save_in = ctx._save_in
-    saved = [None] * len(args) if save_in or ctx._save_out else None
-    i = 0
-    for a in args:
-        if isinstance(a, Tensor):
-            if a._requires_grad:
-                fn = a.grad_fn
-                edges.append((fn, a._output_nr) if fn is not None else (a, -1))
-                data = a._data
-                meta.append((data.shape, data.dtype))
-            else:
-                edges.append(None)
-                meta.append(None)
-            if i in save_in:
-                v = a._version
-                saved[i] = (0, a, 0 if v is None else v.value)
-        else:
-            edges.append(None)
-            meta.append(None)
-        i += 1
-    ctx._edges = edges
-    ctx._input_meta = meta
-    dt = out.dtype
-    ctx._output_meta = ((out.shape, dt),)
-    if dt.kind in "fc" or is_inexact(dt):
-        r._requires_grad = True
-        r.grad_fn = ctx
-    if saved is not None:
-        results = (r,)
-        for j in ctx._save_out:
-            counter = version_counter(results[j])
-            saved.append((1, (out, counter, j), counter.value))
         ctx._saved = saved
 
 

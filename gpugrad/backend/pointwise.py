@@ -113,6 +113,15 @@ _PHI32_CHUNK = 1 << 15  # elements per pass: the 5 float32 arrays (640 KiB) stay
 _F32 = np.float32
 
 
+def _horner(t, coefs: tuple, out) -> None:
+    """out = Σₖ coefs[k]·tᵏ elementwise (Horner's scheme in place, 2·degree passes)."""
+    np.multiply(t, coefs[-1], out=out)
+    for coef in coefs[-2:0:-1]:
+        out += coef
+        out *= t
+    out += coefs[0]
+
+
 def _phi32_chunk(x, out, c, a, b, mask) -> None:
     """out = Φ(x) for a 1-d float32 chunk, in float32 with the scratch arrays c, a, b and
     the bool array mask (all x's length). With z = x/√2, t = 1/(1 + |z|/2):
@@ -136,12 +145,7 @@ def _phi32_chunk(x, out, c, a, b, mask) -> None:
     c *= out  # t·exp(−h²/2)
     np.multiply(out, _F32(2), out=a)
     a -= _F32(1)  # s
-    q = _PHI32_Q
-    np.multiply(a, q[-1], out=out)
-    for coef in q[-2:0:-1]:
-        out += coef
-        out *= a
-    out += q[0]
+    _horner(a, _PHI32_Q, out)
     out += b
     np.exp(out, out=out)
     out *= c  # p = Φ(−|x|)
@@ -172,12 +176,7 @@ def _phi32_main(x, out, a, b) -> None:
     np.abs(x, out=a)
     np.add(a, _PHI32_MAIN_K, out=b)
     np.divide(_PHI32_MAIN_K, b, out=b)  # t
-    h = _PHI32_MAIN_H
-    np.multiply(b, h[-1], out=out)
-    for coef in h[-2:0:-1]:
-        out += coef
-        out *= b
-    out += h[0]
+    _horner(b, _PHI32_MAIN_H, out)
     out *= b
     np.multiply(a, _F32(-0.5), out=b)
     b *= a
