@@ -399,27 +399,16 @@ _new = object.__new__
 
 
 # --- computing deferred nodes -------------------------------------------------------------
+def _pending_args(n) -> list:
+    """The arguments of a deferred node that are deferred nodes not yet computed."""
+    return [a for a in n.args if type(a) is _Node and a.value is None]
+
+
 def _graph(outs: list):
     """(pending nodes in topological order, their leaves (Tensors once each, numbers once
     per use), per node the reference of each argument: ("n", node index) or ("l", leaf
     index))."""
-    order, seen = [], set()
-    for root in outs:
-        if root.value is not None:
-            continue
-        stack = [(root, False)]
-        while stack:
-            n, done = stack.pop()
-            if done:
-                order.append(n)
-                continue
-            if id(n) in seen:
-                continue
-            seen.add(id(n))
-            stack.append((n, True))
-            for a in reversed(n.args):
-                if type(a) is _Node and a.value is None and id(a) not in seen:
-                    stack.append((a, False))
+    order = E.postorder([n for n in outs if n.value is None], _pending_args, id)
     index = {id(n): k for k, n in enumerate(order)}
     leaves, tensor_leaf, refs = [], {}, []
     for n in order:

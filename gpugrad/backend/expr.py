@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["Expr", "var", "param", "const", "PRIMS", "vjp", "substitute", "free_vars",
-           "topo_order"]
+           "topo_order", "postorder"]
 
 _TABLE: dict = {}
 _COUNTER = [0]
@@ -367,22 +367,37 @@ def _binary(op: str) -> Callable[[Expr, Expr], Expr]:
 
 
 # --- graph utilities --------------------------------------------------------------------------
-def topo_order(roots) -> list[Expr]:
-    """Every node reachable from `roots`, arguments before their users."""
+def postorder(roots, args: Callable, key: Callable) -> list:
+    """Every node reachable from `roots` through `args(node)`, each once (by `key(node)`),
+    arguments before their users; iterative, so a deep graph is fine."""
     order, seen = [], set()
     for root in roots:
         stack = [(root, False)]
         while stack:
-            e, done = stack.pop()
+            n, done = stack.pop()
             if done:
-                order.append(e)
+                order.append(n)
                 continue
-            if e.uid in seen:
+            k = key(n)
+            if k in seen:
                 continue
-            seen.add(e.uid)
-            stack.append((e, True))
-            stack.extend((a, False) for a in reversed(e.args) if a.uid not in seen)
+            seen.add(k)
+            stack.append((n, True))
+            stack.extend((a, False) for a in reversed(args(n)) if key(a) not in seen)
     return order
+
+
+def topo_order(roots) -> list[Expr]:
+    """Every node reachable from `roots`, arguments before their users."""
+    return postorder(roots, _args, _uid)
+
+
+def _args(e: Expr) -> tuple:
+    return e.args
+
+
+def _uid(e: Expr) -> int:
+    return e.uid
 
 
 def free_vars(roots) -> set[str]:
