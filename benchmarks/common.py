@@ -1,4 +1,5 @@
-"""Timing and reporting shared by the benchmarks: median of repeats, rich table, JSON."""
+"""Timing and reporting shared by the benchmarks: implementations timed in turns, each in
+its own process; rich table; JSON."""
 
 from __future__ import annotations
 
@@ -28,18 +29,10 @@ class Workload:
     extra: dict = field(default_factory=dict)
 
 
-def time_it(fn, repeat: int = 7, number: int = 1, warmup: int = 2,
-            warmup_seconds: float = 1.0, max_warmup: int = 50) -> dict:
-    """Median and spread (min, max) of `repeat` timings of `number` calls, in seconds/call.
-
-    Warm-up runs at least `warmup` calls and about `warmup_seconds` (at most `max_warmup`
-    calls): allocators, caches and thread pools of every framework reach their steady state
-    only after several steps."""
-    start = time.perf_counter()
-    for k in range(max_warmup):
-        if k >= warmup and time.perf_counter() - start >= warmup_seconds:
-            break
-        fn()
+def time_it(fn, repeat: int = 7, number: int = 1, warmup: int = 2) -> dict:
+    """Median and spread (min, max) of `repeat` timings of `number` calls, in seconds/call,
+    after `warm_up`."""
+    warm_up(fn, warmup)
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -49,18 +42,111 @@ def time_it(fn, repeat: int = 7, number: int = 1, warmup: int = 2,
     return {"median": statistics.median(times), "min": min(times), "max": max(times)}
 
 
-def time_isolated(module: str, function: str, *args) -> dict:
-    """Call `module.function(*args)` (which returns a timing dict) in a fresh interpreter.
+def time_interleaved(module: str, function: str, impls: list[str], args: tuple,
+                     repeat: int = 7, chunk_seconds: float = 0.05,
+                     pause_seconds: float = 0.1) -> dict:
+    """Time implementations of one workload in rounds, each in a process of its own:
+    `module.function(impl, *args)` serves one implementation (see `serve`).
 
-    Each framework is timed in its own process: NumPy's OpenBLAS threads and PyTorch's
-    OpenMP threads both spin after work, so timing one right after the other in one process
-    measures the contention, not the framework.
-    """
-    code = (f"import json, {module} as m; "
-            f"print(json.dumps(m.{function}(*{args!r})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    Each framework runs in its own process: NumPy's OpenBLAS threads and PyTorch's OpenMP
+    threads both spin after work, so timing one right after the other in one process
+    measures the contention, not the framework. The processes take turns (a chunk of about
+    `chunk_seconds` of steps each, in alternating order, a pause between chunks for the
+    others' threads to go idle) so that a change of load on a shared machine hits every
+    implementation alike. Returns per implementation the median and spread (min, max) of
+    its chunks in seconds per step and its peak memory, and under "ratios" the median over
+    the rounds of each implementation's time over the first one's."""
+    workers: dict = {}
+    try:
+        number = {}
+        for i in impls:  # one warms up at a time, alone on the machine
+            workers[i] = _Worker(module, function, (i, *args))
+            number[i] = max(1, round(chunk_seconds / workers[i].ready()))
+        times: dict = {i: [] for i in impls}
+        for r in range(repeat):
+            for i in (impls if r % 2 == 0 else impls[::-1]):
+                time.sleep(pause_seconds)
+                times[i].append(workers[i].ask({"run": number[i]})["seconds"])
+        stats = {i: {"median": statistics.median(t), "min": min(t), "max": max(t),
+                     "peak_mem_mb": workers[i].ask({"peak": True})["peak_mem_mb"]}
+                 for i, t in times.items()}
+    finally:
+        for w in workers.values():
+            w.close()
+    first = times[impls[0]]
+    stats["ratios"] = {i: statistics.median(a / b for a, b in zip(first, t))
+                       for i, t in times.items()}
+    return stats
+
+
+class _Worker:
+    """One implementation served by `serve` in a fresh interpreter, over JSON lines."""
+
+    def __init__(self, module: str, function: str, args: tuple) -> None:
+        code = f"import {module} as m; m.{function}(*{args!r})"
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker {self.proc.args[-1]!r} exited with code "
+                               f"{self.proc.wait()} (its error is printed above)")
+        return json.loads(line)
+
+    def ready(self) -> float:
+        """Wait for the warm-up; returns the seconds of one step."""
+        return self._read()["seconds"]
+
+    def ask(self, request: dict) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+
+
+def serve(run, peak_memory) -> None:
+    """The worker's side of `time_interleaved`: warm `run` (one step) up, then answer
+    requests on stdin ({"run": n}: the seconds per step of n steps; {"peak": ...}: the
+    peak memory from `peak_memory()`) until stdin closes. Anything the workload prints
+    goes to stderr: stdout carries the answers only."""
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def answer(d: dict) -> None:
+        out.write(json.dumps(d) + "\n")
+        out.flush()
+
+    answer({"seconds": warm_up(run)})
+    for line in sys.stdin:
+        request = json.loads(line)
+        if "run" in request:
+            t0 = time.perf_counter()
+            for _ in range(request["run"]):
+                run()
+            answer({"seconds": (time.perf_counter() - t0) / request["run"]})
+        else:
+            answer({"peak_mem_mb": peak_memory()})
+
+
+def warm_up(fn, warmup: int = 2, warmup_seconds: float = 1.0, max_warmup: int = 50) -> float:
+    """Run `fn` at least `warmup` times and about `warmup_seconds` (at most `max_warmup`
+    calls): allocators, caches and thread pools of every framework reach their steady state
+    only after several steps. Returns the time of the last call in seconds."""
+    start = time.perf_counter()
+    last = 0.0
+    for k in range(max_warmup):
+        if k >= warmup and time.perf_counter() - start >= warmup_seconds:
+            break
+        t0 = time.perf_counter()
+        fn()
+        last = time.perf_counter() - t0
+    return last
 
 
 def cpu_model() -> str:

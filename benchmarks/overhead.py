@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from benchmarks.common import Workload, environment, report, time_isolated
+from benchmarks.common import Workload, environment, report, time_interleaved
 
 SIZE = 32
 N_OPS = 200  # mul, add, tanh, sub repeated
@@ -97,13 +97,13 @@ def main(argv=None) -> None:
     from benchmarks.suite import check_agreement
 
     check_agreement(WORKLOADS[0], "cpu", ["gpugrad", "torch", "numpy"])
-    t = {i: time_isolated("benchmarks.suite", "time_one", "overhead", i, "cpu", args.repeat)
-         for i in ("gpugrad", "torch", "numpy")}
+    t = time_interleaved("benchmarks.suite", "serve_one", ["gpugrad", "torch", "numpy"],
+                         ("overhead", "cpu"), args.repeat)
     per = 1e6 / N_OPS
     row = {"name": WORKLOADS[0].name, "gpugrad_us_per_op": t["gpugrad"]["median"] * per,
            "torch_us_per_op": t["torch"]["median"] * per,
            "numpy_us_per_op": t["numpy"]["median"] * per,
-           "ratio_to_torch": t["gpugrad"]["median"] / t["torch"]["median"]}
+           "ratio_to_torch": t["ratios"]["torch"]}
     report("Per-op overhead (CPU)", [row],
            [("name", "workload"), ("gpugrad_us_per_op", "gpugrad µs/op"),
             ("torch_us_per_op", "PyTorch µs/op"), ("numpy_us_per_op", "NumPy (no AD) µs/op"),

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import Workload, time_isolated, time_it
+from benchmarks.common import Workload, serve, time_interleaved, time_it
 
 MODULES = ["benchmarks.overhead", "benchmarks.activation_chain", "benchmarks.mlp_step",
            "benchmarks.conv_step", "benchmarks.lstm_step", "benchmarks.transformer_step"]
@@ -53,8 +53,8 @@ def _as_list(r):
     return list(r) if isinstance(r, (list, tuple)) else [r]
 
 
-def time_one(key: str, impl: str, device: str, repeat: int) -> dict:
-    """Time one implementation of one workload (called in a fresh process)."""
+def serve_one(impl: str, key: str, device: str) -> None:
+    """Serve one implementation of one workload to `time_interleaved` (in a fresh process)."""
     w = all_workloads()[key]
     step, _, sync = w.implementations[impl](device)
 
@@ -63,9 +63,7 @@ def time_one(key: str, impl: str, device: str, repeat: int) -> dict:
         if sync:
             sync()
 
-    stats = time_it(run, repeat=repeat, warmup=2)
-    stats["peak_mem_mb"] = _peak_memory_mb(impl, device)
-    return stats
+    serve(run, lambda: _peak_memory_mb(impl, device))
 
 
 def _peak_memory_mb(impl: str, device: str) -> float:
@@ -136,8 +134,7 @@ def run(device: str = "cpu", workloads: list[str] | None = None, repeat: int = 7
                  and (i != "torch" or has_torch) and (i != "numpy" or device == "cpu")]
         t0 = time.perf_counter()
         check_agreement(w, device, impls)
-        times = {i: time_isolated("benchmarks.suite", "time_one", key, i, device, repeat)
-                 for i in impls}
+        times = time_interleaved("benchmarks.suite", "serve_one", impls, (key, device), repeat)
         g = times["gpugrad"]
         row = {"key": key, "name": w.name, "gpugrad_ms": g["median"] * 1e3,
                "spread_ms": (g["max"] - g["min"]) * 1e3,
@@ -148,7 +145,8 @@ def run(device: str = "cpu", workloads: list[str] | None = None, repeat: int = 7
                "gpugrad_peak_mem_mb": g["peak_mem_mb"],
                "torch_peak_mem_mb": times["torch"]["peak_mem_mb"] if "torch" in times else None,
                "seconds": time.perf_counter() - t0}
-        row["ratio_to_torch"] = (row["gpugrad_ms"] / row["torch_ms"]) if row["torch_ms"] else None
+        # the median of the rounds' ratios: both ran under the same load in each round
+        row["ratio_to_torch"] = times["ratios"].get("torch")
         if w.flops:
             row["gflops"] = w.flops / g["median"] / 1e9
             row["fraction_of_peak"] = row["gflops"] / peaks["gflops"]

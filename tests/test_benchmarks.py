@@ -38,6 +38,46 @@ def test_disagreeing_implementations_are_caught():
         check_agreement(w, "cpu", ["gpugrad", "torch"])
 
 
+_WORKER = """
+import time
+from benchmarks.common import serve
+
+
+def serve_impl(impl, log):
+    if impl == "broken":
+        raise ValueError("this workload cannot start")
+
+    def step():
+        with open(log, "a") as f:
+            f.write(impl + "\\n")
+
+    serve(step, lambda: 1.5)
+"""
+
+
+def test_interleaved_timing_takes_turns_in_separate_processes(tmp_path, monkeypatch):
+    from benchmarks.common import time_interleaved
+
+    (tmp_path / "bench_worker.py").write_text(_WORKER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), str(ROOT)]))
+    log = tmp_path / "calls.log"
+    stats = time_interleaved("bench_worker", "serve_impl", ["a", "b"], (str(log),), repeat=3,
+                             chunk_seconds=0.0, pause_seconds=0.0)
+    calls = log.read_text().split()
+    warmup = calls[:calls.index("b")]  # a warms up first, then b, then the rounds
+    assert set(warmup) == {"a"}
+    rounds = calls[len(warmup):]
+    rounds = rounds[[i for i, c in enumerate(rounds) if c == "a"][0]:]
+    assert rounds == ["a", "b", "b", "a", "a", "b"]  # one step per chunk, alternating order
+    for impl in ("a", "b"):
+        assert stats[impl]["min"] <= stats[impl]["median"] <= stats[impl]["max"]
+        assert stats[impl]["peak_mem_mb"] == 1.5
+    assert stats["ratios"]["a"] == 1.0 and stats["ratios"]["b"] > 0
+    with pytest.raises(RuntimeError, match="exited with code 1"):
+        time_interleaved("bench_worker", "serve_impl", ["a", "broken"], (str(log),),
+                         repeat=1, chunk_seconds=0.0, pause_seconds=0.0)
+
+
 def test_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True,
