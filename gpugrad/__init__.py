@@ -61,6 +61,12 @@ from .random import (
     set_rng_state,
 )
 from .tensor_methods import type_name  # binds Tensor.type, new_zeros, view(dtype), ...
+from .threads import (
+    get_num_interop_threads,
+    get_num_threads,
+    set_num_interop_threads,
+    set_num_threads,
+)
 
 __all__ = [n for n in dir() if not n.startswith("_")]
 

@@ -17,7 +17,7 @@ def test_blocked_pointwise_matches_whole_array(layout, dtype, threads, monkeypat
     mid-sized array; on one, programs of three passes or more take it by themselves)."""
     if threads == 2:
         monkeypatch.setattr(numpy_backend, "_PARALLEL_MIN", 0)
-    monkeypatch.setattr(numpy_backend, "_THREADS", threads)
+    monkeypatch.setattr(cpu_parallel, "THREADS", threads)
     blocked = []
     real = cpu_parallel.blocked
     monkeypatch.setattr(cpu_parallel, "blocked",

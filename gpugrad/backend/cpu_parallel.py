@@ -1,7 +1,8 @@
 """Spreading large NumPy work over a small thread pool (NumPy releases the GIL inside its
 array loops, so shares of one array run on several cores, as PyTorch's CPU kernels do).
 
-`GPUGRAD_CPU_THREADS` sets the pool size (default: the CPU count, at most 8).
+`GPUGRAD_CPU_THREADS` sets the pool size (default: the CPUs this process may run on, at
+most 8); `set_threads` changes it (`gpugrad.set_num_threads`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,30 @@ import ctypes
 import glob
 import os
 import threading
+import warnings
 
 import numpy as np
 
-THREADS = max(1, min(int(os.environ.get("GPUGRAD_CPU_THREADS", os.cpu_count() or 1)), 8))
+
+def _default_threads() -> int:
+    """GPUGRAD_CPU_THREADS, else the CPUs this process may run on (its affinity mask, as
+    OpenMP counts them: a container or `taskset` may allow fewer than the machine has), at
+    most 8."""
+    value = os.environ.get("GPUGRAD_CPU_THREADS", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            warnings.warn(f"GPUGRAD_CPU_THREADS={value!r} is not an integer; using the "
+                          "CPU count", RuntimeWarning, stacklevel=2)
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity masks on this platform
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+THREADS = _default_threads()
 PARALLEL_MIN = 1 << 20  # elements: below this a thread handoff costs more than it saves
 BLOCK = 1 << 17  # elements per cache block of a multi-pass elementwise kernel (512 KiB f32)
 CHUNK_BYTES = 1 << 20  # working set of one cache-blocked row range (about an L2 cache)
@@ -30,6 +51,22 @@ def pool():
 
         _POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="gpugrad-cpu")
     return _POOL
+
+
+def set_threads(n: int) -> None:
+    """Use `n` threads for CPU work from now on: the pool's size and BLAS's thread count
+    (a pool of the old size finishes what it was given and goes)."""
+    global THREADS, _POOL
+    old = _POOL
+    THREADS, _POOL = n, None
+    if old is not None:
+        old.shutdown(wait=False)
+    if _BLAS.setter is not None:
+        with _BLAS._lock:
+            if _BLAS._depth:  # inside a single-threaded BLAS region: applied at its end
+                _BLAS._saved = n
+            else:
+                _BLAS.setter(n)
 
 
 def has_rows(a, ref) -> bool:

@@ -111,7 +111,8 @@ class NumpyBackend(Backend):
         if rec is not None and rec.wants_kernel():
             return rec.kernel(ufunc.__name__, self, (a, b), self.binary, ufunc, a, b)
         if ((a.size if type(a) is _ndarray else 1) < _PARALLEL_MIN
-                and (b.size if type(b) is _ndarray else 1) < _PARALLEL_MIN) or _THREADS == 1:
+                and (b.size if type(b) is _ndarray else 1) < _PARALLEL_MIN) \
+                or cpu_parallel.THREADS == 1:
             return ufunc(a, b)
         shape = np.broadcast_shapes(np.shape(a), np.shape(b))
         if len(shape) == 0 or shape[0] < 2 * cpu_parallel.THREADS:
@@ -147,7 +148,7 @@ class NumpyBackend(Backend):
                 if a.dtype.itemsize == 2 and a.dtype.kind in "fV":  # float16, bfloat16
                     half = a.dtype
         fn = prog._fn or prog.numpy_fn()
-        parallel = big >= _PARALLEL_MIN and _THREADS > 1
+        parallel = big >= _PARALLEL_MIN and cpu_parallel.THREADS > 1
         if not parallel and (big < _BLOCKED_MIN or prog.passes < 3):
             if half is not None:
                 return super().pointwise(prog, ins, params)
@@ -199,14 +200,14 @@ class NumpyBackend(Backend):
             if rows is not None:
                 return rows.reshape(x.shape[:-1] + (1,) if keepdims else x.shape[:-1])
         if ((axis is not None and len(axis) < x.ndim) or x.size < _PARALLEL_MIN
-                or x.dtype.kind != "f" or x.shape[0] < 2 or _THREADS == 1):
+                or x.dtype.kind != "f" or x.shape[0] < 2 or cpu_parallel.THREADS == 1):
             return x.sum(axis=axis, keepdims=keepdims)
         parts: dict = {}
 
         def run(lo: int, hi: int) -> None:
             parts[lo] = x[lo:hi].sum()
 
-        cpu_parallel.run_shares(run, x.shape[0], _THREADS)
+        cpu_parallel.run_shares(run, x.shape[0], cpu_parallel.THREADS)
         total = x.dtype.type(0)
         for lo in sorted(parts):  # a fixed order: the same result every time
             total = total + parts[lo]
@@ -283,7 +284,6 @@ def _result_dtypes(prog, fn, ins, params):
 _DTYPES: dict = {}
 _PARALLEL_MIN = cpu_parallel.PARALLEL_MIN
 _BLOCKED_MIN = 2 * cpu_parallel.BLOCK  # elements: a smaller program runs in one go
-_THREADS = cpu_parallel.THREADS
 _UFUNC_KERNELS: dict = {}
 
 
