@@ -278,6 +278,9 @@ class KeyAverages(list):
         Console(file=out, width=160, color_system=None).print(table)
         return out.getvalue() + self.compiles.summary() + "\n"
 
+    def __str__(self) -> str:
+        return self.table()  # print(prof.key_averages()), as PyTorch's
+
 
 class ProfilerAction(enum.Enum):
     """What a `schedule` asks of a profile at a step: nothing, warm up (nothing is
@@ -395,8 +398,10 @@ class profile:
     def start(self) -> None:
         """Begin the region (recording, unless the schedule says to wait)."""
         if self._state != "new":
-            raise RuntimeError("profile: this profile has already recorded; make a new one")
-        action = self.schedule(0) if self.schedule is not None else ProfilerAction.RECORD
+            raise RuntimeError("profile: this profile is already recording" if
+                               self._state == "running" else
+                               "profile: this profile has already recorded; make a new one")
+        action = self._scheduled(0)
         if action in _RECORDING:
             self._begin()
         self._action = action
@@ -412,7 +417,7 @@ class profile:
         self._close_step()
         prev = self._action
         self.step_num += 1
-        action = self.schedule(self.step_num) if self.schedule is not None else prev
+        action = self._scheduled(self.step_num)
         self._action = ProfilerAction.NONE  # until the transition below succeeds
         if prev in _RECORDING and (prev is ProfilerAction.RECORD_AND_SAVE
                                    or action not in _RECORDING):
@@ -441,6 +446,15 @@ class profile:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def _scheduled(self, step: int) -> ProfilerAction:
+        if self.schedule is None:
+            return ProfilerAction.RECORD
+        action = self.schedule(step)
+        if not isinstance(action, ProfilerAction):
+            raise TypeError(f"profile: the schedule returned {action!r} for step {step}; "
+                            f"expected a gg.profiler.ProfilerAction")
+        return action
 
     def _begin(self) -> None:
         rec = _trace.Recorder(host=ProfilerActivity.CPU in self.activities,
@@ -505,10 +519,10 @@ class profile:
                                    sum(e.self_us for e in evs)))
         return KeyAverages(rows, self._region_us, self._compiles)
 
-    def table(self, sort_by: str = "duration", row_limit: int = 100) -> str:
-        """`key_averages().table(sort_by, row_limit)`: a rich table as text, with the
-        compile cost under it."""
-        return self.key_averages().table(sort_by=sort_by, row_limit=row_limit)
+    def table(self, sort_by: str = "duration", row_limit: int = 100, **options) -> str:
+        """`key_averages().table(sort_by, row_limit, **options)`: a rich table as text,
+        with the compile cost under it."""
+        return self.key_averages().table(sort_by=sort_by, row_limit=row_limit, **options)
 
     def compile_stats(self) -> CompileStats:
         """The generated kernels and programs built in the region and their build time."""

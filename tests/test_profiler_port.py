@@ -107,6 +107,8 @@ def test_step_without_schedule_records_the_region_once():
             gg.tanh(gg.randn(2))
             prof.step()
         assert trace.active is not None
+        with pytest.raises(RuntimeError, match="already recording"):
+            prof.start()
     assert saved == [prof] and prof.step_num == 3
     assert sum(e.name == "Tanh" for e in prof.events()) == 3
     assert _ranges(prof) == []  # as PyTorch: step ranges only with a schedule
@@ -123,6 +125,10 @@ def test_schedule_arguments_are_checked():
         profiler.schedule(wait=-1, warmup=1, active=1)
     with pytest.raises(TypeError):
         profiler.schedule(1, 1, 1)  # keywords only, as PyTorch's
+    mine = profiler.profile(schedule=lambda step: step >= 1)  # not a ProfilerAction
+    with pytest.raises(TypeError, match="returned False for step 0; expected a gg"):
+        mine.start()
+    assert trace.active is None
 
 
 def test_tensorboard_trace_handler_writes_one_trace_per_saved_cycle(tmp_path):
@@ -220,6 +226,8 @@ def test_table_takes_torchs_keywords():
         prof.key_averages(group_by_stack_n=5)  # unknown keywords are not swallowed
     with pytest.raises(TypeError, match="sort_keys"):
         ka.table(sort_keys="count")
+    assert str(ka) == ka.table()  # print(prof.key_averages()) prints the table
+    assert "step 2" in prof.table(header="step 2")
 
 
 def test_unsupported_keywords_warn_and_no_activity_is_an_error():
