@@ -569,6 +569,9 @@ class record_function(contextlib.ContextDecorator):
     event of kind "range" while a profile runs; nothing otherwise."""
 
     def __init__(self, name: str, args: str | None = None) -> None:
+        if not isinstance(name, str):  # else the table fails on it, far from here
+            raise TypeError(f"record_function: name must be a str, got "
+                            f"{type(name).__name__} {name!r}")
         self.name = name
         self.args = args
         self._open: list = []  # (recorder, token) per entry of a `with` on this object

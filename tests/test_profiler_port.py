@@ -367,6 +367,8 @@ def test_a_decorated_function_in_two_threads_keeps_each_threads_range():
         for t in threads:
             t.join()
     assert not errors
+    with pytest.raises(TypeError, match="name must be a str, got int 5"):
+        profiler.record_function(5)
     ranges = [e for e in prof.events() if e.name == "work"]
     ops = [e for e in prof.events() if e.name == "Tanh"]
     assert len(ranges) == 2 and len(ops) == 2 and {r.thread for r in ranges} == {1, 2}
