@@ -625,11 +625,32 @@ def _optimizer_range(fn, attr: str):
             return fn(self, *args, **kwargs)
         token = rec.push_range(f"Optimizer.{attr}#{type(self).__name__}.{attr}", "optimizer")
         try:
+            if attr == "step":
+                args, kwargs = _closure_in_forward(rec, args, kwargs)
             return fn(self, *args, **kwargs)
         finally:
             rec.pop_range(token)
 
     return method
+
+
+def _closure_in_forward(rec: _trace.Recorder, args: tuple, kwargs: dict):
+    """step(closure) (LBFGS): the closure's forward is in the forward phase (its backward
+    is in the backward phase anyway), not in the optimizer's."""
+    closure = args[0] if args else kwargs.get("closure")
+    if closure is None:
+        return args, kwargs
+
+    def forward():
+        depth = rec.enter_phase("forward")
+        try:
+            return closure()
+        finally:
+            rec.leave_phase(depth)
+
+    if args:
+        return (forward,) + args[1:], kwargs
+    return args, {**kwargs, "closure": forward}
 
 
 # -- turning records into events ------------------------------------------------------------

@@ -416,3 +416,29 @@ def test_gpu_device_timed_kernels_under_torchs_names():
     op = next(r for r in prof.key_averages() if r.key == "Tanh")
     assert op.device_time_total == 0.0 and op.self_cpu_time_total <= op.cpu_time_total
     assert "Self" in prof.key_averages().table(sort_by="self_cuda_time_total")
+
+
+@pytest.mark.parametrize("name", ["LBFGS", "SGD"])
+def test_a_step_closure_runs_in_the_forward_and_backward_phases(name):
+    model = gg.nn.Linear(3, 1)
+    opt = (gg.optim.LBFGS(model.parameters(), max_iter=2) if name == "LBFGS"
+           else gg.optim.SGD(model.parameters(), lr=0.1))
+    x = gg.randn(5, 3)
+
+    def closure():
+        opt.zero_grad()
+        loss = (model(x) ** 2).sum()
+        loss.backward()
+        return loss
+
+    with profiler.profile() as prof:
+        if name == "SGD":
+            opt.step(closure=closure)  # by keyword
+        else:
+            opt.step(closure)
+    phases = {e.name: e.phase for e in prof.events() if e.kind == "op"}
+    assert phases["Linear"] == "forward" and phases["LinearBackward"] == "backward"
+    ranges = {(e.name, e.phase) for e in prof.events() if e.kind == "range"}
+    assert ranges == {(f"Optimizer.step#{name}.step", "optimizer"),
+                      (f"Optimizer.zero_grad#{name}.zero_grad", "optimizer")}
+    assert trace.active is None
