@@ -292,12 +292,13 @@ class ProfilerAction(enum.Enum):
     RECORD_AND_SAVE = 3
 
 
-def schedule(*, wait: int, warmup: int, active: int, repeat: int = 0,
-             skip_first: int = 0) -> Callable[[int], ProfilerAction]:
+def schedule(*, wait: int, warmup: int, active: int, repeat: int = 0, skip_first: int = 0,
+             skip_first_wait: int = 0) -> Callable[[int], ProfilerAction]:
     """PyTorch's profiler schedule: after `skip_first` steps, cycles of `wait` steps not
     recorded, `warmup` steps not recorded, and `active` steps recorded, the last of which
-    saves the cycle (`on_trace_ready`); `repeat` cycles (0: until the region ends).
-    Returns the function of the step number that `profile(schedule=...)` calls."""
+    saves the cycle (`on_trace_ready`); `repeat` cycles (0: until the region ends); a
+    nonzero `skip_first_wait` leaves out the first cycle's wait. Returns the function of
+    the step number that `profile(schedule=...)` calls."""
     for name, value, least in (("wait", wait, 0), ("warmup", warmup, 0),
                                ("active", active, 1), ("repeat", repeat, 0),
                                ("skip_first", skip_first, 0)):
@@ -310,6 +311,8 @@ def schedule(*, wait: int, warmup: int, active: int, repeat: int = 0,
         if step < skip_first:
             return ProfilerAction.NONE
         step -= skip_first
+        if skip_first_wait:
+            step += wait
         if repeat and step >= repeat * cycle:
             return ProfilerAction.NONE
         k = step % cycle

@@ -72,7 +72,8 @@ def test_schedule_matches_torch():
     torch_profiler = pytest.importorskip("torch.profiler")
     for kw in (dict(wait=1, warmup=1, active=3, repeat=1), dict(wait=0, warmup=0, active=1),
                dict(wait=2, warmup=0, active=2, repeat=3, skip_first=3),
-               dict(wait=0, warmup=2, active=4, repeat=0, skip_first=1)):
+               dict(wait=0, warmup=2, active=4, repeat=0, skip_first=1),
+               dict(wait=3, warmup=1, active=2, repeat=2, skip_first=2, skip_first_wait=1)):
         ours = profiler.schedule(**kw)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about warmup=0
