@@ -165,6 +165,10 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     callbacks: list = []
     lists = _callback_lists()
     lists.append(callbacks)
+    # A running profile puts the whole pass in the backward phase: the gradient sums
+    # between nodes and into .grad run outside every node's backward.
+    rec = _trace.active
+    depth = rec.enter_phase("backward") if rec is not None else 0
     try:
         result = _walk_graph(roots, root_grads, retain_graph, create_graph, inputs,
                              allow_unused)
@@ -172,6 +176,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
             callbacks.pop(0)()
     finally:
         lists.pop()
+        if rec is not None:
+            rec.leave_phase(depth)
     return result
 
 

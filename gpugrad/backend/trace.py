@@ -179,6 +179,18 @@ class Recorder:
         self.records.append(("range", name, phase, None, (), None, start, end, _owner(th),
                              threading.get_ident(), None))
 
+    def enter_phase(self, phase: str) -> int:
+        """Make `phase` the phase of everything this thread runs until `leave_phase`
+        (no record of its own: the engine's gradient sums between nodes are "backward").
+        Returns the depth to give `leave_phase`."""
+        th = self._thread
+        th.phases.append(phase)
+        return len(th.phases)
+
+    def leave_phase(self, depth: int) -> None:
+        """Close the phase opened by `enter_phase` (and anything left open inside it)."""
+        del self._thread.phases[depth - 1:]
+
     def current_phase(self) -> str | None:
         """The phase of this thread's innermost op or range (None outside all)."""
         th = self._thread
