@@ -7,6 +7,8 @@ picks a float dtype for Python data or for a factory without `dtype=`."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _dtype
@@ -43,7 +45,7 @@ class finfo:  # noqa: N801 - torch.finfo
         self.max = float(info.max)
         self.min = float(info.min)
         self.tiny = self.smallest_normal = float(info.smallest_normal)
-        self.resolution = float(info.resolution)
+        self.resolution = 10.0 ** -math.floor(-math.log10(self.eps))  # torch's rule
         self.dtype = dt.name
 
     def __eq__(self, other) -> bool:

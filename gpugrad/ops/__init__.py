@@ -409,11 +409,10 @@ def _bind_torch_names() -> None:
 
     for fn in (erfinv, frac, sinc, deg2rad, rad2deg, logit, xlogy, logaddexp2, heaviside,
                nan_to_num, clamp_min, clamp_max, float_power, positive, signbit, select,
-               fill_diagonal_):
+               fill_diagonal_, _elementwise_more.float_power_):
         setattr(Tensor, fn.__name__, fn)
     for name in ("nan_to_num", "erfinv", "frac", "sinc", "deg2rad", "rad2deg", "logit",
-                 "xlogy", "heaviside", "clamp_min", "clamp_max", "float_power", "tril",
-                 "triu"):
+                 "xlogy", "heaviside", "clamp_min", "clamp_max", "tril", "triu"):
         setattr(Tensor, name + "_", inplace.inplace_method(name))
 
 

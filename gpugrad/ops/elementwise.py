@@ -102,8 +102,8 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
     if rounding_mode == "floor":
         return floor_divide(a, b)
     if t.dtype.category < 2:
-        a = cast(a, _dtype.float32) if isinstance(a, Tensor) else a
-        b = cast(b, _dtype.float32) if isinstance(b, Tensor) else b
+        a = cast(a, _dtype.DEFAULT_FLOAT) if isinstance(a, Tensor) else a
+        b = cast(b, _dtype.DEFAULT_FLOAT) if isinstance(b, Tensor) else b
     if rounding_mode == "trunc":
         return trunc(_DIV(a, b))
     return _DIV(a, b)

@@ -20,7 +20,11 @@ from .elementwise import (
     pow,
     run,
 )
-from .inplace import addcdiv, addcmul  # noqa: F401 - re-exported: gg.addcmul, gg.addcdiv
+from .inplace import (  # addcmul, addcdiv: re-exported as gg.addcmul, gg.addcdiv
+    addcdiv,  # noqa: F401
+    addcmul,  # noqa: F401
+    inplace_method,
+)
 
 __all__ = ["erfinv", "frac", "sinc", "deg2rad", "rad2deg", "logit", "xlogy", "logaddexp2",
            "heaviside", "nan_to_num", "clamp_min", "clamp_max", "float_power", "positive",
@@ -88,7 +92,8 @@ def heaviside(input: Tensor, values: Tensor) -> Tensor:
                            f"dtypes ({input.dtype} and {values.dtype})")
     if input.dtype.is_complex:
         raise TypeError(f"heaviside: not implemented for dtype {input.dtype}")
-    return run("heaviside", *binary_operands(input, values, "heaviside"))
+    out = run("heaviside", *binary_operands(input, values, "heaviside"))
+    return out if out.dtype is input.dtype else cast(out, input.dtype)  # bool stays bool
 
 
 def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,
@@ -132,6 +137,20 @@ def float_power(input, exponent) -> Tensor:
     a, b = [cast(v, dt) if isinstance(v, Tensor) else (complex(v) if cplx else v)
             for v in ops]
     return pow(a, b)
+
+
+def float_power_(self: Tensor, exponent) -> Tensor:
+    """In-place `float_power`: `self` must already be float64 (complex128 for a complex
+    exponent), as PyTorch requires."""
+    want = _dtype.complex128 if (self.dtype.is_complex or isinstance(exponent, complex) or (
+        isinstance(exponent, Tensor) and exponent.dtype.is_complex)) else _dtype.float64
+    if self.dtype is not want:
+        raise RuntimeError(f"the base given to float_power_ has dtype {self.dtype} but the "
+                           f"operation's result requires dtype {want}")
+    return _float_power_inplace(self, exponent)
+
+
+_float_power_inplace = inplace_method("float_power")
 
 
 def positive(input: Tensor) -> Tensor:

@@ -96,6 +96,8 @@ def test_heaviside_matches_torch():
         check(lambda a, b: gg.heaviside(a, b), [x, v], torch.heaviside, grad=False)
     i = np.array([-2, 0, 3])
     check(lambda a, b: a.heaviside(b), [i, np.array([7])], grad=False)
+    b = np.array([True, False, False])
+    check(lambda a, v: gg.heaviside(a, v), [b, np.array([True])], torch.heaviside, grad=False)
 
 
 def test_heaviside_errors():
@@ -151,6 +153,15 @@ def test_float_power_dtypes():
                                                             1j).numpy())
     with pytest.raises(TypeError, match="Tensor"):
         gg.float_power(2, 3)
+
+
+def test_float_power_in_place_needs_double():
+    x = gg.tensor([1.5, 2.0], dtype=gg.float64)
+    assert x.float_power_(2) is x and x.tolist() == [2.25, 4.0]
+    with pytest.raises(RuntimeError, match="float_power_ has dtype gpugrad.float32.*float64"):
+        gg.ones(2).float_power_(2)
+    with pytest.raises(RuntimeError, match="float_power_"):
+        torch.ones(2).float_power_(2)
 
 
 def test_positive_and_signbit():
