@@ -199,7 +199,8 @@ def _unary_doc(name: str, math_: str):
         return apply(input)
 
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"{math_} elementwise (integers computed as float32; row `{name}`)."
+    op.__doc__ = (f"{math_} elementwise (integers computed in the default float dtype; "
+                  f"row `{name}`).")
     return op
 
 
