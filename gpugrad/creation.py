@@ -16,8 +16,17 @@ __all__ = ["tensor", "as_tensor", "from_numpy", "from_dlpack", "zeros", "ones", 
            "rand", "randn", "randint", "rand_like", "randn_like", "manual_seed", "logspace",
            "randint_like"]
 
-_PY_DEFAULTS = {np.dtype(np.float64): _dtype.float32, np.dtype(np.complex128): _dtype.complex64,
-                np.dtype(np.int32): _dtype.int64, np.dtype(np.int64): _dtype.int64}
+_PY_DEFAULTS = {np.dtype(np.int32): _dtype.int64, np.dtype(np.int64): _dtype.int64}
+
+
+def _py_default(np_dt):
+    """The dtype of Python data that NumPy reads as `np_dt`: floats and complex numbers
+    take the default dtypes (gg.set_default_dtype), ints int64; None for the rest."""
+    if np_dt == np.float64:
+        return _dtype.DEFAULT_FLOAT
+    if np_dt == np.complex128:
+        return _dtype.DEFAULT_COMPLEX
+    return _PY_DEFAULTS.get(np_dt)
 
 
 def _backend_for(device, fallback=None):
@@ -67,9 +76,9 @@ def _to_array(data, dtype=None, device=None):
             raise TypeError(f"tensor: cannot make a tensor from {type(data).__name__} "
                             "(ragged or non-numeric data)")
         if host.size == 0 and host.dtype == np.float64:
-            dt = dtype or _dtype.float32
+            dt = dtype or _dtype.DEFAULT_FLOAT
         else:
-            dt = dtype or _PY_DEFAULTS.get(host.dtype) or from_numpy_dtype(host.dtype)
+            dt = dtype or _py_default(host.dtype) or from_numpy_dtype(host.dtype)
     host = host.astype(_np_dtype(cpu_backend, dt) if dt.np is not None else host.dtype,
                        copy=False)
     if backend is cpu_backend:
@@ -122,7 +131,7 @@ def _shape(size, op: str = "size") -> tuple:
 
 def _filled(fill, shape, dtype, device, requires_grad) -> Tensor:
     backend = _backend_for(device)
-    dt = to_dtype(dtype) if dtype is not None else _dtype.float32
+    dt = to_dtype(dtype) if dtype is not None else _dtype.DEFAULT_FLOAT
     xp = backend.xp
     np_dt = _np_dtype(backend, dt)
     if fill is None:
@@ -154,8 +163,8 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
     """A tensor filled with `fill_value` (its dtype follows the value, as in PyTorch)."""
     if dtype is None:
         dtype = (_dtype.bool_ if isinstance(fill_value, bool) else _dtype.int64
-                 if isinstance(fill_value, int) else _dtype.complex64
-                 if isinstance(fill_value, complex) else _dtype.float32)
+                 if isinstance(fill_value, int) else _dtype.DEFAULT_COMPLEX
+                 if isinstance(fill_value, complex) else _dtype.DEFAULT_FLOAT)
     size = _shape((size,) if isinstance(size, int) else tuple(size), "full")
     return _filled(fill_value, size, dtype, device, requires_grad)
 
@@ -198,7 +207,7 @@ def arange(start, end=None, step=1, dtype=None, device=None,
         raise ValueError("arange: step must be nonzero")
     if dtype is None:
         ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
-        dtype = _dtype.int64 if ints else _dtype.float32
+        dtype = _dtype.int64 if ints else _dtype.DEFAULT_FLOAT
     backend = _backend_for(device)
     dt = to_dtype(dtype)
     arr = backend.xp.arange(start, end, step).astype(_np_dtype(backend, dt))
@@ -217,7 +226,7 @@ def _spaced(op: str, start, end, steps: int, dtype, device, requires_grad, base=
     if steps < 0:
         raise RuntimeError(f"{op}: number of steps must be non-negative, got {steps}")
     backend = _backend_for(device)
-    dt = to_dtype(dtype) if dtype is not None else _dtype.float32
+    dt = to_dtype(dtype) if dtype is not None else _dtype.DEFAULT_FLOAT
     if dt.category == _dtype.int64.category:
         start, end = int(start), int(end)
     points = np.linspace(start, end, steps, dtype=np.complex128 if dt.is_complex else
@@ -252,14 +261,14 @@ def eye(n: int, m: int | None = None, dtype=None, device=None,
         if v is not None and v < 0:
             raise RuntimeError(f"eye: {name} must be greater or equal to 0, got {v}")
     backend = _backend_for(device)
-    dt = to_dtype(dtype) if dtype is not None else _dtype.float32
+    dt = to_dtype(dtype) if dtype is not None else _dtype.DEFAULT_FLOAT
     t = _wrap_array(backend.xp.eye(n, m, dtype=_np_dtype(backend, dt)), backend)
     return t.requires_grad_(True) if requires_grad else t
 
 
 def _random(kind: str, shape, dtype, device, requires_grad, generator=None) -> Tensor:
     backend = _backend_for(device)
-    dt = to_dtype(dtype) if dtype is not None else _dtype.float32
+    dt = to_dtype(dtype) if dtype is not None else _dtype.DEFAULT_FLOAT
 
     def draw(shape, np_dt):
         return sample(backend, generator, kind, "uniform" if kind == "rand" else "normal",

@@ -133,7 +133,7 @@ def normal(mean, std=1.0, size=None, *, generator: Generator | None = None, dtyp
         m, s = float(mean), float(std)
         shape = (size,) if isinstance(size, int) else tuple(size)
         backend = _backend_for(device)
-        dt = to_dtype(dtype) if dtype is not None else _dtype.float32
+        dt = to_dtype(dtype) if dtype is not None else _dtype.DEFAULT_FLOAT
         np_dt = _np_dtype(backend, dt)
     z = sample(backend, generator, "normal", "normal", shape, np_dt)
     t = _wrap_array((z * s + m).astype(np_dt, copy=False), backend)

@@ -39,9 +39,11 @@ N = 64
 DOMAIN = {"log": (0.1, 3), "log2": (0.1, 3), "log10": (0.1, 3), "sqrt": (0.1, 3),
           "rsqrt": (0.1, 3), "log1p": (-0.5, 3), "asin": (-0.9, 0.9), "acos": (-0.9, 0.9),
           "atanh": (-0.9, 0.9), "acosh": (1.1, 3), "pow": (0.2, 2), "pow_scalar": (0.2, 3),
-          "fmod": (0.5, 3), "remainder": (0.5, 3)}
+          "fmod": (0.5, 3), "remainder": (0.5, 3), "erfinv": (-0.9, 0.9), "logit": (0.1, 0.9),
+          "logit_eps": (0.02, 0.98), "xlogy": (0.1, 3)}
 PARAMS = {"p": 2.5, "s": 1.7, "weight": 0.3, "min": -0.5, "max": 0.7, "beta": 1.3,
-          "threshold": 2.0, "alpha": 0.8, "slope": 0.1}
+          "threshold": 2.0, "alpha": 0.8, "slope": 0.1, "eps": 0.1, "nan": 0.5, "posinf": 9.0,
+          "neginf": -9.0}
 TOL = {"float32": dict(rtol=2e-4, atol=2e-5), "float64": dict(rtol=1e-9, atol=1e-11),
        "float16": dict(rtol=4e-3, atol=2e-3), "bfloat16": dict(rtol=3e-2, atol=2e-2)}
 

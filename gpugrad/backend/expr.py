@@ -163,6 +163,7 @@ class Prim:
 
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_SQRT_PI_OVER_2 = math.sqrt(math.pi) / 2.0
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
@@ -238,6 +239,8 @@ PRIMS: dict[str, Prim] = {
                 lambda a, y: (_TWO_OVER_SQRT_PI * exp(-(a[0] * a[0])),)),
     "erfc": Prim("_H.erfc(xp, {0})", "gg_erfc({0})",
                  lambda a, y: (-_TWO_OVER_SQRT_PI * exp(-(a[0] * a[0])),)),
+    "erfinv": Prim("_H.erfinv(xp, {0})", "gg_erfinv({0})",
+                   lambda a, y: (_SQRT_PI_OVER_2 * exp(y * y),)),
     "ndtr": Prim("_H.ndtr(xp, {0})", "gg_ndtr({0})",
                  lambda a, y: (INV_SQRT_2PI * exp(-0.5 * (a[0] * a[0])),)),
     # comparisons and logic (truth values; zero derivative)
@@ -357,11 +360,11 @@ def _binary(op: str) -> Callable[[Expr, Expr], Expr]:
 
 (exp, expm1, exp2, log, log1p, log2, log10, sqrt, rsqrt, sin, cos, tan, asin, acos, atan,
  sinh, cosh, tanh, asinh, acosh, atanh, sigmoid, softplus, erf, erfc, ndtr, abs_, sgn, real,
- floor, trunc, conj) = map(_unary, (
+ floor, trunc, conj, erfinv) = map(_unary, (
     "exp", "expm1", "exp2", "log", "log1p", "log2", "log10", "sqrt", "rsqrt", "sin", "cos",
     "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh",
     "sigmoid", "softplus", "erf", "erfc", "ndtr", "abs", "sgn", "real", "floor", "trunc",
-    "conj"))
+    "conj", "erfinv"))
 (maximum, minimum, atan2, hypot, copysign, fmod, remainder, logaddexp, eq, ne) = map(_binary, (
     "max", "min", "atan2", "hypot", "copysign", "fmod", "remainder", "logaddexp", "eq", "ne"))
 

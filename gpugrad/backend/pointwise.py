@@ -89,6 +89,44 @@ def _erfc(xp, x):
     return _erfc_exact(xp, xp.asarray(x))
 
 
+def _erfinv_scalar(v: float) -> float:
+    """erf⁻¹(v) without SciPy: Giles' single-precision estimate refined by Newton steps on
+    erf(y) = |v| (on erfc(y) = 1 − |v| above ½, where 1 − |v| is exact)."""
+    if not -1.0 < v < 1.0:
+        return math.copysign(math.inf, v) if abs(v) == 1.0 else math.nan
+    w = -math.log((1.0 - v) * (1.0 + v))
+    if w < 5.0:
+        w -= 2.5
+        p = 2.81022636e-08
+        for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+                  -0.00125372503, -0.00417768164, 0.246640727, 1.50140941):
+            p = c + p * w
+    else:
+        w = math.sqrt(w) - 3.0
+        p = -0.000200214257
+        for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+                  -0.0076224613, 0.00943887047, 1.00167406, 2.83297682):
+            p = c + p * w
+    a = abs(v)
+    y = p * a
+    for _ in range(60):
+        r = (1.0 - a) - math.erfc(y) if a > 0.5 else math.erf(y) - a
+        step = r / (2.0 / math.sqrt(math.pi) * math.exp(-y * y))
+        y -= step
+        if abs(step) <= 1e-16 * abs(y):
+            break
+    return math.copysign(y, v)
+
+
+def _erfinv(xp, x):
+    """erf⁻¹ elementwise (SciPy's, else `_erfinv_scalar` per element)."""
+    x = xp.asarray(x)
+    special = _special(xp)
+    if special is None or not hasattr(special, "erfinv"):
+        return _math_ufunc(xp, _erfinv_scalar, x)
+    return special.erfinv(x).astype(x.dtype, copy=False)
+
+
 # erfc(a) = t·exp(−a² + P(t)), t = 1/(1 + a/2), a ≥ 0 (Numerical Recipes, "erfcc")
 _ERFC_P = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
            -1.13520398, 1.48851587, -0.82215223, 0.17087277)
@@ -303,7 +341,7 @@ def _py(v):
 
 _H = types.SimpleNamespace(py=_py, sigmoid=_sigmoid, softplus=_softplus, erf=_erf, erfc=_erfc,
                            ndtr=normal_cdf, rsqrt=_rsqrt, sgn=_sgn, remainder=_remainder,
-                           where=_where)
+                           where=_where, erfinv=_erfinv)
 
 
 # --- programs ------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ __all__ = [
 
 
 def _float(x: Tensor) -> Tensor:
-    return x if x.dtype.category >= 2 else cast(x, _dtype.float32)
+    return x if x.dtype.category >= 2 else cast(x, _dtype.DEFAULT_FLOAT)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -245,9 +245,7 @@ __all__ = [n for n in dir() if not n.startswith("_") and n not in
 __all__ = [n for n in __all__ if n not in ("decomp", "extras", "rearrange", "scan", "stats")]
 
 
-def masked_fill(input, mask, value):
-    """`input` with `value` where `mask` is True."""
-    return where(mask, value, input)
+from .basics import masked_fill  # noqa: E402 - PyTorch's checks and result dtype
 
 
 def _bind_methods() -> None:
@@ -369,3 +367,53 @@ def _bind_sum_to_size() -> None:
 
 
 _bind_sum_to_size()
+
+
+# PyTorch names real programs use (gg.X and Tensor.X): the pointwise ones are table rows.
+from . import elementwise_more as _elementwise_more  # noqa: E402
+from .basics import (  # noqa: E402
+    broadcast_tensors,
+    fill_diagonal_,
+    is_floating_point,
+    is_tensor,
+    numel,
+    select,
+)
+from .elementwise_more import (  # noqa: E402
+    addcdiv,
+    addcmul,
+    clamp_max,
+    clamp_min,
+    deg2rad,
+    erfinv,
+    float_power,
+    frac,
+    heaviside,
+    logaddexp2,
+    logit,
+    nan_to_num,
+    positive,
+    rad2deg,
+    signbit,
+    sinc,
+    xlogy,
+)
+from .softmax import log_softmax, softmax  # noqa: E402
+
+__all__ += ["masked_fill", "broadcast_tensors", "is_floating_point", "is_tensor", "numel",
+            "select", "log_softmax", "softmax", *_elementwise_more.__all__]
+
+
+def _bind_torch_names() -> None:
+    from ..tensor import Tensor
+
+    for fn in (erfinv, frac, sinc, deg2rad, rad2deg, logit, xlogy, logaddexp2, heaviside,
+               nan_to_num, clamp_min, clamp_max, float_power, positive, signbit, select,
+               fill_diagonal_, _elementwise_more.float_power_):
+        setattr(Tensor, fn.__name__, fn)
+    for name in ("nan_to_num", "erfinv", "frac", "sinc", "deg2rad", "rad2deg", "logit",
+                 "xlogy", "heaviside", "clamp_min", "clamp_max", "tril", "triu"):
+        setattr(Tensor, name + "_", inplace.inplace_method(name))
+
+
+_bind_torch_names()

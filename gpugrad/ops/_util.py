@@ -118,4 +118,4 @@ def norm_dims(dim, ndim: int, op: str) -> tuple:
 def float_dtype_of(t: Tensor):
     """The dtype an op that always produces floats (div, sqrt of ints...) returns."""
     dt = t.dtype
-    return dt if dt.category >= 2 else _dtype.float32
+    return dt if dt.category >= 2 else _dtype.DEFAULT_FLOAT

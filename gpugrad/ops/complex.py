@@ -203,7 +203,7 @@ def view_as_complex(input: Tensor) -> Tensor:
 def angle(input: Tensor) -> Tensor:
     """The phase arg(x) in (−π, π] elementwise (0 or π for real x); real-valued."""
     if input._data.dtype.kind not in "fc":
-        input = _ew.cast(input, _dtype.float32)
+        input = _ew.cast(input, _dtype.DEFAULT_FLOAT)
     return Angle.apply(input)
 
 

@@ -102,8 +102,8 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
     if rounding_mode == "floor":
         return floor_divide(a, b)
     if t.dtype.category < 2:
-        a = cast(a, _dtype.float32) if isinstance(a, Tensor) else a
-        b = cast(b, _dtype.float32) if isinstance(b, Tensor) else b
+        a = cast(a, _dtype.DEFAULT_FLOAT) if isinstance(a, Tensor) else a
+        b = cast(b, _dtype.DEFAULT_FLOAT) if isinstance(b, Tensor) else b
     if rounding_mode == "trunc":
         return trunc(_DIV(a, b))
     return _DIV(a, b)
@@ -199,7 +199,8 @@ def _unary_doc(name: str, math_: str):
         return apply(input)
 
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"{math_} elementwise (integers computed as float32; row `{name}`)."
+    op.__doc__ = (f"{math_} elementwise (integers computed in the default float dtype; "
+                  f"row `{name}`).")
     return op
 
 

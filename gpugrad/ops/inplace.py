@@ -53,6 +53,10 @@ def addcdiv(input: Tensor, tensor1, tensor2, *args, value=1) -> Tensor:
     """input + value · tensor1 / tensor2 (broadcasting; composed of div, mul and add).
     Also PyTorch's deprecated `addcdiv(input, value, tensor1, tensor2)`."""
     value, tensor1, tensor2 = _value_first(value, tensor1, tensor2, args, "addcdiv")
+    if all(isinstance(t, Tensor) and t.dtype.category < 2 for t in (tensor1, tensor2)):
+        raise RuntimeError(f"addcdiv: integer division of tensor1 ({tensor1.dtype}) by "
+                           f"tensor2 ({tensor2.dtype}) is not supported, as in PyTorch; use "
+                           "input + value * torch.div(tensor1, tensor2, rounding_mode=...)")
     quot = tensor1 / tensor2
     return input + (quot if _is_one(value) else quot * value)
 

@@ -16,7 +16,7 @@ def _prepare(input: Tensor, dim: int, dtype, op: str) -> tuple:
     (input,) = autocast_inputs(FP32, input)
     x = input if dtype is None else cast(input, dtype)
     if x.dtype.category < 2:
-        x = cast(x, _dtype.float32)
+        x = cast(x, _dtype.DEFAULT_FLOAT)
     n = max(x.ndim, 1)
     if not -n <= dim < n:
         raise IndexError(f"{op}: dimension {dim} out of range for a {x.ndim}-d tensor")

@@ -10,7 +10,10 @@ hand-written VJPs, which exist where the rule is a choice:
 - clamp/hardtanh: ȳ inside the closed (clamp) or open (hardtanh, PyTorch's) interval;
 - fmax/fmin: the whole ȳ to the chosen operand (ties to the first, as PyTorch);
 - softplus: ȳ above the threshold, ȳ·σ(βx) below;
-- hardsigmoid, hardswish: PyTorch's one-sided rules at x = ±3.
+- hardsigmoid, hardswish: PyTorch's one-sided rules at x = ±3;
+- logit with eps: ȳ/(x(1 − x)) on the closed [eps, 1 − eps], 0 outside (PyTorch's);
+- heaviside: no gradient (PyTorch has no derivative for it);
+- sinc, logit, xlogy: PyTorch's formulas (xlogy's ā = ȳ·ln b, 0 where a = 0 and b ≤ 0).
 
 maximum/minimum derive theirs from the `max`/`min` primitives (ties split evenly, a NaN
 operand takes the whole ȳ). Every other VJP, and every second derivative, is derived.
@@ -43,6 +46,20 @@ def _lerp(s, e, t):
 
 def _relu6(v):
     return E.minimum(E.maximum(v, 0), 6)
+
+
+def _logit_eps(v):
+    """ln(z/(1 − z)), z = v clamped to [eps, 1 − eps]."""
+    z = E.minimum(E.maximum(v, P("eps")), 1 - P("eps"))
+    return E.log(z / (1 - z))
+
+
+def _nan_to_num(v):
+    """v with NaN, +inf and −inf replaced (v − v is 0 exactly for finite v); every where
+    keeps an array branch, so NumPy keeps v's dtype."""
+    inf = E.ne(v - v, 0) & E.eq(v, v)
+    r = E.where(E.ne(v, v), P("nan"), v)
+    return E.where(inf & (v > 0), P("posinf"), E.where(inf & (v < 0), P("neginf"), r))
 
 
 def _unary(name: str, fn) -> Row:
@@ -122,4 +139,20 @@ ROWS: dict[str, Row] = {r.name: r for r in [
         vjp=(E.where(x <= -3, 0, E.where(x < 3, G * (x / 3 + 0.5), G)),)),
     Row("softsign", x / (1 + E.abs_(x)), 1),
     Row("logsigmoid", -E.softplus(-x), 1),
+    # --- PyTorch's further pointwise functions (issue: names real programs use) ---
+    _unary("erfinv", E.erfinv),
+    Row("frac", x - E.trunc(x), 1),
+    Row("sinc", E.where(E.eq(x, 0), 1, E.sin(math.pi * x) / (math.pi * x)), 1,
+        vjp=(E.where(E.eq(x, 0), 0, G * (math.pi * x * E.cos(math.pi * x) - E.sin(math.pi * x))
+                     / (math.pi * x * x)),)),
+    Row("deg2rad", x * (math.pi / 180.0), 1),
+    Row("rad2deg", x * (180.0 / math.pi), 1),
+    Row("logit", E.log(x / (1 - x)), 1, vjp=(G / (x * (1 - x)),)),
+    Row("logit_eps", _logit_eps(x), 1, ("eps",),
+        vjp=(E.where((x >= P("eps")) & (x <= 1 - P("eps")), G / (x * (1 - x)), 0),)),
+    Row("xlogy", E.where(E.eq(a, 0) & E.eq(b, b), 0, a * E.log(b)), 2,
+        vjp=(E.where(E.eq(a, 0) & (b <= 0), 0, G * E.log(b)), G * a / b)),
+    Row("logaddexp2", E.logaddexp(a * math.log(2.0), b * math.log(2.0)) / math.log(2.0), 2),
+    Row("heaviside", E.where(a > 0, 1, E.where(E.eq(a, 0), b, 0)), 2, vjp=(None, None)),
+    Row("nan_to_num", _nan_to_num(x), 1, ("nan", "posinf", "neginf")),
 ]}

@@ -552,4 +552,20 @@ inline unsigned int __umulhi(unsigned int a, unsigned int b) {
 }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
+// CUDA's erfinv (no C++ library has one): Newton steps on erf(y) = |v| (on erfc(y) = 1 - |v|
+// above 1/2, where 1 - |v| is exact and erf would lose the tail) from a rough start.
+inline double erfinv(double v) {
+    if (!(v > -1.0 && v < 1.0))
+        return (v == 1.0 || v == -1.0) ? std::copysign(INFINITY, v) : NAN;
+    const double a = std::fabs(v), w = -std::log((1.0 - a) * (1.0 + a));
+    double y = w < 1.0 ? 0.886226925452758 * a : std::sqrt(w) * (w < 5.0 ? 0.886 : 0.95);
+    for (int k = 0; k < 60; ++k) {
+        const double r = a > 0.5 ? (1.0 - a) - std::erfc(y) : std::erf(y) - a;
+        const double step = r / (1.1283791670955126 * std::exp(-y * y));
+        y -= step;
+        if (std::fabs(step) <= 1e-16 * std::fabs(y)) break;
+    }
+    return std::copysign(y, v);
+}
+inline float erfinvf(float v) { return (float)erfinv((double)v); }
 inline float __expf(float x) { return std::exp(x); }
