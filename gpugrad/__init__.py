@@ -44,11 +44,30 @@ double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001
+newaxis = None
+from math import e, inf, nan, pi  # gg.pi, gg.inf, ... as torch's
+
 from . import amp, distributed, distributions, nn, optim  # distributed: no mpi4py until init
 from ._autocast import autocast
+from ._dtype_info import (  # dtype queries and the default dtype, as torch's
+    can_cast,
+    finfo,
+    get_default_dtype,
+    iinfo,
+    promote_types,
+    result_type,
+    set_default_dtype,
+)
 from ._generator import Generator
 from .accelerator import is_available as _accelerator_available  # noqa: F401 - gg.accelerator
+from .autograd.inference_mode import inference_mode, is_inference_mode_enabled
 from .creation import logspace, randint_like
+from .determinism import (
+    are_deterministic_algorithms_enabled,
+    is_deterministic_algorithms_warn_only_enabled,
+    use_deterministic_algorithms,
+)
+from .device import default_device as get_default_device
 from .fuse import fuse  # gg.fuse: elementwise chains as one program (a decorator or region)
 from .io import load, save
 from .random import (
@@ -69,31 +88,3 @@ from .threads import (
 )
 
 __all__ = [n for n in dir() if not n.startswith("_")]
-
-# PyTorch names real programs use: dtype queries and the default dtype, modes, constants.
-import math as _math  # noqa: E402
-
-from ._dtype_info import (
-    can_cast,
-    finfo,
-    get_default_dtype,
-    iinfo,
-    promote_types,
-    result_type,
-    set_default_dtype,
-)
-from .autograd.inference_mode import inference_mode, is_inference_mode_enabled
-from .determinism import (
-    are_deterministic_algorithms_enabled,
-    is_deterministic_algorithms_warn_only_enabled,
-    use_deterministic_algorithms,
-)
-from .device import default_device as get_default_device
-
-inf, nan, pi, e = _math.inf, _math.nan, _math.pi, _math.e
-newaxis = None
-__all__ += ["can_cast", "finfo", "get_default_dtype", "iinfo", "promote_types", "result_type",
-            "set_default_dtype", "inference_mode", "is_inference_mode_enabled",
-            "are_deterministic_algorithms_enabled",
-            "is_deterministic_algorithms_warn_only_enabled", "use_deterministic_algorithms",
-            "get_default_device", "inf", "nan", "pi", "e", "newaxis"]
