@@ -55,9 +55,11 @@ chain's ops one by one.
 Reading a deferred tensor's `grad_fn` (so `backward()`, `is_leaf`, hooks, in-place
 checks) computes it too. Differences from running eagerly: float16/bfloat16 chains compute
 in float32 throughout and round once at the end (eagerly each op rounds), and
-floating-point results may differ in the last bits. A tensor that a deferred op reads must
-not be modified in place before the deferred op is computed (the version counter catches
-it: RuntimeError). Python side effects run as written: nothing is traced or replayed, each
+floating-point results may differ in the last bits. An in-place write (a Tensor's `*_`
+methods, `t[...] = v`, an optimizer's step) into a tensor or deferred value that pending
+deferred ops read computes those first, so they see the value before the write, as
+eagerly; a write that bypasses these (a collective into a tensor) is caught by the version
+counter (RuntimeError). Python side effects run as written: nothing is traced or replayed, each
 call records its ops afresh, and only the built programs are cached.
 """
 
@@ -211,6 +213,14 @@ class _DeferredTensor(Tensor):
         _compute([n for n in (_node_of(self), _node_of(result)) if n is not None])
         return Tensor._write_result(self, result, op)
 
+    def __reduce_ex__(self, protocol):
+        """Pickling and copying (copy.deepcopy too) compute it first: the pending node is
+        no part of a Tensor's state."""
+        node = _node_of(self)
+        if node is not None:
+            _compute([node])
+        return Tensor.__reduce_ex__(self, protocol)
+
     @property
     def grad_fn(self):
         """Reading the graph (backward, is_leaf, hooks, in-place checks) computes it."""
@@ -258,6 +268,7 @@ class _Region:
         with _open_lock:
             _open[0] += 1
             _function._fuse_hook = _hook
+            Tensor._before_write = _before_write
         return self
 
     def __exit__(self, *exc) -> None:
@@ -275,6 +286,7 @@ class _Region:
                 _open[0] -= 1
                 if _open[0] == 0:
                     _function._fuse_hook = None
+                    Tensor._before_write = None
 
 
 def _hook(cls, args, kwargs):
@@ -308,6 +320,39 @@ def _hook(cls, args, kwargs):
     if deferred:
         _compute(deferred)
     return NotImplemented
+
+
+def _before_write(*tensors: Tensor) -> None:
+    """In-place writes into `tensors` are about to happen while a region is open: the
+    pending nodes of this thread's regions that read one of them (as a Tensor, as a
+    deferred value, or through a view or detached alias: the same version counter) are
+    computed first, so they see the values before the writes, as they would have eagerly."""
+    if _local.depth == 0:
+        return
+    ids = {id(t) for t in tensors}
+    ids.update(id(t._version) for t in tensors if t._version is not None)
+    ids.update(id(n) for n in map(_node_of, tensors) if n is not None)
+    readers = []
+    for region in _local.regions:
+        alive = []
+        for ref in region.made:
+            n = ref()
+            if n is None or n.value is not None:
+                continue  # computed or dropped: nothing left to protect (nor to compute)
+            alive.append(ref)
+            for a in n.args:
+                if type(a) in (_Node, _Source):
+                    if id(a) in ids:
+                        break
+                    a = a.value
+                if isinstance(a, Tensor) and (id(a) in ids or id(a._version) in ids):
+                    break
+            else:
+                continue
+            readers.append(n)
+        region.made = alive
+    if readers:
+        _compute(readers)
 
 
 def _flat(args, kwargs):
@@ -579,7 +624,9 @@ def _finish(n, r: Tensor) -> None:
     t.__class__ = Tensor
     t._data = r._data
     t._version = r._version
-    if r.grad_fn is not None:
+    # a program of several outputs records one node for all of them: an output that needed
+    # no gradient when it was deferred (none of its own inputs required one) stays off it
+    if r.grad_fn is not None and t._requires_grad:
         t.grad_fn = r.grad_fn
         t._output_nr = r._output_nr
         t._requires_grad = True
@@ -771,7 +818,7 @@ class fuse:  # noqa: N801 - a decorator and a context manager, as cupy.fuse / to
         return super().__new__(cls)
 
     def __init__(self, fn: Callable | None = None, *, kernel_name: str | None = None) -> None:
-        self._regions: list = []
+        pass
 
     def __call__(self, fn: Callable) -> Callable:
         if not callable(fn):
@@ -779,13 +826,13 @@ class fuse:  # noqa: N801 - a decorator and a context manager, as cupy.fuse / to
         return _fused_function(fn)
 
     def __enter__(self):
-        region = _Region()
-        self._regions.append(region)
-        region.__enter__()
+        _Region().__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._regions.pop().__exit__(*exc)
+        # this thread's innermost region: one `fuse()` object may be entered by several
+        # threads at once (a module-level instance), so it keeps no regions of its own
+        _local.regions[-1].__exit__(*exc)
 
 
 def _fused_function(fn: Callable) -> Callable:

@@ -50,6 +50,7 @@ class Tensor:
     _hooks = None
     _retains_grad = False
     _base = None  # a view's base (see autograd/views.py)
+    _before_write = None  # fn(tensor) run before an in-place write; set by gg.fuse (fuse.py)
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False) -> None:
         from .creation import _to_array
@@ -400,6 +401,8 @@ class Tensor:
         version_counter(self).value += 1
 
     def _check_inplace(self, op: str) -> None:
+        if Tensor._before_write is not None:
+            Tensor._before_write(self)
         if self._requires_grad and self.grad_fn is None and _state.enabled:
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an "
                                "in-place operation; wrap it in gg.no_grad() or use an "
