@@ -53,7 +53,13 @@ VJPs run as written), and a fused program that fails to build or run falls back 
 chain's ops one by one.
 
 Reading a deferred tensor's `grad_fn` (so `backward()`, `is_leaf`, hooks, in-place
-checks) computes it too. Differences from running eagerly: float16/bfloat16 chains compute
+checks) computes it too, and later programs then read it as an input. Autograd sees one
+program as one node from its inputs: a value that a program (a reduction epilogue, a
+longer chain, or the outputs computed together at the region's end) read as an
+intermediate is not on that program's graph, so `autograd.grad(out, [value])` does not
+reach it, and a hook or `retain_grad()` on it sees only the other paths: register them
+before later ops use the value (they are refused with a RuntimeError while it is still
+deferred and already read). Differences from running eagerly: float16/bfloat16 chains compute
 in float32 throughout and round once at the end (eagerly each op rounds), and
 floating-point results may differ in the last bits. An in-place write (a Tensor's `*_`
 methods, `t[...] = v`, an optimizer's step) into a tensor or deferred value that pending
@@ -112,7 +118,7 @@ class _Node:
     Tensor handed to the user, which is completed in place when the node is computed."""
 
     __slots__ = ("row", "args", "params", "versions", "shape", "dtype", "grad", "value",
-                 "tensor", "backend", "__weakref__")
+                 "tensor", "backend", "folded", "__weakref__")
 
     def __init__(self, row, args, params, shape, dtype, backend) -> None:
         self.row, self.args, self.params = row, args, params
@@ -121,6 +127,7 @@ class _Node:
         self.grad = _grad_state.enabled
         self.value = None
         self.tensor = None
+        self.folded = False  # read inside a program already run (its graph skips this node)
 
 
 class _Source:
@@ -221,6 +228,18 @@ class _DeferredTensor(Tensor):
             _compute([node])
         return Tensor.__reduce_ex__(self, protocol)
 
+    def retain_grad(self) -> None:
+        """`Tensor.retain_grad`, refused (see `_refuse_folded`) once a fused program has
+        read this value as an intermediate."""
+        _refuse_folded(self, "retain_grad()")
+        return Tensor.retain_grad(self)
+
+    def register_hook(self, fn):
+        """`Tensor.register_hook`, refused (see `_refuse_folded`) once a fused program has
+        read this value as an intermediate."""
+        _refuse_folded(self, "register_hook()")
+        return Tensor.register_hook(self, fn)
+
     @property
     def grad_fn(self):
         """Reading the graph (backward, is_leaf, hooks, in-place checks) computes it."""
@@ -232,6 +251,20 @@ class _DeferredTensor(Tensor):
     @grad_fn.setter
     def grad_fn(self, fn) -> None:
         self.__dict__["grad_fn"] = fn
+
+
+def _refuse_folded(t: Tensor, what: str) -> None:
+    """A deferred value that a program already run (a reduction epilogue, a longer chain)
+    read as an intermediate is not on that program's graph (it goes from the program's
+    inputs), so a hook or retained gradient on it would silently miss that part of the
+    gradient: refused."""
+    node = _node_of(t)
+    if t._requires_grad and type(node) is _Node and node.folded:
+        raise RuntimeError(
+            f"gg.fuse: {what} on a deferred value of shape {tuple(node.shape)} that a fused "
+            f"program has already read as an intermediate (that program's graph runs from "
+            f"its inputs, not through this value, so {what} would miss its part of the "
+            f"gradient); call {what} before later ops use the value")
 
 
 def _node_of(a):
@@ -609,6 +642,8 @@ def _compute(nodes: list) -> list:
         for n, r in zip(group, res):
             _finish(n, r)
             n.args = ()  # the chain behind it can be freed
+        for n in order:
+            n.folded = n.folded or n.value is None
     for n in pending:
         if type(n) is _Source and n.value is None:
             _run_source(n)
@@ -724,8 +759,11 @@ def _reduce_epilogue(cls, node: _Node, args):
     try:
         row = _row_for(order, leaves, refs, [node], kind)
         with set_grad_enabled(node.grad and _grad_state.enabled):
-            return FusedReduce.apply(*leaves, row=row, kind=kind, dims=tuple(dims),
-                                     keepdim=bool(keepdim), params=params, shape=node.shape)
+            out = FusedReduce.apply(*leaves, row=row, kind=kind, dims=tuple(dims),
+                                    keepdim=bool(keepdim), params=params, shape=node.shape)
+        for n in order:
+            n.folded = True
+        return out
     except Exception:  # noqa: BLE001 - the chain, then the reduction, as written
         _compute([node])
         return NotImplemented
