@@ -843,7 +843,18 @@ def _complete(value):
     return value
 
 
-class fuse:  # noqa: N801 - a decorator and a context manager, as cupy.fuse / torch.no_grad
+class _FuseType(type):
+    """`with gg.fuse:` (the class, not an instance) names the fix instead of Python's
+    "'type' object does not support the context manager protocol"."""
+
+    def __enter__(cls):
+        raise TypeError("gg.fuse is used as `with gg.fuse():` (called), or as a decorator")
+
+    def __exit__(cls, *exc) -> None:
+        pass
+
+
+class fuse(metaclass=_FuseType):  # noqa: N801 - a decorator and a context manager, as cupy.fuse
     """Fuse the elementwise ops of a function (`@gg.fuse`, `@gg.fuse()`, `gg.fuse(fn)`) or
     of a block (`with gg.fuse():`) into one program forward and one backward; see the
     module docstring. `kernel_name` is accepted for cupy.fuse's signature and unused."""

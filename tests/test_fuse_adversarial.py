@@ -220,3 +220,10 @@ def test_hooks_on_an_intermediate_a_program_already_read_are_refused(what):
     (g,) = gg.autograd.grad(s, [x])  # the region and the graph are intact after the refusal
     xn = x.detach().numpy()
     np.testing.assert_allclose(g.numpy(), 6 * np.exp(2 * np.sin(xn)) * np.cos(xn), rtol=1e-5)
+
+
+def test_with_the_class_itself_names_the_fix():
+    with pytest.raises(TypeError, match=r"`with gg.fuse\(\):` \(called\)"):
+        with gg.fuse:
+            pass
+    assert _state_is_clean()
