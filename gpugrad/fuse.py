@@ -292,6 +292,17 @@ class _Region:
 
     def __init__(self) -> None:
         self.made: list = []
+        self.bound = 256  # prune `made` when it grows past this (a loop in one region)
+
+    def add(self, node) -> None:
+        """Remember pending `node` (weakly); the references of nodes computed or dropped
+        meanwhile are pruned as the list doubles, so a long loop inside one region keeps
+        only what is still pending."""
+        made = self.made
+        made.append(weakref.ref(node))
+        if len(made) > self.bound:
+            self.made = made = [r for r in made if (n := r()) is not None and n.value is None]
+            self.bound = max(256, 2 * len(made))
 
     def __enter__(self) -> _Region:
         if _local.depth == 0:
@@ -440,7 +451,7 @@ def _defer(row: Row, args, params):
     if need and grad:
         t._requires_grad = True
     node.tensor = weakref.ref(t)
-    _local.regions[-1].made.append(weakref.ref(node))
+    _local.regions[-1].add(node)
     return t
 
 
@@ -469,7 +480,7 @@ def _defer_source(cls, args):
     if need:
         t._requires_grad = True
     src.tensor = weakref.ref(t)
-    _local.regions[-1].made.append(weakref.ref(src))
+    _local.regions[-1].add(src)
     return t
 
 

@@ -227,3 +227,17 @@ def test_with_the_class_itself_names_the_fix():
         with gg.fuse:
             pass
     assert _state_is_clean()
+
+
+def test_a_long_loop_in_one_region_keeps_only_what_is_pending():
+    """A training loop inside one `with gg.fuse():` block: the region's record of the
+    values it deferred must not grow with the number of steps."""
+    x = gg.randn(4, requires_grad=True)
+    with gg.fuse():
+        for i in range(3000):
+            y = gg.sin(x) * 2 + i
+            (y * y).sum().backward()
+        held = len(_fm._local.regions[-1].made)
+    assert held < 600, held
+    np.testing.assert_allclose(y.detach().numpy(), np.sin(x.detach().numpy()) * 2 + 2999,
+                               rtol=1e-6)
