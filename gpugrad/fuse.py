@@ -573,7 +573,9 @@ def _fused_row(order, refs, n_leaves, outs_idx, with_y: bool) -> tuple:
             prev = adj.get((kind, k))
             adj[(kind, k)] = c if prev is None else E.add(prev, c)
     vjp = [adj.get(("l", k)) for k in range(n_leaves)]
-    if with_y and len(outs) == 1:
+    # y is read back (saved) only where the chain's last row saves its output eagerly too:
+    # div's VJP reads its operands, so that y may be written in place afterwards, as PyTorch
+    if with_y and len(outs) == 1 and order[outs_idx[0]].row.saves_output:
         vjp = [None if v is None else E.substitute(v, {outs[0]: Y}) for v in vjp]
     row = Row("fused", tuple(outs), n_leaves, tuple(pnames), vjp=tuple(vjp))
     record_build("fused", time.perf_counter() - start)

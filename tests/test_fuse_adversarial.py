@@ -241,3 +241,32 @@ def test_a_long_loop_in_one_region_keeps_only_what_is_pending():
     assert held < 600, held
     np.testing.assert_allclose(y.detach().numpy(), np.sin(x.detach().numpy()) * 2 + 2999,
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("grad_mode", [True, False])
+def test_a_fused_result_ending_in_a_division_may_be_written_in_place(grad_mode):
+    """Division's VJP reads its operands, not y, so that y may be written in place after
+    it (PyTorch's rule, kept by the table); the fused program must not start saving y."""
+    xn, bn = np.array([0.5, -1.0, 2.0]), np.array([2.0, 3.0, -1.5])
+    out = []
+    for lib in (torch, gg):
+        x, b = lib.tensor(xn, requires_grad=True), lib.tensor(bn, requires_grad=True)
+        with gg.fuse() if lib is gg else torch.enable_grad():
+            y = lib.sin(x) / b
+            with lib.set_grad_enabled(grad_mode):
+                y.mul_(0.5)
+        gs = lib.autograd.grad(y.sum(), [x, b])
+        out.append([y.detach().numpy()] + [g.numpy() for g in gs])
+    for a, c in zip(*out):
+        np.testing.assert_allclose(c, a, rtol=1e-10)
+
+
+def test_a_fused_result_ending_in_exp_is_saved_as_eagerly():
+    """exp saves its output eagerly (PyTorch too): writing it in place is caught."""
+    x = gg.randn(3, requires_grad=True)
+    with gg.fuse():
+        y = gg.exp(x * 2)
+        with gg.no_grad():
+            y.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
