@@ -63,7 +63,8 @@ deferred and already read). Differences from running eagerly: float16/bfloat16 c
 in float32 throughout and round once at the end (eagerly each op rounds), and
 floating-point results may differ in the last bits. An in-place write (a Tensor's `*_`
 methods, `t[...] = v`, an optimizer's step) into a tensor or deferred value that pending
-deferred ops read computes those first, so they see the value before the write, as
+deferred ops read gives those a copy of the value from before the write (a clone, as
+PyTorch saves an in-place op's original self), so they compute what they would have
 eagerly; a write that bypasses these (a collective into a tensor) is caught by the version
 counter (RuntimeError). Python side effects run as written: nothing is traced or replayed, each
 call records its ops afresh, and only the built programs are cached.
@@ -369,34 +370,54 @@ def _hook(cls, args, kwargs):
 def _before_write(*tensors: Tensor) -> None:
     """In-place writes into `tensors` are about to happen while a region is open: the
     pending nodes of this thread's regions that read one of them (as a Tensor, as a
-    deferred value, or through a view or detached alias: the same version counter) are
-    computed first, so they see the values before the writes, as they would have eagerly."""
+    deferred value, or through a view or detached alias: the same version counter) read a
+    copy of its value from before the writes instead (a differentiable clone, as PyTorch
+    saves an in-place op's original self), so they compute what they would have eagerly,
+    stay deferred, and their programs save the copy, not the tensor the write changes."""
     if _local.depth == 0:
         return
     ids = {id(t) for t in tensors}
     ids.update(id(t._version) for t in tensors if t._version is not None)
-    ids.update(id(n) for n in map(_node_of, tensors) if n is not None)
+    written = [n for n in map(_node_of, tensors) if n is not None]
+    ids.update(map(id, written))
     readers = []
     for region in _local.regions:
         alive = []
         for ref in region.made:
             n = ref()
             if n is None or n.value is not None:
-                continue  # computed or dropped: nothing left to protect (nor to compute)
+                continue  # computed or dropped: nothing left to protect
             alive.append(ref)
-            for a in n.args:
-                if type(a) in (_Node, _Source):
-                    if id(a) in ids:
-                        break
-                    a = a.value
-                if isinstance(a, Tensor) and (id(a) in ids or id(a._version) in ids):
-                    break
-            else:
-                continue
-            readers.append(n)
+            if any(_aliases(a, ids) for a in n.args):
+                readers.append(n)
         region.made = alive
-    if readers:
-        _compute(readers)
+    if not readers:
+        return
+    if written:
+        _compute(written)  # the deferred values written: computed, to be copied
+    copies: dict = {}
+    for n in readers:
+        args, versions = list(n.args), list(n.versions)
+        for i, a in enumerate(args):
+            if not _aliases(a, ids):
+                continue
+            real = a.value if type(a) in (_Node, _Source) else a
+            c = copies.get((id(real), n.grad))
+            if c is None:
+                with set_grad_enabled(n.grad):
+                    c = copies[(id(real), n.grad)] = real.clone()
+            args[i], versions[i] = c, version_of(c)
+        n.args, n.versions = tuple(args), tuple(versions)
+
+
+def _aliases(a, ids: set) -> bool:
+    """Whether argument `a` of a pending node (a Tensor, a number, a deferred node) is one
+    of the written tensors (`ids`: theirs, their nodes' and their version counters')."""
+    if id(a) in ids:
+        return True
+    if type(a) in (_Node, _Source):
+        a = a.value
+    return isinstance(a, Tensor) and (id(a) in ids or id(a._version) in ids)
 
 
 def _flat(args, kwargs):

@@ -270,3 +270,26 @@ def test_a_fused_result_ending_in_exp_is_saved_as_eagerly():
             y.add_(1)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+def test_a_pending_reader_of_a_written_value_saves_a_copy_not_the_value():
+    """m is computed (an in-place op reads its graph first); r = relu(m) and d = c - m are
+    deferred; then m is clamped in place under no_grad. Eagerly relu saves its output and
+    sub nothing, so backward through r and d works (PyTorch too); the fused programs of r
+    and d must not save m itself, which the write changes."""
+    xn, wn, cn = np.array([[0.5, -1.0], [2.0, 0.1]]), np.array([0.3, -0.7]), np.ones((2, 2))
+    out = []
+    for lib in (torch, gg):
+        x, w, c = lib.tensor(xn, requires_grad=True), lib.tensor(wn, requires_grad=True), \
+            lib.tensor(cn)
+        with gg.fuse() if lib is gg else torch.enable_grad():
+            v = w - x
+            m = lib.maximum(v * 0.5, v)
+            r = lib.relu(m)
+            d = c - m
+            with lib.no_grad():
+                m.clamp_(-0.5, 0.5)
+        gs = lib.autograd.grad((r * d).sum(), [x, w])
+        out.append([r.detach().numpy(), d.detach().numpy()] + [g.numpy() for g in gs])
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, rtol=1e-10)
