@@ -376,9 +376,11 @@ def _before_write(*tensors: Tensor) -> None:
     stay deferred, and their programs save the copy, not the tensor the write changes."""
     if _local.depth == 0:
         return
+    written = [n for n in map(_node_of, tensors) if n is not None]
     ids = {id(t) for t in tensors}
     ids.update(id(t._version) for t in tensors if t._version is not None)
-    written = [n for n in map(_node_of, tensors) if n is not None]
+    # `.data` (and the arrays behind any alias) shares the storage, not the counter
+    ids.update(id(_storage(t._data)) for t in tensors if _node_of(t) is None)
     ids.update(map(id, written))
     readers = []
     for region in _local.regions:
@@ -417,7 +419,14 @@ def _aliases(a, ids: set) -> bool:
         return True
     if type(a) in (_Node, _Source):
         a = a.value
-    return isinstance(a, Tensor) and (id(a) in ids or id(a._version) in ids)
+    return isinstance(a, Tensor) and (id(a) in ids or id(a._version) in ids or
+                                      id(_storage(a._data)) in ids)
+
+
+def _storage(array):
+    """The array owning `array`'s memory (NumPy and CuPy views keep it as `.base`)."""
+    base = getattr(array, "base", None)
+    return array if base is None else base
 
 
 def _flat(args, kwargs):

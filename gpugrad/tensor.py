@@ -121,6 +121,8 @@ class Tensor:
     def data(self, other: Tensor) -> None:
         if not isinstance(other, Tensor):
             raise TypeError(f"data must be a Tensor, got {type(other).__name__}")
+        if Tensor._before_write is not None:
+            Tensor._before_write(self)
         self._data, self._backend = other._data, other._backend
 
     def size(self, dim: int | None = None):
