@@ -313,6 +313,8 @@ class _Region:
         with _open_lock:
             _open[0] += 1
             _function._fuse_hook = _hook
+            # stays installed (a no-op outside regions): a thread between its check and
+            # its call must not find it gone when another closes the last region
             Tensor._before_write = _before_write
         return self
 
@@ -331,7 +333,6 @@ class _Region:
                 _open[0] -= 1
                 if _open[0] == 0:
                     _function._fuse_hook = None
-                    Tensor._before_write = None
 
 
 def _hook(cls, args, kwargs):

@@ -22,7 +22,7 @@ _fm = sys.modules["gpugrad.fuse"]  # the module (gg.fuse is the decorator)
 
 
 def _state_is_clean() -> bool:
-    return _fm._local.depth == 0 and _fm._open[0] == 0 and gg.Tensor._before_write is None
+    return _fm._local.depth == 0 and _fm._open[0] == 0 and _fm._function._fuse_hook is None
 
 
 # --- in-place writes while deferred ops read the written tensor ----------------------------
