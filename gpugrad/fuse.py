@@ -206,7 +206,11 @@ for _name in ("__getitem__", "__setitem__", "__iter__", "__bool__", "__float__",
               "__index__", "__complex__", "__format__", "__add__", "__radd__", "__sub__",
               "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__neg__",
               "__pow__", "__rpow__", "__lt__", "__le__", "__gt__", "__ge__", "__eq__",
-              "__ne__", "__matmul__", "__rmatmul__", "__abs__", "__cuda_array_interface__"):
+              "__ne__", "__matmul__", "__rmatmul__", "__abs__", "__cuda_array_interface__",
+              # in place on the array (backend code writing `g *= c` into a Tensor's _data,
+              # as clip_grad_norm_ does): without these Python would rebind g to a new array
+              "__iadd__", "__isub__", "__imul__", "__itruediv__", "__ipow__", "__ifloordiv__",
+              "__imod__", "__iand__", "__ior__", "__ixor__"):
     setattr(_Deferred, _name, _forward_dunder(_name))
 _Deferred.__hash__ = object.__hash__
 _Deferred.__cuda_array_interface__ = property(

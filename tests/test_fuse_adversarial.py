@@ -320,3 +320,18 @@ def test_writes_through_data_after_a_deferred_read(write):
         out.append((z.detach().numpy(), g.numpy(), p.detach().numpy()))
     for a, b in zip(*out):
         np.testing.assert_allclose(b, a, rtol=1e-6)
+
+
+def test_clip_grad_norm_of_a_deferred_gradient():
+    """A gradient set by hand to a deferred value (p.grad = g * 2 in a region) is scaled in
+    place by clip_grad_norm_ (backend code writing `g *= c` into its array), as eagerly."""
+    res = []
+    for fused in (False, True):
+        p = gg.tensor([3.0, 4.0], requires_grad=True)
+        with gg.fuse() if fused else gg.enable_grad():
+            p.grad = p.detach() * 2
+            total = gg.nn.utils.clip_grad_norm_([p], 1.0)
+        res.append((total.item(), p.grad.numpy()))
+    assert res[1][0] == pytest.approx(res[0][0]) == pytest.approx(10.0)
+    np.testing.assert_allclose(res[1][1], res[0][1], rtol=1e-6)
+    np.testing.assert_allclose(res[1][1], [0.6, 0.8], rtol=1e-5)
