@@ -225,13 +225,17 @@ class _DeferredTensor(Tensor):
         _compute([n for n in (_node_of(self), _node_of(result)) if n is not None])
         return Tensor._write_result(self, result, op)
 
-    def __reduce_ex__(self, protocol):
-        """Pickling and copying (copy.deepcopy too) compute it first: the pending node is
-        no part of a Tensor's state."""
+    def _computed(self) -> Tensor:
+        """Computed now (stored as another tensor's .grad or .data, its array is written)."""
         node = _node_of(self)
         if node is not None:
             _compute([node])
-        return Tensor.__reduce_ex__(self, protocol)
+        return self
+
+    def __reduce_ex__(self, protocol):
+        """Pickling and copying (copy.deepcopy too) compute it first: the pending node is
+        no part of a Tensor's state."""
+        return Tensor.__reduce_ex__(self._computed(), protocol)
 
     def retain_grad(self) -> None:
         """`Tensor.retain_grad`, refused (see `_refuse_folded`) once a fused program has

@@ -102,6 +102,7 @@ class Tensor:
     def grad(self, g: Tensor | None) -> None:
         if g is not None:
             _check_grad_assignment(self, g)
+            g = g._computed()  # backward accumulates into its array
         self._grad = g
 
     def _is_view(self) -> bool:
@@ -123,7 +124,12 @@ class Tensor:
             raise TypeError(f"data must be a Tensor, got {type(other).__name__}")
         if Tensor._before_write is not None:
             Tensor._before_write(self)
+        other = other._computed()
         self._data, self._backend = other._data, other._backend
+
+    def _computed(self) -> Tensor:
+        """This tensor, its values computed (a deferred value of gg.fuse computes itself)."""
+        return self
 
     def size(self, dim: int | None = None):
         """The shape, or the length of dimension `dim`."""

@@ -335,3 +335,21 @@ def test_clip_grad_norm_of_a_deferred_gradient():
     assert res[1][0] == pytest.approx(res[0][0]) == pytest.approx(10.0)
     np.testing.assert_allclose(res[1][1], res[0][1], rtol=1e-6)
     np.testing.assert_allclose(res[1][1], [0.6, 0.8], rtol=1e-5)
+
+
+def test_a_deferred_value_stored_as_grad_or_data_is_computed():
+    """p.grad = (deferred) then backward accumulates into its array; q.data = (deferred)
+    then an in-place op writes into it: both as eagerly."""
+    res = []
+    for fused in (False, True):
+        p, q = gg.tensor([3.0, 4.0], requires_grad=True), gg.tensor([1.0, 2.0])
+        with gg.fuse() if fused else gg.enable_grad():
+            p.grad = p.detach() * 2
+            (p * p).sum().backward()
+            q.data = q * 3
+            q.add_(1)
+        assert type(p.grad._data) is np.ndarray and type(q._data) is np.ndarray
+        res.append((p.grad.numpy(), q.numpy()))
+    for a, b in zip(*res):
+        np.testing.assert_allclose(b, a)
+    np.testing.assert_allclose(res[1][0], [12.0, 16.0])
