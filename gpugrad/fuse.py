@@ -237,6 +237,11 @@ class _DeferredTensor(Tensor):
         no part of a Tensor's state."""
         return Tensor.__reduce_ex__(self._computed(), protocol)
 
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        """Computed first: as a leaf that requires grad, later ops must read it as an input
+        (their programs would otherwise run from its own inputs, past it)."""
+        return Tensor.requires_grad_(self._computed(), flag)
+
     def retain_grad(self) -> None:
         """`Tensor.retain_grad`, refused (see `_refuse_folded`) once a fused program has
         read this value as an intermediate."""

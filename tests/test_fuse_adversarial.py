@@ -353,3 +353,22 @@ def test_a_deferred_value_stored_as_grad_or_data_is_computed():
     for a, b in zip(*res):
         np.testing.assert_allclose(b, a)
     np.testing.assert_allclose(res[1][0], [12.0, 16.0])
+
+
+def test_a_deferred_value_made_a_leaf():
+    """y = x * 2 (x needs no grad); y.requires_grad_() makes y a leaf that later ops read
+    (PyTorch); gg.nn.Parameter(deferred) holds a real array."""
+    res = []
+    for lib in (torch, gg):
+        x = lib.tensor([0.5, 1.0])
+        with gg.fuse() if lib is gg else torch.enable_grad():
+            y = x * 2
+            y.requires_grad_()
+            z = lib.sin(y)
+        z.sum().backward()
+        res.append((y.is_leaf, z.requires_grad, y.grad.numpy()))
+    assert res[1][:2] == res[0][:2] == (True, True)
+    np.testing.assert_allclose(res[1][2], res[0][2], rtol=1e-6)
+    with gg.fuse():
+        w = gg.nn.Parameter(gg.sin(gg.ones(3)) * 2)
+    assert type(w._data) is np.ndarray and w.is_leaf and w.requires_grad
