@@ -119,7 +119,7 @@ class _Node:
     Tensor handed to the user, which is completed in place when the node is computed."""
 
     __slots__ = ("row", "args", "params", "versions", "shape", "dtype", "grad", "value",
-                 "tensor", "backend", "folded", "__weakref__")
+                 "tensor", "backend", "folded", "need", "__weakref__")
 
     def __init__(self, row, args, params, shape, dtype, backend) -> None:
         self.row, self.args, self.params = row, args, params
@@ -129,6 +129,7 @@ class _Node:
         self.value = None
         self.tensor = None
         self.folded = False  # read inside a program already run (its graph skips this node)
+        self.need = False  # it required grad when deferred (inputs may change afterwards)
 
 
 class _Source:
@@ -382,12 +383,13 @@ def _hook(cls, args, kwargs):
 
 
 def _before_write(*tensors: Tensor) -> None:
-    """In-place writes into `tensors` are about to happen while a region is open: the
-    pending nodes of this thread's regions that read one of them (as a Tensor, as a
-    deferred value, or through a view or detached alias: the same version counter) read a
-    copy of its value from before the writes instead (a differentiable clone, as PyTorch
+    """In-place writes into `tensors` (or changes of their requires_grad) are about to
+    happen while a region is open: the pending nodes of this thread's regions that read
+    one of them (as a Tensor, as a deferred value, or through a view, a detached alias or
+    `.data`) read a copy of it from before instead (a differentiable clone, as PyTorch
     saves an in-place op's original self), so they compute what they would have eagerly,
-    stay deferred, and their programs save the copy, not the tensor the write changes."""
+    with the graph they would have recorded, stay deferred, and their programs save the
+    copy, not the tensor the write changes."""
     if _local.depth == 0:
         return
     written = [n for n in map(_node_of, tensors) if n is not None]
@@ -493,7 +495,7 @@ def _defer(row: Row, args, params):
     t._data = _Deferred(node)
     t._backend = backend
     if need and grad:
-        t._requires_grad = True
+        t._requires_grad = node.need = True
     node.tensor = weakref.ref(t)
     _local.regions[-1].add(node)
     return t
@@ -710,8 +712,8 @@ def _compute(nodes: list) -> list:
 def _finish(n, r: Tensor) -> None:
     """Complete pending `n` with its value `r` (the user's deferred Tensor, in place)."""
     t = n.tensor() if n.tensor is not None else None
-    if t is None:
-        n.value = r
+    if t is None:  # read by later nodes only: with a graph only where it needed one
+        n.value = r if type(n) is _Source or n.need or r.grad_fn is None else r.detach()
         return
     t.__class__ = Tensor
     t._data = r._data
@@ -815,7 +817,9 @@ def _reduce_epilogue(cls, node: _Node, args):
     params = tuple(p for n in order for p in n.params)
     try:
         row = _row_for(order, leaves, refs, [node], kind)
-        with set_grad_enabled(node.grad and _grad_state.enabled):
+        # recorded where the reduced value required grad when it was deferred (a leaf
+        # made to require grad later, as eagerly, is not on its graph)
+        with set_grad_enabled(node.need and _grad_state.enabled):
             out = FusedReduce.apply(*leaves, row=row, kind=kind, dims=tuple(dims),
                                     keepdim=bool(keepdim), params=params, shape=node.shape)
         for n in order:

@@ -180,6 +180,9 @@ class Tensor:
         if not flag and self.grad_fn is not None:
             raise RuntimeError("you can only change requires_grad flags of leaf variables; "
                                "use .detach() to get a tensor without a graph")
+        hook = Tensor._before_write
+        if hook is not None and self._requires_grad != bool(flag):
+            hook(self)  # gg.fuse: ops deferred before the change read it as it was
         self._requires_grad = bool(flag)
         return self
 

@@ -372,3 +372,25 @@ def test_a_deferred_value_made_a_leaf():
     with gg.fuse():
         w = gg.nn.Parameter(gg.sin(gg.ones(3)) * 2)
     assert type(w._data) is np.ndarray and w.is_leaf and w.requires_grad
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_requires_grad_changed_after_a_deferred_read(flag):
+    """z = sin(v) * w is deferred, then v's requires_grad flips: z's graph is the one
+    recorded when it was written, as unfused (v.grad: None when v starts without grad;
+    unfused gpugrad still accumulates into a leaf whose flag was turned off afterwards),
+    not the one the flag has when z is computed."""
+    out = []
+    for fused in (False, True):
+        v = gg.tensor([0.5, -1.0, 2.0], requires_grad=not flag)
+        w = gg.tensor([1.5, 2.0, -0.5], requires_grad=True)
+        with gg.fuse() if fused else gg.enable_grad():
+            z = gg.sin(v) * w
+            v.requires_grad_(flag)
+            s = (z * 2).sum()
+        s.backward()
+        out.append([z.detach().numpy(), w.grad.numpy()]
+                   + ([] if v.grad is None else [v.grad.numpy()]))
+    assert len(out[0]) == len(out[1]) == (2 if flag else 3)  # v.grad: None if flag
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, rtol=1e-6)
