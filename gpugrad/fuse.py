@@ -698,6 +698,13 @@ def _compute(nodes: list) -> list:
         except Exception:  # noqa: BLE001 - a program that fails: the ops one by one, as
             _run_sources(leaves)  # written (their own errors)
             res = _run_eagerly(order, leaves, refs, group)
+        # a chain that simplifies to one of its inputs (-(-x)) or to another output comes
+        # back as that array: each result gets storage of its own, as eagerly
+        taken = {id(_storage(a._data)) for a in leaves if isinstance(a, Tensor)}
+        for r in res:
+            if id(_storage(r._data)) in taken:
+                r._data = r._data.copy()
+            taken.add(id(_storage(r._data)))
         for n, r in zip(group, res):
             _finish(n, r)
             n.args = ()  # the chain behind it can be freed

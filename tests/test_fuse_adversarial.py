@@ -394,3 +394,24 @@ def test_requires_grad_changed_after_a_deferred_read(flag):
     assert len(out[0]) == len(out[1]) == (2 if flag else 3)  # v.grad: None if flag
     for a, b in zip(*out):
         np.testing.assert_allclose(b, a, rtol=1e-6)
+
+
+def test_a_chain_that_simplifies_to_an_input_or_another_output_gets_its_own_storage():
+    """-(-a) simplifies to a: the program hands back a's array; writing the result in place
+    must not change a (a leaf, a computed value, or another output of the program)."""
+    x = gg.tensor([1.0, 2.0])
+    with gg.fuse():
+        y = gg.neg(gg.neg(x))  # of a leaf
+        a = gg.sin(x) * 2
+        a.detach()  # computed now
+        b = gg.neg(gg.neg(a))  # of a computed value
+        c = gg.cos(x) * 3
+        d = gg.neg(gg.neg(c))  # of another output of the same program at the exit
+    arrays = [t.numpy() for t in (x, y, a, b, c, d)]
+    for i, j in [(0, 1), (2, 3), (4, 5)]:
+        assert not np.shares_memory(arrays[i], arrays[j])
+    for t in (y, b, d):
+        t.add_(100)
+    np.testing.assert_allclose(x.numpy(), [1.0, 2.0])
+    np.testing.assert_allclose(a.numpy(), np.sin([1.0, 2.0]) * 2, rtol=1e-6)
+    np.testing.assert_allclose(c.numpy(), np.cos([1.0, 2.0]) * 3, rtol=1e-6)
