@@ -847,15 +847,18 @@ class FusedReduce(Op):
     def forward(ctx, *arrays, row, kind, dims, keepdim, params, shape):
         ctx.row, ctx.kind, ctx.dims, ctx.shape, ctx.params = row, kind, dims, shape, params
         ctx.scalars = arrays
-        ctx.save_inputs(*range(len(arrays)))
-        if kind in ("amax", "amin"):
+        if kind in ("amax", "amin"):  # the backward recomputes the values to find the ties
+            ctx.save_inputs(*range(len(arrays)))
             ctx.save_output()
+        else:  # only what the VJP reads, as the unfused ops save (a - b: nothing)
+            ctx.save_inputs(*row.saved_inputs)
         return ctx.backend.pointwise_reduce(row.program, arrays, params, kind, dims, keepdim)
 
     @staticmethod
     def backward(ctx, g):
         row, dims, shape, params = ctx.row, ctx.dims, ctx.shape, ctx.params
-        ins = [ctx.saved_input(i) for i in range(len(ctx._edges))]
+        saved = ctx._save_in  # the rest is not read (numbers come from ctx.scalars)
+        ins = [ctx.saved_input(i) if i in saved else None for i in range(len(ctx._edges))]
         ins = [ctx.scalars[i] if t is None else t for i, t in enumerate(ins)]
         keep = tuple(1 if i in dims else n for i, n in enumerate(shape))
         if ctx.kind == "mean":

@@ -415,3 +415,22 @@ def test_a_chain_that_simplifies_to_an_input_or_another_output_gets_its_own_stor
     np.testing.assert_allclose(x.numpy(), [1.0, 2.0])
     np.testing.assert_allclose(a.numpy(), np.sin([1.0, 2.0]) * 2, rtol=1e-6)
     np.testing.assert_allclose(c.numpy(), np.cos([1.0, 2.0]) * 3, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["sum", "mean"])
+def test_a_reduction_epilogue_saves_only_what_its_vjp_reads(kind):
+    """(v - c).mean(0) with v computed: the VJP reads no operand (eagerly sub and mean save
+    nothing), so writing v in place afterwards leaves backward valid, as in PyTorch."""
+    out = []
+    for lib in (torch, gg):
+        w = lib.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        c = lib.tensor([[1.0, 2.0, 3.0], [0.5, 0.25, -1.0]])
+        with gg.fuse() if lib is gg else torch.enable_grad():
+            v = c - w
+            v.reshape(6)  # a view: v is computed, and a leaf of the next chain
+            m = getattr(v - c, kind)(0)
+            v.add_(1)
+        m.sum().backward()
+        out.append((m.detach().numpy(), w.grad.numpy()))
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, rtol=1e-6)
