@@ -396,12 +396,12 @@ def test_with_region_value_reads_compute():
     _close(y, gg.sigmoid(x) * 4, "float32")
 
 
-def test_in_place_write_to_a_read_tensor_computes_the_read_first():
+def test_in_place_write_to_a_read_tensor_leaves_the_read_value():
     x = gg.randn(4)
     x0 = x.numpy().copy()
     with gg.fuse():
         y = gg.exp(x) * 2
-        x.add_(1)  # y was deferred reading x: it is computed before the write, as eagerly
+        x.add_(1)  # y was deferred reading x: it reads a copy from before the write
     np.testing.assert_allclose(y.numpy(), np.exp(x0) * 2, rtol=1e-6)
 
 
