@@ -53,11 +53,20 @@ VJPs run as written), and a fused program that fails to build or run falls back 
 chain's ops one by one.
 
 Reading a deferred tensor's `grad_fn` (so `backward()`, `is_leaf`, hooks, in-place
-checks) computes it too. Differences from running eagerly: float16/bfloat16 chains compute
+checks) computes it too, and later programs then read it as an input. Autograd sees one
+program as one node from its inputs: a value that a program (a reduction epilogue, a
+longer chain, or the outputs computed together at the region's end) read as an
+intermediate is not on that program's graph, so `autograd.grad(out, [value])` does not
+reach it, and a hook or `retain_grad()` on it sees only the other paths: register them
+before later ops use the value (they are refused with a RuntimeError while it is still
+deferred and already read). Differences from running eagerly: float16/bfloat16 chains compute
 in float32 throughout and round once at the end (eagerly each op rounds), and
-floating-point results may differ in the last bits. A tensor that a deferred op reads must
-not be modified in place before the deferred op is computed (the version counter catches
-it: RuntimeError). Python side effects run as written: nothing is traced or replayed, each
+floating-point results may differ in the last bits. An in-place write (a Tensor's `*_`
+methods, `t[...] = v`, an optimizer's step) into a tensor or deferred value that pending
+deferred ops read gives those a copy of the value from before the write (a clone, as
+PyTorch saves an in-place op's original self), so they compute what they would have
+eagerly; a write that bypasses these (a collective into a tensor) is caught by the version
+counter (RuntimeError). Python side effects run as written: nothing is traced or replayed, each
 call records its ops afresh, and only the built programs are cached.
 """
 
@@ -110,7 +119,7 @@ class _Node:
     Tensor handed to the user, which is completed in place when the node is computed."""
 
     __slots__ = ("row", "args", "params", "versions", "shape", "dtype", "grad", "value",
-                 "tensor", "backend", "__weakref__")
+                 "tensor", "backend", "folded", "need", "__weakref__")
 
     def __init__(self, row, args, params, shape, dtype, backend) -> None:
         self.row, self.args, self.params = row, args, params
@@ -119,6 +128,8 @@ class _Node:
         self.grad = _grad_state.enabled
         self.value = None
         self.tensor = None
+        self.folded = False  # read inside a program already run (its graph skips this node)
+        self.need = False  # it required grad when deferred (inputs may change afterwards)
 
 
 class _Source:
@@ -196,7 +207,11 @@ for _name in ("__getitem__", "__setitem__", "__iter__", "__bool__", "__float__",
               "__index__", "__complex__", "__format__", "__add__", "__radd__", "__sub__",
               "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__neg__",
               "__pow__", "__rpow__", "__lt__", "__le__", "__gt__", "__ge__", "__eq__",
-              "__ne__", "__matmul__", "__rmatmul__", "__abs__", "__cuda_array_interface__"):
+              "__ne__", "__matmul__", "__rmatmul__", "__abs__", "__cuda_array_interface__",
+              # in place on the array (backend code writing `g *= c` into a Tensor's _data,
+              # as clip_grad_norm_ does): without these Python would rebind g to a new array
+              "__iadd__", "__isub__", "__imul__", "__itruediv__", "__ipow__", "__ifloordiv__",
+              "__imod__", "__iand__", "__ior__", "__ixor__"):
     setattr(_Deferred, _name, _forward_dunder(_name))
 _Deferred.__hash__ = object.__hash__
 _Deferred.__cuda_array_interface__ = property(
@@ -211,6 +226,35 @@ class _DeferredTensor(Tensor):
         _compute([n for n in (_node_of(self), _node_of(result)) if n is not None])
         return Tensor._write_result(self, result, op)
 
+    def _computed(self) -> Tensor:
+        """Computed now (stored as another tensor's .grad or .data, its array is written)."""
+        node = _node_of(self)
+        if node is not None:
+            _compute([node])
+        return self
+
+    def __reduce_ex__(self, protocol):
+        """Pickling and copying (copy.deepcopy too) compute it first: the pending node is
+        no part of a Tensor's state."""
+        return Tensor.__reduce_ex__(self._computed(), protocol)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        """Computed first: as a leaf that requires grad, later ops must read it as an input
+        (their programs would otherwise run from its own inputs, past it)."""
+        return Tensor.requires_grad_(self._computed(), flag)
+
+    def retain_grad(self) -> None:
+        """`Tensor.retain_grad`, refused (see `_refuse_folded`) once a fused program has
+        read this value as an intermediate."""
+        _refuse_folded(self, "retain_grad()")
+        return Tensor.retain_grad(self)
+
+    def register_hook(self, fn):
+        """`Tensor.register_hook`, refused (see `_refuse_folded`) once a fused program has
+        read this value as an intermediate."""
+        _refuse_folded(self, "register_hook()")
+        return Tensor.register_hook(self, fn)
+
     @property
     def grad_fn(self):
         """Reading the graph (backward, is_leaf, hooks, in-place checks) computes it."""
@@ -222,6 +266,20 @@ class _DeferredTensor(Tensor):
     @grad_fn.setter
     def grad_fn(self, fn) -> None:
         self.__dict__["grad_fn"] = fn
+
+
+def _refuse_folded(t: Tensor, what: str) -> None:
+    """A deferred value that a program already run (a reduction epilogue, a longer chain)
+    read as an intermediate is not on that program's graph (it goes from the program's
+    inputs), so a hook or retained gradient on it would silently miss that part of the
+    gradient: refused."""
+    node = _node_of(t)
+    if t._requires_grad and type(node) is _Node and node.folded:
+        raise RuntimeError(
+            f"gg.fuse: {what} on a deferred value of shape {tuple(node.shape)} that a fused "
+            f"program has already read as an intermediate (that program's graph runs from "
+            f"its inputs, not through this value, so {what} would miss its part of the "
+            f"gradient); call {what} before later ops use the value")
 
 
 def _node_of(a):
@@ -249,6 +307,17 @@ class _Region:
 
     def __init__(self) -> None:
         self.made: list = []
+        self.bound = 256  # prune `made` when it grows past this (a loop in one region)
+
+    def add(self, node) -> None:
+        """Remember pending `node` (weakly); the references of nodes computed or dropped
+        meanwhile are pruned as the list doubles, so a long loop inside one region keeps
+        only what is still pending."""
+        made = self.made
+        made.append(weakref.ref(node))
+        if len(made) > self.bound:
+            self.made = made = [r for r in made if (n := r()) is not None and n.value is None]
+            self.bound = max(256, 2 * len(made))
 
     def __enter__(self) -> _Region:
         if _local.depth == 0:
@@ -258,6 +327,9 @@ class _Region:
         with _open_lock:
             _open[0] += 1
             _function._fuse_hook = _hook
+            # stays installed (a no-op outside regions): a thread between its check and
+            # its call must not find it gone when another closes the last region
+            Tensor._before_write = _before_write
         return self
 
     def __exit__(self, *exc) -> None:
@@ -310,6 +382,69 @@ def _hook(cls, args, kwargs):
     return NotImplemented
 
 
+def _before_write(*tensors: Tensor) -> None:
+    """In-place writes into `tensors` (or changes of their requires_grad) are about to
+    happen while a region is open: the pending nodes of this thread's regions that read
+    one of them (as a Tensor, as a deferred value, or through a view, a detached alias or
+    `.data`) read a copy of it from before instead (a differentiable clone, as PyTorch
+    saves an in-place op's original self), so they compute what they would have eagerly,
+    with the graph they would have recorded, stay deferred, and their programs save the
+    copy, not the tensor the write changes."""
+    if _local.depth == 0:
+        return
+    written = [n for n in map(_node_of, tensors) if n is not None]
+    ids = {id(t) for t in tensors}
+    ids.update(id(t._version) for t in tensors if t._version is not None)
+    # `.data` (and the arrays behind any alias) shares the storage, not the counter
+    ids.update(id(_storage(t._data)) for t in tensors if _node_of(t) is None)
+    ids.update(map(id, written))
+    readers = []
+    for region in _local.regions:
+        alive = []
+        for ref in region.made:
+            n = ref()
+            if n is None or n.value is not None:
+                continue  # computed or dropped: nothing left to protect
+            alive.append(ref)
+            if any(_aliases(a, ids) for a in n.args):
+                readers.append(n)
+        region.made = alive
+    if not readers:
+        return
+    if written:
+        _compute(written)  # the deferred values written: computed, to be copied
+    copies: dict = {}
+    for n in readers:
+        args, versions = list(n.args), list(n.versions)
+        for i, a in enumerate(args):
+            if not _aliases(a, ids):
+                continue
+            real = a.value if type(a) in (_Node, _Source) else a
+            c = copies.get((id(real), n.grad))
+            if c is None:
+                with set_grad_enabled(n.grad):
+                    c = copies[(id(real), n.grad)] = real.clone()
+            args[i], versions[i] = c, version_of(c)
+        n.args, n.versions = tuple(args), tuple(versions)
+
+
+def _aliases(a, ids: set) -> bool:
+    """Whether argument `a` of a pending node (a Tensor, a number, a deferred node) is one
+    of the written tensors (`ids`: theirs, their nodes' and their version counters')."""
+    if id(a) in ids:
+        return True
+    if type(a) in (_Node, _Source):
+        a = a.value
+    return isinstance(a, Tensor) and (id(a) in ids or id(a._version) in ids or
+                                      id(_storage(a._data)) in ids)
+
+
+def _storage(array):
+    """The array owning `array`'s memory (NumPy and CuPy views keep it as `.base`)."""
+    base = getattr(array, "base", None)
+    return array if base is None else base
+
+
 def _flat(args, kwargs):
     for a in (*args, *kwargs.values()):
         if isinstance(a, (list, tuple)):
@@ -360,9 +495,9 @@ def _defer(row: Row, args, params):
     t._data = _Deferred(node)
     t._backend = backend
     if need and grad:
-        t._requires_grad = True
+        t._requires_grad = node.need = True
     node.tensor = weakref.ref(t)
-    _local.regions[-1].made.append(weakref.ref(node))
+    _local.regions[-1].add(node)
     return t
 
 
@@ -391,7 +526,7 @@ def _defer_source(cls, args):
     if need:
         t._requires_grad = True
     src.tensor = weakref.ref(t)
-    _local.regions[-1].made.append(weakref.ref(src))
+    _local.regions[-1].add(src)
     return t
 
 
@@ -484,7 +619,9 @@ def _fused_row(order, refs, n_leaves, outs_idx, with_y: bool) -> tuple:
             prev = adj.get((kind, k))
             adj[(kind, k)] = c if prev is None else E.add(prev, c)
     vjp = [adj.get(("l", k)) for k in range(n_leaves)]
-    if with_y and len(outs) == 1:
+    # y is read back (saved) only where the chain's last row saves its output eagerly too:
+    # div's VJP reads its operands, so that y may be written in place afterwards, as PyTorch
+    if with_y and len(outs) == 1 and order[outs_idx[0]].row.saves_output:
         vjp = [None if v is None else E.substitute(v, {outs[0]: Y}) for v in vjp]
     row = Row("fused", tuple(outs), n_leaves, tuple(pnames), vjp=tuple(vjp))
     record_build("fused", time.perf_counter() - start)
@@ -561,9 +698,18 @@ def _compute(nodes: list) -> list:
         except Exception:  # noqa: BLE001 - a program that fails: the ops one by one, as
             _run_sources(leaves)  # written (their own errors)
             res = _run_eagerly(order, leaves, refs, group)
+        # a chain that simplifies to one of its inputs (-(-x)) or to another output comes
+        # back as that array: each result gets storage of its own, as eagerly
+        taken = {id(_storage(a._data)) for a in leaves if isinstance(a, Tensor)}
+        for r in res:
+            if id(_storage(r._data)) in taken:
+                r._data = r._data.copy()
+            taken.add(id(_storage(r._data)))
         for n, r in zip(group, res):
             _finish(n, r)
             n.args = ()  # the chain behind it can be freed
+        for n in order:
+            n.folded = n.folded or n.value is None
     for n in pending:
         if type(n) is _Source and n.value is None:
             _run_source(n)
@@ -573,13 +719,15 @@ def _compute(nodes: list) -> list:
 def _finish(n, r: Tensor) -> None:
     """Complete pending `n` with its value `r` (the user's deferred Tensor, in place)."""
     t = n.tensor() if n.tensor is not None else None
-    if t is None:
-        n.value = r
+    if t is None:  # read by later nodes only: with a graph only where it needed one
+        n.value = r if type(n) is _Source or n.need or r.grad_fn is None else r.detach()
         return
     t.__class__ = Tensor
     t._data = r._data
     t._version = r._version
-    if r.grad_fn is not None:
+    # a program of several outputs records one node for all of them: an output that needed
+    # no gradient when it was deferred (none of its own inputs required one) stays off it
+    if r.grad_fn is not None and t._requires_grad:
         t.grad_fn = r.grad_fn
         t._output_nr = r._output_nr
         t._requires_grad = True
@@ -676,9 +824,14 @@ def _reduce_epilogue(cls, node: _Node, args):
     params = tuple(p for n in order for p in n.params)
     try:
         row = _row_for(order, leaves, refs, [node], kind)
-        with set_grad_enabled(node.grad and _grad_state.enabled):
-            return FusedReduce.apply(*leaves, row=row, kind=kind, dims=tuple(dims),
-                                     keepdim=bool(keepdim), params=params, shape=node.shape)
+        # recorded where the reduced value required grad when it was deferred (a leaf
+        # made to require grad later, as eagerly, is not on its graph)
+        with set_grad_enabled(node.need and _grad_state.enabled):
+            out = FusedReduce.apply(*leaves, row=row, kind=kind, dims=tuple(dims),
+                                    keepdim=bool(keepdim), params=params, shape=node.shape)
+        for n in order:
+            n.folded = True
+        return out
     except Exception:  # noqa: BLE001 - the chain, then the reduction, as written
         _compute([node])
         return NotImplemented
@@ -694,15 +847,18 @@ class FusedReduce(Op):
     def forward(ctx, *arrays, row, kind, dims, keepdim, params, shape):
         ctx.row, ctx.kind, ctx.dims, ctx.shape, ctx.params = row, kind, dims, shape, params
         ctx.scalars = arrays
-        ctx.save_inputs(*range(len(arrays)))
-        if kind in ("amax", "amin"):
+        if kind in ("amax", "amin"):  # the backward recomputes the values to find the ties
+            ctx.save_inputs(*range(len(arrays)))
             ctx.save_output()
+        else:  # only what the VJP reads, as the unfused ops save (a - b: nothing)
+            ctx.save_inputs(*row.saved_inputs)
         return ctx.backend.pointwise_reduce(row.program, arrays, params, kind, dims, keepdim)
 
     @staticmethod
     def backward(ctx, g):
         row, dims, shape, params = ctx.row, ctx.dims, ctx.shape, ctx.params
-        ins = [ctx.saved_input(i) for i in range(len(ctx._edges))]
+        saved = ctx._save_in  # the rest is not read (numbers come from ctx.scalars)
+        ins = [ctx.saved_input(i) if i in saved else None for i in range(len(ctx._edges))]
         ins = [ctx.scalars[i] if t is None else t for i, t in enumerate(ins)]
         keep = tuple(1 if i in dims else n for i, n in enumerate(shape))
         if ctx.kind == "mean":
@@ -758,7 +914,18 @@ def _complete(value):
     return value
 
 
-class fuse:  # noqa: N801 - a decorator and a context manager, as cupy.fuse / torch.no_grad
+class _FuseType(type):
+    """`with gg.fuse:` (the class, not an instance) names the fix instead of Python's
+    "'type' object does not support the context manager protocol"."""
+
+    def __enter__(cls):
+        raise TypeError("gg.fuse is used as `with gg.fuse():` (called), or as a decorator")
+
+    def __exit__(cls, *exc) -> None:
+        pass
+
+
+class fuse(metaclass=_FuseType):  # noqa: N801 - a decorator and a context manager, as cupy.fuse
     """Fuse the elementwise ops of a function (`@gg.fuse`, `@gg.fuse()`, `gg.fuse(fn)`) or
     of a block (`with gg.fuse():`) into one program forward and one backward; see the
     module docstring. `kernel_name` is accepted for cupy.fuse's signature and unused."""
@@ -771,7 +938,7 @@ class fuse:  # noqa: N801 - a decorator and a context manager, as cupy.fuse / to
         return super().__new__(cls)
 
     def __init__(self, fn: Callable | None = None, *, kernel_name: str | None = None) -> None:
-        self._regions: list = []
+        pass
 
     def __call__(self, fn: Callable) -> Callable:
         if not callable(fn):
@@ -779,13 +946,13 @@ class fuse:  # noqa: N801 - a decorator and a context manager, as cupy.fuse / to
         return _fused_function(fn)
 
     def __enter__(self):
-        region = _Region()
-        self._regions.append(region)
-        region.__enter__()
+        _Region().__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._regions.pop().__exit__(*exc)
+        # this thread's innermost region: one `fuse()` object may be entered by several
+        # threads at once (a module-level instance), so it keeps no regions of its own
+        _local.regions[-1].__exit__(*exc)
 
 
 def _fused_function(fn: Callable) -> Callable:

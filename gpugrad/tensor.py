@@ -50,6 +50,7 @@ class Tensor:
     _hooks = None
     _retains_grad = False
     _base = None  # a view's base (see autograd/views.py)
+    _before_write = None  # fn(tensor) run before an in-place write; set by gg.fuse (fuse.py)
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False) -> None:
         from .creation import _to_array
@@ -101,6 +102,7 @@ class Tensor:
     def grad(self, g: Tensor | None) -> None:
         if g is not None:
             _check_grad_assignment(self, g)
+            g = g._computed()  # backward accumulates into its array
         self._grad = g
 
     def _is_view(self) -> bool:
@@ -120,7 +122,14 @@ class Tensor:
     def data(self, other: Tensor) -> None:
         if not isinstance(other, Tensor):
             raise TypeError(f"data must be a Tensor, got {type(other).__name__}")
+        if Tensor._before_write is not None:
+            Tensor._before_write(self)
+        other = other._computed()
         self._data, self._backend = other._data, other._backend
+
+    def _computed(self) -> Tensor:
+        """This tensor, its values computed (a deferred value of gg.fuse computes itself)."""
+        return self
 
     def size(self, dim: int | None = None):
         """The shape, or the length of dimension `dim`."""
@@ -171,6 +180,9 @@ class Tensor:
         if not flag and self.grad_fn is not None:
             raise RuntimeError("you can only change requires_grad flags of leaf variables; "
                                "use .detach() to get a tensor without a graph")
+        hook = Tensor._before_write
+        if hook is not None and self._requires_grad != bool(flag):
+            hook(self)  # gg.fuse: ops deferred before the change read it as it was
         self._requires_grad = bool(flag)
         return self
 
@@ -400,6 +412,8 @@ class Tensor:
         version_counter(self).value += 1
 
     def _check_inplace(self, op: str) -> None:
+        if Tensor._before_write is not None:
+            Tensor._before_write(self)
         if self._requires_grad and self.grad_fn is None and _state.enabled:
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an "
                                "in-place operation; wrap it in gg.no_grad() or use an "

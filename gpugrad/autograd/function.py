@@ -127,8 +127,9 @@ class Function:
         rec = _trace.active
         if rec is not None and rec.wants_op():  # a profile is running: record this op
             return rec.op(_apply, cls, args, kwargs)
-        if _fuse_hook is not None:  # a gg.fuse region is open: it may defer the op
-            out = _fuse_hook(cls, args, kwargs)
+        hook = _fuse_hook  # read once: another thread may close the last region meanwhile
+        if hook is not None:  # a gg.fuse region is open: it may defer the op
+            out = hook(cls, args, kwargs)
             if out is not NotImplemented:
                 return out
         ctx = _new(cls)

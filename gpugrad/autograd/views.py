@@ -133,6 +133,8 @@ class ViewTensor(Tensor):
         raise RuntimeError("Can't detach views in-place. Use detach() instead.")
 
     def _check_inplace(self, op: str) -> None:
+        if Tensor._before_write is not None:
+            Tensor._before_write(self)
         data = self._data
         if any(s == 0 and n > 1 for s, n in zip(data.strides, data.shape)):
             raise RuntimeError(

@@ -20,6 +20,7 @@ class Parameter(Tensor):
             data = empty(0)
         if not isinstance(data, Tensor):
             data = Tensor(data)
+        data = data._computed()  # a gg.fuse deferred value: its array, not a stand-in
         self._data = data._data
         self._backend = data._backend
         if requires_grad:

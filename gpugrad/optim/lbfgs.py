@@ -158,6 +158,8 @@ class LBFGS(Optimizer):
         return xp.concatenate(views)
 
     def _add_grad(self, step_size: float, update) -> None:
+        if Tensor._before_write is not None:  # a gg.fuse region may read them: first
+            Tensor._before_write(*self._params)
         offset = 0
         for p in self._params:
             n = p.numel()
@@ -166,6 +168,8 @@ class LBFGS(Optimizer):
             offset += n
 
     def _set_param(self, params_data) -> None:
+        if Tensor._before_write is not None:
+            Tensor._before_write(*self._params)
         for p, data in zip(self._params, params_data):
             p._data[...] = data
             p._bump_version()

@@ -151,6 +151,8 @@ class Optimizer:
         for group, (params, grads) in zip(self.param_groups, work):
             if not params:
                 continue
+            if Tensor._before_write is not None:  # a gg.fuse region may read them: first
+                Tensor._before_write(*params)
             for p in params:
                 self._init_state(group, p)
             self._update_group(group, params, grads, _FoundInf(found_inf, flags))
