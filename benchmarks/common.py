@@ -43,19 +43,20 @@ def time_it(fn, repeat: int = 7, number: int = 1, warmup: int = 2) -> dict:
 
 
 def time_interleaved(module: str, function: str, impls: list[str], args: tuple,
-                     repeat: int = 7, chunk_seconds: float = 0.05,
-                     pause_seconds: float = 0.1) -> dict:
+                     repeat: int = 7, chunk_seconds: float = 0.2) -> dict:
     """Time implementations of one workload in rounds, each in a process of its own:
     `module.function(impl, *args)` serves one implementation (see `serve`).
 
     Each framework runs in its own process: NumPy's OpenBLAS threads and PyTorch's OpenMP
     threads both spin after work, so timing one right after the other in one process
     measures the contention, not the framework. The processes take turns (a chunk of about
-    `chunk_seconds` of steps each, in alternating order, a pause between chunks for the
-    others' threads to go idle) so that a change of load on a shared machine hits every
-    implementation alike. Returns per implementation the median and spread (min, max) of
-    its chunks in seconds per step and its peak memory, and under "ratios" the median over
-    the rounds of each implementation's time over the first one's."""
+    `chunk_seconds` of steps each, in alternating order) so that a change of load on a
+    shared machine hits every implementation alike. Each chunk starts with one untimed step:
+    thread pools that slept while another process ran wake up in it (on a VM, waking an
+    idle virtual CPU costs milliseconds that a training loop never pays). Returns per
+    implementation the median and spread (min, max) of its chunks in seconds per step and
+    its peak memory, and under "ratios" the median over the rounds of each implementation's
+    time over the first one's."""
     workers: dict = {}
     try:
         number = {}
@@ -65,7 +66,6 @@ def time_interleaved(module: str, function: str, impls: list[str], args: tuple,
         times: dict = {i: [] for i in impls}
         for r in range(repeat):
             for i in (impls if r % 2 == 0 else impls[::-1]):
-                time.sleep(pause_seconds)
                 times[i].append(workers[i].ask({"run": number[i]})["seconds"])
         stats = {i: {"median": statistics.median(t), "min": min(t), "max": max(t),
                      "peak_mem_mb": workers[i].ask({"peak": True})["peak_mem_mb"]}
@@ -111,7 +111,8 @@ class _Worker:
 
 def serve(run, peak_memory) -> None:
     """The worker's side of `time_interleaved`: warm `run` (one step) up, then answer
-    requests on stdin ({"run": n}: the seconds per step of n steps; {"peak": ...}: the
+    requests on stdin ({"run": n}: the seconds per step of n steps after an untimed one;
+    {"peak": ...}: the
     peak memory from `peak_memory()`) until stdin closes. Anything the workload prints
     goes to stderr: stdout carries the answers only."""
     out = os.fdopen(os.dup(1), "w")
@@ -126,6 +127,7 @@ def serve(run, peak_memory) -> None:
     for line in sys.stdin:
         request = json.loads(line)
         if "run" in request:
+            run()
             t0 = time.perf_counter()
             for _ in range(request["run"]):
                 run()

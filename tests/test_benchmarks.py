@@ -62,20 +62,21 @@ def test_interleaved_timing_takes_turns_in_separate_processes(tmp_path, monkeypa
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), str(ROOT)]))
     log = tmp_path / "calls.log"
     stats = time_interleaved("bench_worker", "serve_impl", ["a", "b"], (str(log),), repeat=3,
-                             chunk_seconds=0.0, pause_seconds=0.0)
+                             chunk_seconds=0.0)
     calls = log.read_text().split()
     warmup = calls[:calls.index("b")]  # a warms up first, then b, then the rounds
     assert set(warmup) == {"a"}
     rounds = calls[len(warmup):]
     rounds = rounds[[i for i, c in enumerate(rounds) if c == "a"][0]:]
-    assert rounds == ["a", "b", "b", "a", "a", "b"]  # one step per chunk, alternating order
+    # one untimed and one timed step per chunk, in alternating order
+    assert rounds == ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]
     for impl in ("a", "b"):
         assert stats[impl]["min"] <= stats[impl]["median"] <= stats[impl]["max"]
         assert stats[impl]["peak_mem_mb"] == 1.5
     assert stats["ratios"]["a"] == 1.0 and stats["ratios"]["b"] > 0
     with pytest.raises(RuntimeError, match="exited with code 1"):
         time_interleaved("bench_worker", "serve_impl", ["a", "broken"], (str(log),),
-                         repeat=1, chunk_seconds=0.0, pause_seconds=0.0)
+                         repeat=1, chunk_seconds=0.0)
 
 
 def test_dockerfile_passes_hadolint():
