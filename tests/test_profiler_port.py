@@ -394,6 +394,8 @@ def test_fused_region_and_optimizer_phases():
     events = prof.events()
     fused = [e for e in events if e.name == "Fused"]
     assert [(e.kind, e.phase) for e in fused] == [("op", "forward")]
+    # the rows the region deferred run in Fused's program: no op events of their own
+    assert not {"Sigmoid", "Mul", "Tanh"} & {e.name for e in events if e.kind == "op"}
     kernels = [e for e in events if e.kind == "kernel"]
     assert [e.phase for e in kernels if e.op == "Fused"] == ["forward"]  # one pass
     assert [e.phase for e in kernels if e.op == "FusedBackward"] == ["backward"]

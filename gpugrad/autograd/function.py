@@ -124,14 +124,14 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run forward and, when grad is enabled and an input requires it, record the node."""
-        rec = _trace.active
-        if rec is not None and rec.wants_op():  # a profile is running: record this op
-            return rec.op(_apply, cls, args, kwargs)
         hook = _fuse_hook  # read once: another thread may close the last region meanwhile
         if hook is not None:  # a gg.fuse region is open: it may defer the op
             out = hook(cls, args, kwargs)
             if out is not NotImplemented:
-                return out
+                return out  # a profile records the program that computes it, not this call
+        rec = _trace.active
+        if rec is not None and rec.wants_op():  # a profile is running: record this op
+            return rec.op(_apply, cls, args, kwargs)
         ctx = _new(cls)
         raw = cls._raw
         backend, need, arrays = _operands(cls, args)
