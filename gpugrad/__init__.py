@@ -55,7 +55,6 @@ from ._dtype_info import (  # dtype queries and the default dtype, as torch's
     get_default_dtype,
     iinfo,
     promote_types,
-    result_type,
     set_default_dtype,
 )
 from ._generator import Generator

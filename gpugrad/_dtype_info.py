@@ -1,5 +1,6 @@
 """PyTorch's dtype queries and the default float dtype: `finfo`, `iinfo`,
-`get_default_dtype`/`set_default_dtype`, `promote_types`, `result_type`, `can_cast`.
+`get_default_dtype`/`set_default_dtype`, `promote_types`, `can_cast` (`result_type`,
+which needs tensors, is in ops/basics.py).
 
 The default float dtype is one value, `_dtype.DEFAULT_FLOAT` (with `DEFAULT_COMPLEX`
 following it: float64 → complex128, else complex64), read at call time by everything that
@@ -15,7 +16,7 @@ from . import _dtype
 from ._dtype import DType, to_dtype
 
 __all__ = ["finfo", "iinfo", "get_default_dtype", "set_default_dtype", "promote_types",
-           "result_type", "can_cast"]
+           "can_cast"]
 
 _REAL_OF_COMPLEX = {"complex64": _dtype.float32, "complex128": _dtype.float64}
 
@@ -109,32 +110,6 @@ def promote_types(type1, type2) -> DType:
     """The smallest dtype both `type1` and `type2` convert to without losing their kind
     (PyTorch's promotion lattice: bool < integers < floats < complex, then width)."""
     return _dtype.promote_types(to_dtype(type1), to_dtype(type2))
-
-
-def _operand_kind(x):
-    """(category priority, dtype): a dimensioned tensor 2, a 0-d tensor 1, a number 0."""
-    from .tensor import Tensor
-
-    if isinstance(x, Tensor):
-        return (2 if x.ndim else 1), x.dtype
-    if isinstance(x, (bool, int, float, complex, np.generic)):
-        return 0, _dtype.dtype_for_scalar_category(_dtype.scalar_category(x))
-    raise TypeError(f"result_type: expected Tensors or numbers, got {type(x).__name__}")
-
-
-def result_type(tensor1, tensor2) -> DType:
-    """The dtype of an arithmetic op on `tensor1` and `tensor2` (Tensors or numbers), with
-    PyTorch's rules: dimensioned tensors decide within a kind; a 0-d tensor, then a number,
-    only raises the kind (to the default dtype of that kind, or the 0-d tensor's dtype)."""
-    (p1, d1), (p2, d2) = _operand_kind(tensor1), _operand_kind(tensor2)
-    if p1 == p2:
-        return _dtype.promote_types(d1, d2)
-    (hp, hd), (lp, ld) = ((p1, d1), (p2, d2)) if p1 > p2 else ((p2, d2), (p1, d1))
-    if ld.category <= hd.category:
-        return hd
-    if ld.category == 3 and hd.category == 2:  # a float keeps its width against complex
-        return _dtype.complex128 if hd is _dtype.float64 else _dtype.complex64
-    return ld if lp == 1 else _dtype.dtype_for_scalar_category(ld.category)
 
 
 def can_cast(from_, to) -> bool:

@@ -377,6 +377,7 @@ from .basics import (  # noqa: E402
     is_floating_point,
     is_tensor,
     numel,
+    result_type,
     select,
 )
 from .elementwise_more import (  # noqa: E402
@@ -401,7 +402,7 @@ from .elementwise_more import (  # noqa: E402
 from .softmax import log_softmax, softmax  # noqa: E402
 
 __all__ += ["masked_fill", "broadcast_tensors", "is_floating_point", "is_tensor", "numel",
-            "select", "log_softmax", "softmax", *_elementwise_more.__all__]
+            "select", "result_type", "log_softmax", "softmax", *_elementwise_more.__all__]
 
 
 def _bind_torch_names() -> None:

@@ -1,18 +1,20 @@
 """PyTorch's small tensor utilities: `select`, `numel`, `is_tensor`, `is_floating_point`,
-`broadcast_tensors`, `masked_fill` (with PyTorch's checks and result dtype) and the
-in-place `fill_diagonal_`, each composed of existing ops."""
+`broadcast_tensors`, `masked_fill` (with PyTorch's checks and result dtype), the
+in-place `fill_diagonal_`, each composed of existing ops, and `result_type`."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .._dtype import DType, dtype_for_scalar_category, scalar_category
 from ..tensor import Tensor, _norm_dim, _wrap_array
+from ._util import is_scalar, result_dtype
 from .broadcast import broadcast_error, broadcast_to
 from .elementwise import cast, full_like_scalar, where
 from .index import getitem
 
 __all__ = ["select", "numel", "is_tensor", "is_floating_point", "broadcast_tensors",
-           "masked_fill", "fill_diagonal_"]
+           "masked_fill", "fill_diagonal_", "result_type"]
 
 
 def _tensor_arg(input, op: str) -> Tensor:
@@ -99,3 +101,16 @@ def fill_diagonal_(input: Tensor, fill_value, wrap: bool = False) -> Tensor:
     np.fill_diagonal(mask, True, wrap=wrap)
     m = _wrap_array(input._backend.asarray(mask), input._backend)
     return input.masked_fill_(m, fill_value)
+
+
+def result_type(tensor1, tensor2) -> DType:
+    """The dtype of an arithmetic op on `tensor1` and `tensor2` (Tensors or numbers): the
+    promotion every binary op applies (dimensioned tensors decide within a kind; a 0-d
+    tensor, then a number, only raises the kind)."""
+    for x in (tensor1, tensor2):
+        if not isinstance(x, Tensor) and not is_scalar(x):
+            raise TypeError(f"result_type: expected Tensors or numbers, got "
+                            f"{type(x).__name__}")
+    if isinstance(tensor1, Tensor) or isinstance(tensor2, Tensor):
+        return result_dtype(tensor1, tensor2)
+    return dtype_for_scalar_category(max(scalar_category(tensor1), scalar_category(tensor2)))
