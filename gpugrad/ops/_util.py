@@ -23,6 +23,14 @@ def is_scalar(x) -> bool:
     return isinstance(x, _PY_SCALARS) or isinstance(x, np.generic)
 
 
+def tensor_arg(input, op: str, name: str = "input"):
+    """`input` itself when it is a Tensor, else TypeError as PyTorch words it."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}(): argument '{name}' must be Tensor, not "
+                        f"{type(input).__name__}")
+    return input
+
+
 def result_dtype(a, b):
     """PyTorch's result dtype of a binary op; 0-d tensors and Python scalars only lift the
     category (an int tensor times 2.5 is float32), never the width within one."""

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._dtype import DType, dtype_for_scalar_category, scalar_category
 from ..tensor import Tensor, _norm_dim, _wrap_array
-from ._util import is_scalar, result_dtype
+from ._util import is_scalar, result_dtype, tensor_arg
 from .broadcast import broadcast_error, broadcast_to
 from .elementwise import cast, full_like_scalar, where
 from .index import getitem
@@ -17,17 +17,10 @@ __all__ = ["select", "numel", "is_tensor", "is_floating_point", "broadcast_tenso
            "masked_fill", "fill_diagonal_", "result_type"]
 
 
-def _tensor_arg(input, op: str) -> Tensor:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not "
-                        f"{type(input).__name__}")
-    return input
-
-
 def select(input: Tensor, dim: int, index: int) -> Tensor:
     """The slice of `input` at `index` along `dim`, which is removed (a view, as
     `input[..., index, ...]`);  x̄ = ȳ scattered into zeros at that index."""
-    _tensor_arg(input, "select")
+    tensor_arg(input, "select")
     if input.ndim == 0:
         raise IndexError("select() cannot be applied to a 0-dim tensor.")
     d = _norm_dim(dim, input.ndim, "select")
@@ -40,7 +33,7 @@ def select(input: Tensor, dim: int, index: int) -> Tensor:
 
 def numel(input: Tensor) -> int:
     """The number of elements of `input` (the product of its shape)."""
-    return _tensor_arg(input, "numel").numel()
+    return tensor_arg(input, "numel").numel()
 
 
 def is_tensor(obj) -> bool:
@@ -50,7 +43,7 @@ def is_tensor(obj) -> bool:
 
 def is_floating_point(input: Tensor) -> bool:
     """Whether `input`'s dtype is a floating type (float16, bfloat16, float32, float64)."""
-    return _tensor_arg(input, "is_floating_point").dtype.is_floating_point
+    return tensor_arg(input, "is_floating_point").dtype.is_floating_point
 
 
 def broadcast_tensors(*tensors: Tensor) -> tuple:
@@ -59,7 +52,7 @@ def broadcast_tensors(*tensors: Tensor) -> tuple:
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     for t in tensors:
-        _tensor_arg(t, "broadcast_tensors")
+        tensor_arg(t, "broadcast_tensors")
     try:
         shape = np.broadcast_shapes(*(tuple(t.shape) for t in tensors))
     except ValueError:
@@ -70,7 +63,7 @@ def broadcast_tensors(*tensors: Tensor) -> tuple:
 def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
     """`input` with `value` (a number or a 0-d Tensor, cast to input's dtype) where the
     bool `mask` (broadcasting) is True;  x̄ = ȳ where not mask, value̅ = Σ ȳ where mask."""
-    _tensor_arg(input, "masked_fill")
+    tensor_arg(input, "masked_fill")
     if not isinstance(mask, Tensor) or mask.dtype.name != "bool":
         got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
         raise RuntimeError(f"masked_fill only supports boolean masks, but got mask with "
@@ -90,7 +83,7 @@ def fill_diagonal_(input: Tensor, fill_value, wrap: bool = False) -> Tensor:
     """Fill the main diagonal (elements with all indices equal) with `fill_value`, in
     place. A tall 2-d matrix with `wrap=True` restarts the diagonal every N + 1 rows, as
     NumPy's fill_diagonal. `input` needs ≥ 2 dims, all of equal length beyond 2-d."""
-    _tensor_arg(input, "fill_diagonal_")
+    tensor_arg(input, "fill_diagonal_")
     if input.ndim < 2:
         raise RuntimeError(f"fill_diagonal_: dimensions must larger than 1, got shape "
                            f"{tuple(input.shape)}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .. import _dtype
 from .._dtype_info import finfo
 from ..tensor import Tensor
-from ._util import binary_operands
+from ._util import binary_operands, tensor_arg
 from .complex import complex as _complex
 from .elementwise import (
     _binary_float,
@@ -40,12 +40,6 @@ logaddexp2 = _binary_float("logaddexp2", "log₂(2^input + 2^other), computed st
                                          "ā = ȳ·σ((a − b)·ln 2)")
 
 
-def _check_tensor(input: Tensor, op: str) -> Tensor:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}(): argument 'input' must be Tensor, not {type(input).__name__}")
-    return input
-
-
 def xlogy(input, other) -> Tensor:
     """input·ln(other), 0 where input = 0 (unless other is NaN), broadcasting; either may be
     a number, integers are computed in the default float dtype;  ā = ȳ·ln b (0 where
@@ -61,7 +55,7 @@ def xlogy(input, other) -> Tensor:
 def frac(input: Tensor) -> Tensor:
     """x − trunc(x), the fractional part with x's sign;  x̄ = ȳ (row `frac`). Floating
     dtypes only (an integer or bool input raises TypeError, as PyTorch refuses it)."""
-    _check_tensor(input, "frac")
+    tensor_arg(input, "frac")
     if not input.dtype.is_floating_point:
         raise TypeError(f"frac: not implemented for dtype {input.dtype} (floating types only)")
     return run("frac", input)
@@ -71,7 +65,7 @@ def logit(input: Tensor, eps: float | None = None) -> Tensor:
     """ln(z/(1 − z)) with z = x, or x clamped to [eps, 1 − eps] when `eps` is given;
     x̄ = ȳ/(x(1 − x)) (0 outside [eps, 1 − eps]) (rows `logit`, `logit_eps`; integers are
     computed in the default float dtype)."""
-    _check_tensor(input, "logit")
+    tensor_arg(input, "logit")
     if input.dtype.category < 2:
         input = cast(input, _dtype.DEFAULT_FLOAT)
     if eps is None:
@@ -83,10 +77,8 @@ def heaviside(input: Tensor, values: Tensor) -> Tensor:
     """The Heaviside step: 0 where x < 0, `values` where x = 0, 1 where x > 0 (0 at NaN),
     broadcasting; `input` and `values` must have one dtype, as in PyTorch. Not
     differentiable: its gradient is zero (PyTorch has no derivative for it)."""
-    _check_tensor(input, "heaviside")
-    if not isinstance(values, Tensor):
-        raise TypeError(f"heaviside(): argument 'values' must be Tensor, not "
-                        f"{type(values).__name__}")
+    tensor_arg(input, "heaviside")
+    tensor_arg(values, "heaviside", "values")
     if input.dtype is not values.dtype:
         raise RuntimeError(f"heaviside is not yet implemented for tensors with different "
                            f"dtypes ({input.dtype} and {values.dtype})")
@@ -102,7 +94,7 @@ def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,
     lowest finite values), other values kept;  x̄ = ȳ where x is finite, else 0 (row
     `nan_to_num`). Integer and bool tensors come back as a copy; a complex tensor is
     cleaned in its real and imaginary parts."""
-    _check_tensor(input, "nan_to_num")
+    tensor_arg(input, "nan_to_num")
     if input.dtype.is_complex:
         return _complex(nan_to_num(input.real, nan, posinf, neginf),
                         nan_to_num(input.imag, nan, posinf, neginf))
@@ -155,7 +147,7 @@ _float_power_inplace = inplace_method("float_power")
 
 def positive(input: Tensor) -> Tensor:
     """`input` itself (unary +); a bool tensor raises RuntimeError, as in PyTorch."""
-    _check_tensor(input, "positive")
+    tensor_arg(input, "positive")
     if input.dtype is _dtype.bool_:
         raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
     return input
@@ -164,7 +156,7 @@ def positive(input: Tensor) -> Tensor:
 def signbit(input: Tensor) -> Tensor:
     """Whether each element's sign bit is set (True for −0.0 and negative NaNs), a bool
     tensor that never requires grad."""
-    _check_tensor(input, "signbit")
+    tensor_arg(input, "signbit")
     if input.dtype.is_complex:
         raise TypeError(f"signbit: not implemented for complex dtype {input.dtype}")
     xp = input._backend.xp
