@@ -7,9 +7,10 @@ paths. A leaf's gradient is accumulated into `.grad` (after its hooks) as soon a
 last edge into it has delivered.
 
 Without create_graph, connected nodes of one fusable family (the pointwise ops) whose
-intermediate gradients nothing else sees run as one region: the engine finds the regions
-before walking, and the family's `fused_backward` runs each as one program (one kernel on
-CUDA, one blocked pass on the CPU). To the walk a region is one node whose edges are the
+intermediate gradients nothing else sees run as one region: when a node of such a family
+is about to run, the engine grows its region over the producers that qualify, and the
+family's `fused_backward` runs it as one program (one kernel on CUDA, one blocked pass on
+the CPU). To the walk a region is one node whose edges are the
 region's edges to the rest of the graph.
 """
 
@@ -22,27 +23,17 @@ from .function import Function
 from .grad_mode import _state
 
 
-def _dependencies(roots, reach=None, leaf_edges: dict | None = None,
-                  links: list | None = None) -> dict:
+def _dependencies(roots, reach=None, leaf_edges: dict | None = None) -> dict:
     """Number of edges into each node reachable from `roots` (only within `reach`, the
     nodes that matter for `autograd.grad`, when given); `leaf_edges`, if given, receives
-    the number of edges into each leaf, by id, and `links` the candidate links of fusion
-    regions met on the way: (u, i, v) where u's argument i is v's first output, u and v
-    of one fusable family and u of one output (see `_fusion_regions`)."""
+    the number of edges into each leaf, by id."""
     deps: dict = {}
     get = deps.get
     stack = list(roots)
     rootset = set(roots)
     while stack:
         node = stack.pop()
-        fam = None
-        if links is not None:
-            fam = node.fusable
-            if fam is not None and len(node._output_meta) != 1:
-                fam = None
-        i = -1
         for edge in node._edges:
-            i += 1
             if edge is None:
                 continue
             nxt, nr = edge
@@ -60,8 +51,6 @@ def _dependencies(roots, reach=None, leaf_edges: dict | None = None,
                     stack.append(nxt)
             else:
                 deps[nxt] = c + 1
-            if fam is not None and nr == 0 and nxt.fusable is fam:
-                links.append((node, i, nxt))
     return deps
 
 
@@ -218,11 +207,13 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
     # its hooks run then, while the rest of backward goes on (data parallelism starts
     # reducing a bucket of gradients there), and it is accumulated into .grad.
     leaf_left: dict | None = {} if inputs is None else None
-    links = [] if not create_graph and not _anomaly.enabled else None
     deps = _dependencies(root_nodes if run is None else [n for n in root_nodes if n in run],
-                         reach, leaf_left, links)
+                         reach, leaf_left)
     ready = [n for n in root_nodes if n not in deps]
-    regions = _fusion_regions(deps, links, root_nodes, capture_node, run) if links else None
+    # Fusion regions grow from a node as it runs, over producers whose gradient only it
+    # makes: that needs each node's count of edges before the walk decrements it.
+    fusion = (dict(deps), set(root_nodes), run, capture_node) \
+        if not create_graph and not _anomaly.enabled else None
     # A gradient that a node passed through unchanged (or a user's gradient) may be aliased
     # elsewhere: such arrays are copied before becoming a leaf's .grad.
     shared: dict = {id(g._data): g._data for g in root_grads}
@@ -252,7 +243,9 @@ def _walk_graph(roots, root_grads, retain_graph: bool, create_graph: bool, input
                     if g is None:
                         _materialize(node, grads)
                         break
-                region = regions.get(node) if regions is not None else None
+                region = None
+                if fusion is not None and node.fusable is not None:
+                    region = _fusion_region(node, *fusion)
                 if region is not None:
                     in_grads = (type(node).fused_backward(region, grads) if rec is None
                                 else rec.backward(region, grads, type(node).fused_backward))
@@ -381,71 +374,51 @@ class FusedRegion:
             n._release()
 
 
-def _fusion_regions(deps: dict, links: list, root_nodes, capture_node: dict,
-                    run) -> dict | None:
-    """The fused regions of this backward, by root node (None when there are none), from
-    the candidate `links` (u, i, v) that `_dependencies` found.
+def _fusion_region(head, deps: dict, roots: set, run, capture_node: dict):
+    """The fused region rooted at `head`, which is about to run its backward (None when
+    no producer joins it).
 
-    A node v joins its consumer u's region when both are of one fusable family, with one
-    output each of the same shape and dtype, and v's gradient is seen by nothing else:
-    exactly one edge leads into it, it is no root of the backward, it has no hooks
-    (retain_grad is one) and `autograd.grad` does not capture its output. The regions
-    are trees (a node's gradient has one consumer) of at most REGION_MAX_NODES nodes."""
-    roots = set(root_nodes)
-    children: dict = {}
-    linked = set()
-    get = deps.get
-    for u, i, v in links:
-        if get(v) != 1 or v in roots:
-            continue
-        vms = v._output_meta
-        if len(vms) != 1:  # several cotangents: not one chain's
-            continue
-        vm, um = vms[0], u._output_meta[0]
-        if vm[0] != um[0] or vm[1] is not um[1] and vm[1] != um[1] \
-                or (v._hooks and any(v._hooks.values())) \
-                or (run is not None and (u not in run or v not in run)) \
-                or (capture_node and (id(v), 0) in capture_node):
-            continue
-        kids = children.get(u)
-        if kids is None:
-            children[u] = [(i, v)]
-        else:
-            kids.append((i, v))
-        linked.add(v)
-    if not linked:
+    A producer v joins the region of its consumer u (from u's first output) when both
+    are of one fusable family, with one output each of the same shape and dtype, and v's
+    gradient is seen by nothing else: exactly one edge led into it (`deps`: the counts
+    before the walk), it is no root of the backward, it has no hooks (retain_grad is one)
+    and `autograd.grad` does not capture its output. The regions are trees (a node's
+    gradient has one consumer) of at most REGION_MAX_NODES nodes; a producer left out
+    for the bound runs as the head of a region of its own."""
+    fam = head.fusable
+    if len(head._output_meta) != 1 or (run is not None and head not in run):
         return None
-    regions = {}
-    heads = [u for u in children if u not in linked]
-    while heads:
-        head = heads.pop()
-        nodes, inner = [head], [None]
-        edges, meta, outer = [], [], []
-        k = 0
-        while k < len(nodes):
-            node = nodes[k]
-            taken = ()
-            kids = children.get(node)
-            if kids is not None:
-                taken = []
-                for i, v in kids:
-                    if len(nodes) < REGION_MAX_NODES:
-                        nodes.append(v)
-                        inner.append((k, i))
-                        taken.append(i)
-                    elif v in children:
-                        heads.append(v)  # the chain goes on in a region of its own
-            i = -1
-            for e in node._edges:  # the region's edges out: those of no link
-                i += 1
-                if e is not None and i not in taken:
-                    edges.append(e)
-                    meta.append(node._input_meta[i])
-                    outer.append((k, i))
-            k += 1
-        if len(nodes) > 1:
-            regions[head] = FusedRegion(nodes, inner, edges, meta, outer)
-    return regions
+    nodes, inner = [head], [None]
+    edges, meta, outer = [], [], []
+    get = deps.get
+    k = 0
+    while k < len(nodes):
+        u = nodes[k]
+        shape, dtype = u._output_meta[0]
+        i = -1
+        for e in u._edges:
+            i += 1
+            if e is None:
+                continue
+            v, nr = e
+            if nr == 0 and v.fusable is fam and get(v) == 1 and v not in roots \
+                    and len(nodes) < REGION_MAX_NODES:
+                vms = v._output_meta
+                if len(vms) == 1 and vms[0][0] == shape \
+                        and (vms[0][1] is dtype or vms[0][1] == dtype) \
+                        and not (v._hooks and any(v._hooks.values())) \
+                        and (run is None or v in run) \
+                        and not (capture_node and (id(v), 0) in capture_node):
+                    nodes.append(v)
+                    inner.append((k, i))
+                    continue
+            edges.append(e)  # the region's edges out: those of no link
+            meta.append(u._input_meta[i])
+            outer.append((k, i))
+        k += 1
+    if len(nodes) == 1:
+        return None
+    return FusedRegion(nodes, inner, edges, meta, outer)
 
 
 def _check_grad_count(node, in_grads: tuple, n: int) -> tuple:

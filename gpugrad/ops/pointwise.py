@@ -23,6 +23,8 @@ cached by the region's structure, and run as one pass (see `_fused_backward`).
 
 from __future__ import annotations
 
+import threading
+
 from ..autograd.function import Op
 from ..autograd.grad_mode import _state as _grad_state
 from ..backend import expr as E
@@ -85,6 +87,7 @@ class Row:
                                     self.params) if keep else None
         self._backward: dict = {}
         self._fuse: dict = {}
+        self._cases: dict = {}  # need/complex/kept mask -> _Case (fused backward)
         self._plans: dict = {}
         every = (True,) * n_in
         srcs = self._grad_exprs(every, False)[1] + self._grad_exprs(every, True)[1]
@@ -470,6 +473,34 @@ class _FusedPlan:
         self.program, self.ins, self.outs = program, ins, outs
 
 
+class _Case:
+    """One row's part in fused regions: the row, which operands need a gradient, whether
+    it runs complex and reads kept values, and the sources its VJP reads (`Row.fuse_info`),
+    under one small int `code` that stands for all of it in a region's key."""
+
+    __slots__ = ("code", "row", "need", "cplx", "kept", "srcs")
+
+
+_CASES: list = []  # _Case by code
+_CASES_LOCK = threading.Lock()
+
+
+def _new_case(row, mask: int, n_in: int) -> _Case:
+    """The `_Case` of `row` for `mask` (bit i: operand i needs a gradient; bit 16:
+    complex; bit 17: kept values), made once and cached on the row."""
+    case = _Case()
+    case.row = row
+    case.need = tuple(bool(mask >> i & 1) for i in range(n_in))
+    case.cplx = bool(mask & 0x10000)
+    case.kept = bool(mask & 0x20000)
+    case.srcs = row.fuse_info(case.need, case.cplx, case.kept)[1]
+    with _CASES_LOCK:
+        case.code = len(_CASES)
+        _CASES.append(case)
+    row._cases[mask] = case
+    return case
+
+
 def _fused_backward(region, grads):
     nodes = region.nodes
     root = nodes[0]
@@ -490,26 +521,30 @@ def _fused_backward(region, grads):
     # links; per region edge the first edge into the same input; the slot count.
     key = [len(nodes)]
     params = []
-    complex_ = dtype.kind == "c"
+    complex_ = 0x10000 if dtype.kind == "c" else 0
     for n in nodes:
         row = n.row
         edges = n._edges
         if len(edges) == 1:
-            need = _NEED1
+            mask = 1
         elif len(edges) == 2:
-            need = (edges[0] is not None, edges[1] is not None)
+            mask = (edges[0] is not None) | (edges[1] is not None) << 1
         else:
-            need = tuple([e is not None for e in edges])
-        cplx = complex_
-        if not cplx and row.real_from_complex:
+            mask = 0
+            for i, e in enumerate(edges):
+                if e is not None:
+                    mask |= 1 << i
+        mask |= complex_
+        if not complex_ and row.real_from_complex:
             for m in n._input_meta:
                 if m is not None and m[1].kind == "c":
-                    cplx = True
+                    mask |= 0x10000
         kept = n.kept
-        has_kept = kept is not None
-        info = row._fuse.get((need, cplx, has_kept)) or row.fuse_info(need, cplx, has_kept)
-        key += (row, need, cplx, has_kept)
-        for kind, i in info[1]:
+        if kept is not None:
+            mask |= 0x20000
+        case = row._cases.get(mask) or _new_case(row, mask, len(edges))
+        key.append(case.code)
+        for kind, i in case.srcs:
             if kind == "g":
                 key.append(-1)
                 continue
@@ -529,8 +564,11 @@ def _fused_backward(region, grads):
                     nr = t._output_nr
                     made[id(t) if fn is None else fn if nr == 0 else (fn, nr)] = \
                         ids.get(id(a), len(arrays))
-            elif kind == "y":
-                a = n.saved_output_array()
+            elif kind == "y":  # n.saved_output_array(), inlined
+                entry = None if n._freed else n._saved[-1]
+                if entry is None or entry[1][1].value != entry[2]:
+                    n.saved_output_array()  # raises the error
+                a = entry[1][0]
                 made[n] = ids.get(id(a), len(arrays))
             else:
                 a = kept[i]
@@ -550,7 +588,7 @@ def _fused_backward(region, grads):
                 v, nr = e
                 key.append(get(v if nr == 0 else id(v) if nr < 0 else (v, nr), -1))
         key.append(get(n, -1))
-    key += region.links
+    key += [k * 64 + i for k, i in region.links[1:]]  # ints: a cheap key to hash
     # contributions to one input (of the region's dtype) are summed in the program: one
     # output, and one reduction by the engine where that input was broadcast
     first: dict = {}
@@ -605,16 +643,16 @@ def _parse_key(key: tuple, nodes) -> tuple:
     pos = 1
     spec = []
     for _ in range(n):
-        row, need, cplx, kept = key[pos:pos + 4]
-        k = len(row.fuse_info(need, cplx, kept)[1])
-        spec.append((row, need, cplx, kept, key[pos + 4:pos + 4 + k]))
-        pos += 4 + k
+        case = _CASES[key[pos]]
+        k = len(case.srcs)
+        spec.append((case.row, case.need, case.cplx, case.kept, key[pos + 1:pos + 1 + k]))
+        pos += 1 + k
     operands = []
     for node in nodes:
         k = len(node._edges)
         operands.append((key[pos:pos + k], key[pos + k]))
         pos += k + 1
-    return spec, operands, list(key[pos + n:-2])
+    return spec, operands, list(key[pos + n - 1:-2])
 
 
 def _compose(spec, links, outer, groups, operands, n_slots, keeps):

@@ -24,12 +24,12 @@ TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=2e-5, atol=
 
 def _unfused(fn, monkeypatch=None):
     """fn() with the engine's region search switched off."""
-    old = engine._fusion_regions
-    engine._fusion_regions = lambda *a: None
+    old = engine._fusion_region
+    engine._fusion_region = lambda *a: None
     try:
         return fn()
     finally:
-        engine._fusion_regions = old
+        engine._fusion_region = old
 
 
 def _regions() -> int:
@@ -416,6 +416,6 @@ def test_nodes_with_several_outputs_end_a_region(monkeypatch):
         return [t.numpy() for t in both + first]
 
     fused = grads()
-    monkeypatch.setattr(engine, "_fusion_regions", lambda *a: None)
+    monkeypatch.setattr(engine, "_fusion_region", lambda *a: None)
     for f, u in zip(fused, grads()):
         np.testing.assert_allclose(f, u, rtol=1e-12)
