@@ -230,3 +230,30 @@ def test_normal_cdf_without_scipy_keeps_float64_exact(monkeypatch):
 
     want = np.array([0.5 * erfc(-v / sqrt(2)) for v in x])
     np.testing.assert_allclose(cpu_backend.normal_cdf(x), want, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("s", [1.0001, -0.5, 0.0, -0.0, 1e300, -3.5e38, float("nan"),
+                               float("inf"), 7.0])
+def test_python_float_operands_compute_bit_for_bit_as_numpy_does(dtype, s):
+    """A small op's Python float operand runs as a cached 0-d array of the tensor's dtype:
+    the same bits as NumPy's own conversion, signed zeros and overflow included, in either
+    operand position, and twice (the second time from the cache)."""
+    be = cpu_backend
+    with np.errstate(over="ignore"):  # float16: 3e38 is inf
+        a = np.array([[1.5, -2.25, 0.0], [-0.0, 3e38, -1e-40]]).astype(dtype)
+    for ufunc in (np.add, np.subtract, np.multiply, np.true_divide):
+        for _ in range(2):
+            with np.errstate(all="ignore"):
+                got, want = be.binary(ufunc, a, s), ufunc(a, s)
+                got_r, want_r = be.binary(ufunc, s, a), ufunc(s, a)
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), ufunc
+            assert got_r.dtype == want_r.dtype and got_r.tobytes() == want_r.tobytes(), ufunc
+            assert got.flags.writeable and got_r.flags.writeable
+
+
+def test_cached_float_operands_cannot_be_written():
+    be = cpu_backend
+    be.binary(np.multiply, np.ones(3, np.float32), 1.25)
+    cached = numpy_backend._SCALARS[(1.25, np.dtype(np.float32))]
+    assert cached.shape == () and not cached.flags.writeable

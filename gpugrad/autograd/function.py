@@ -390,20 +390,33 @@ def _record(ctx, args, results) -> None:
 
 def _record_one(ctx, args, r) -> None:
     """`_record` for the common call of a built-in op (one result, no outputs marked
-    non-differentiable), with what a small op's time goes to cut to the minimum."""
+    non-differentiable), with what a small op's time goes to cut to the minimum: an
+    input's metadata is its producer's (shared, not copied), and so is the output's
+    where it has the same shape and dtype (a pointwise chain allocates no metadata). Every
+    object that a node holds is one more for the cycle collector to scan while the graph
+    lives, which costs more than making it."""
     save_in = ctx._save_in
     save_out = ctx._save_out
     saved = [None] * len(args) if save_in or save_out else None
     edges = []
     meta = []
+    like = None  # the output metadata of an input's producer
     i = 0
     for a in args:
         if isinstance(a, Tensor):
             if a._requires_grad:
                 fn = a.grad_fn
-                edges.append((fn, a._output_nr) if fn is not None else (a, -1))
-                data = a._data
-                meta.append((data.shape, data.dtype))
+                if fn is None:
+                    edges.append((a, -1))
+                    data = a._data
+                    meta.append((data.shape, data.dtype))
+                else:
+                    nr = a._output_nr
+                    edges.append((fn, nr))
+                    m = fn._output_meta
+                    meta.append(m[nr])
+                    if like is None and nr == 0 and len(m) == 1:
+                        like = m
             else:
                 edges.append(None)
                 meta.append(None)
@@ -420,14 +433,17 @@ def _record_one(ctx, args, r) -> None:
     ctx._input_meta = meta
     data = r._data
     dt = data.dtype
-    ctx._output_meta = ((data.shape, dt),)
+    if like is not None and like[0][1] is dt and like[0][0] == data.shape:
+        ctx._output_meta = like
+    else:
+        ctx._output_meta = ((data.shape, dt),)
     if dt.kind in "fc" or is_inexact(dt):
         r._requires_grad = True
         r.grad_fn = ctx
     if saved is not None:
-        if save_out:  # the one output (save_out == (0,))
-            counter = r._version = Version()
-            saved.append((1, (data, counter, 0), 0))
+        for i in save_out:
+            counter = version_counter(r)
+            saved.append((1, (data, counter, i), counter.value))
         ctx._saved = saved
 
 

@@ -45,6 +45,33 @@ def _cache_large_allocations() -> bool:
 ALLOCATOR_CACHING = _cache_large_allocations()
 
 
+# Python floats met as operands, as read-only 0-d arrays: (value, dtype) -> array
+_SCALARS: dict = {}
+_FLOAT_MAX = {"f": float(np.finfo(np.float32).max), "d": float(np.finfo(np.float64).max)}
+
+
+def _scalar_operand(s: float, array):
+    """A Python float operand of an elementwise op on `array`, as a 0-d array of its dtype
+    where that computes the same (a float32 or float64 array, a finite nonzero value in
+    the dtype's range; NumPy casts the float to the array's dtype either way): NumPy
+    converts a Python scalar again on every call, ~0.3 µs, a third of a small op's time."""
+    if type(array) is not _ndarray:
+        return s
+    dt = array.dtype
+    z = _SCALARS.get((s, dt))
+    if z is not None:
+        return z
+    limit = _FLOAT_MAX.get(dt.char)
+    if limit is None or not (s != 0.0 and -limit <= s <= limit):  # -0.0 == 0.0: no key
+        return s
+    if len(_SCALARS) >= 1024:
+        _SCALARS.clear()
+    z = np.array(s, dtype=dt)
+    z.flags.writeable = False
+    _SCALARS[(s, dt)] = z
+    return z
+
+
 class NumpyBackend(Backend):
     """CPU arrays through NumPy."""
 
@@ -113,6 +140,10 @@ class NumpyBackend(Backend):
         if ((a.size if type(a) is _ndarray else 1) < _PARALLEL_MIN
                 and (b.size if type(b) is _ndarray else 1) < _PARALLEL_MIN) \
                 or cpu_parallel.THREADS == 1:
+            if type(b) is float:
+                b = _scalar_operand(b, a)
+            elif type(a) is float:
+                a = _scalar_operand(a, b)
             return ufunc(a, b)
         shape = np.broadcast_shapes(np.shape(a), np.shape(b))
         if len(shape) == 0 or shape[0] < 2 * cpu_parallel.THREADS:

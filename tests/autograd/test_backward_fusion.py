@@ -195,6 +195,30 @@ def test_shared_subexpression_and_broadcast_root_cotangent():
     np.testing.assert_allclose(go(), _unfused(go), rtol=1e-12)
 
 
+@pytest.mark.parametrize("exp_first", [True, False])
+def test_a_producer_whose_other_consumer_already_ran_stays_out_of_a_region(exp_first):
+    """Regions grow as their heads run: sin(x) feeds exp (a region head of its own) and
+    tanh (behind a matmul, so it runs later). When tanh's region grows, one edge into
+    sin is left, but sin already holds exp's contribution: it must not join (the count
+    that decides is the one before the walk), or exp's part of x.grad is lost."""
+    xa = np.random.default_rng(4).standard_normal((3, 4))
+    wa = np.random.default_rng(5).standard_normal((4, 2))
+
+    def go():
+        x = gg.tensor(xa, requires_grad=True)
+        v = gg.sin(x)
+        a = gg.exp(v).sum()
+        b = (gg.tanh(v) @ gg.tensor(wa)).sum()
+        (a + b if exp_first else b + a).backward()
+        return x.grad.numpy()
+
+    xt = torch.tensor(xa, requires_grad=True)
+    vt = torch.sin(xt)
+    (torch.exp(vt).sum() + (torch.tanh(vt) @ torch.tensor(wa)).sum()).backward()
+    np.testing.assert_allclose(go(), xt.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(go(), _unfused(go), rtol=1e-12)
+
+
 def test_contributions_to_a_non_leaf_are_summed_in_the_program():
     """h (a matmul's output) feeds three nodes of one region: their contributions are one
     program output, and the matmul still runs once, after all three edges delivered."""
