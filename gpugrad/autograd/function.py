@@ -332,75 +332,60 @@ def _scalar_kwargs(cls, kwargs: dict) -> dict:
 
 def _record(ctx, args, results) -> None:
     """Attach the node to the graph: edges to the inputs, outputs' grad_fn, saved values."""
-    edges = []
-    meta = []
-    # an Op's saved values: one entry per forward argument (None unless saved), then the
-    # saved outputs
-    save_in = ctx._save_in if ctx._raw else ()
-    saved = [None] * len(args) if save_in or ctx._raw and ctx._save_out else None
-    i = 0
-    for a in args:
-        if isinstance(a, Tensor):
-            if a._requires_grad:
-                fn = a.grad_fn
-                edges.append((fn, a._output_nr) if fn is not None else (a, -1))
-                data = a._data
-                meta.append((data.shape, data.dtype))
-            else:
-                edges.append(None)
-                meta.append(None)
-            if saved is not None and i in save_in:
-                v = a._version
-                saved[i] = (0, a, 0 if v is None else v.value)
-        else:
-            edges.append(None)
-            meta.append(None)
-        i += 1
-    if _anomaly.enabled:
-        capture_creation(ctx)
-    ctx._edges = edges
-    ctx._input_meta = meta
+    if len(results) == 1 and ctx._non_diff is None:
+        _record_one(ctx, args, results[0])
+        return
+    saved, _ = _link_inputs(ctx, args)
     non_diff = ctx._non_diff
-    if len(results) == 1 and non_diff is None:
-        r = results[0]
+    out_meta = []
+    for i, r in enumerate(results):
         data = r._data
-        dt = data.dtype
-        ctx._output_meta = ((data.shape, dt),)
-        if dt.kind in "fc" or is_inexact(dt):
+        out_meta.append((data.shape, data.dtype))
+        if is_inexact(data.dtype) and (non_diff is None or id(r) not in non_diff):
             r._requires_grad = True
             r.grad_fn = ctx
-    else:
-        out_meta = []
-        for i, r in enumerate(results):
-            data = r._data
-            out_meta.append((data.shape, data.dtype))
-            if is_inexact(data.dtype) and (non_diff is None or id(r) not in non_diff):
-                r._requires_grad = True
-                r.grad_fn = ctx
-                if i:
-                    r._output_nr = i
-        ctx._output_meta = out_meta
+            if i:
+                r._output_nr = i
+    ctx._output_meta = out_meta
     if saved is not None:
         for i in ctx._save_out:
-            r = results[i]
-            counter = version_counter(r)
-            saved.append((1, (r._data, counter, i), counter.value))
+            _save_output(saved, results[i], i)
         ctx._saved = saved
 
 
 def _record_one(ctx, args, r) -> None:
-    """`_record` for the common call of a built-in op (one result, no outputs marked
-    non-differentiable), with what a small op's time goes to cut to the minimum: an
-    input's metadata is its producer's (shared, not copied), and so is the output's
-    where it has the same shape and dtype (a pointwise chain allocates no metadata). Every
-    object that a node holds is one more for the cycle collector to scan while the graph
-    lives, which costs more than making it."""
-    save_in = ctx._save_in
-    save_out = ctx._save_out
-    saved = [None] * len(args) if save_in or save_out else None
+    """`_record` for a node of one result (the common call of a built-in op). Its output
+    metadata is that of an input's producer where it has the same shape and dtype (a
+    pointwise chain allocates none)."""
+    saved, like = _link_inputs(ctx, args)
+    data = r._data
+    dt = data.dtype
+    if like is not None and like[0][1] is dt and like[0][0] == data.shape:
+        ctx._output_meta = like
+    else:
+        ctx._output_meta = ((data.shape, dt),)
+    if dt.kind in "fc" or is_inexact(dt):
+        r._requires_grad = True
+        r.grad_fn = ctx
+    if saved is not None:
+        for i in ctx._save_out:
+            _save_output(saved, r, i)
+        ctx._saved = saved
+
+
+def _link_inputs(ctx, args) -> tuple:
+    """Set the node's edges to its inputs and their metadata (that of the input's
+    producer, shared: every object a node holds is one more for the cycle collector to
+    scan while the graph lives, which costs more than making it). Returns (the node's
+    saved-value list with the saved inputs filled in, or None when an op saves nothing;
+    the output metadata of an input's producer, or None)."""
+    # an Op's saved values: one entry per forward argument (None unless saved), then the
+    # saved outputs
+    save_in = ctx._save_in if ctx._raw else ()
+    saved = [None] * len(args) if save_in or ctx._raw and ctx._save_out else None
     edges = []
     meta = []
-    like = None  # the output metadata of an input's producer
+    like = None
     i = 0
     for a in args:
         if isinstance(a, Tensor):
@@ -431,20 +416,13 @@ def _record_one(ctx, args, r) -> None:
         capture_creation(ctx)
     ctx._edges = edges
     ctx._input_meta = meta
-    data = r._data
-    dt = data.dtype
-    if like is not None and like[0][1] is dt and like[0][0] == data.shape:
-        ctx._output_meta = like
-    else:
-        ctx._output_meta = ((data.shape, dt),)
-    if dt.kind in "fc" or is_inexact(dt):
-        r._requires_grad = True
-        r.grad_fn = ctx
-    if saved is not None:
-        for i in save_out:
-            counter = version_counter(r)
-            saved.append((1, (data, counter, i), counter.value))
-        ctx._saved = saved
+    return saved, like
+
+
+def _save_output(saved: list, r, i: int) -> None:
+    """Save output `i` (Tensor r) without a reference cycle through its grad_fn."""
+    counter = version_counter(r)
+    saved.append((1, (r._data, counter, i), counter.value))
 
 
 def _remap_saved(ctx, raw_outs, results) -> None:
@@ -459,9 +437,7 @@ def _remap_saved(ctx, raw_outs, results) -> None:
             saved.append(None)
         elif id(t) in out_index:
             i = out_index[id(t)]
-            r = results[i]
-            counter = version_counter(r)
-            saved.append((1, (r._data, counter, i), counter.value))
+            _save_output(saved, results[i], i)
         else:
             saved.append((0, t, version_of(t)))
     ctx._saved = tuple(saved)
