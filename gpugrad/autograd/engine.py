@@ -10,8 +10,8 @@ Without create_graph, connected nodes of one fusable family (the pointwise ops) 
 intermediate gradients nothing else sees run as one region: when a node of such a family
 is about to run, the engine grows its region over the producers that qualify, and the
 family's `fused_backward` runs it as one program (one kernel on CUDA, one blocked pass on
-the CPU). To the walk a region is one node whose edges are the
-region's edges to the rest of the graph.
+the CPU). To the walk a region is one node whose edges are the region's edges to the rest
+of the graph.
 """
 
 from __future__ import annotations

@@ -482,17 +482,18 @@ class _Case:
 
 
 _CASES: list = []  # _Case by code
+_CPLX_BIT, _KEPT_BIT = 1 << 30, 1 << 31  # a case's mask; bits 0-29: operands needing grads
 _CASES_LOCK = threading.Lock()
 
 
 def _new_case(row, mask: int, n_in: int) -> _Case:
-    """The `_Case` of `row` for `mask` (bit i: operand i needs a gradient; bit 16:
-    complex; bit 17: kept values), made once and cached on the row."""
+    """The `_Case` of `row` for `mask` (bit i: operand i needs a gradient; _CPLX_BIT:
+    complex; _KEPT_BIT: kept values), made once and cached on the row."""
     case = _Case()
     case.row = row
     case.need = tuple(bool(mask >> i & 1) for i in range(n_in))
-    case.cplx = bool(mask & 0x10000)
-    case.kept = bool(mask & 0x20000)
+    case.cplx = bool(mask & _CPLX_BIT)
+    case.kept = bool(mask & _KEPT_BIT)
     case.srcs = row.fuse_info(case.need, case.cplx, case.kept)[1]
     with _CASES_LOCK:
         case.code = len(_CASES)
@@ -515,13 +516,15 @@ def _fused_backward(region, grads):
     # output nr) or id(leaf) -> slot of the array
     made = {}
     # The region's structure as one flat tuple (the plan cache's key, parsed back by
-    # `_parse_key` on a miss): the node count; per node its row, need mask, complex flag,
-    # whether it kept values, and the slot each VJP source reads (-1: its cotangent); per
-    # node the slot of each operand and of its output (-1: not among the arrays); the
-    # links; per region edge the first edge into the same input; the slot count.
+    # `_parse_key` on a miss): the node count; per node its case's code (row, need mask,
+    # complex flag, whether it kept values: a `_Case`) and the slot each VJP source reads
+    # (-1: its cotangent); per node the slot of each operand and of its output (-1: not
+    # among the arrays); the links, as ints; per region edge the first edge into the same
+    # input; the slot count; whether the backend keeps intermediates. All ints: cheap to
+    # hash and compare.
     key = [len(nodes)]
     params = []
-    complex_ = 0x10000 if dtype.kind == "c" else 0
+    complex_ = _CPLX_BIT if dtype.kind == "c" else 0
     for n in nodes:
         row = n.row
         edges = n._edges
@@ -538,10 +541,10 @@ def _fused_backward(region, grads):
         if not complex_ and row.real_from_complex:
             for m in n._input_meta:
                 if m is not None and m[1].kind == "c":
-                    mask |= 0x10000
+                    mask |= _CPLX_BIT
         kept = n.kept
         if kept is not None:
-            mask |= 0x20000
+            mask |= _KEPT_BIT
         case = row._cases.get(mask) or _new_case(row, mask, len(edges))
         key.append(case.code)
         for kind, i in case.srcs:
@@ -588,7 +591,7 @@ def _fused_backward(region, grads):
                 v, nr = e
                 key.append(get(v if nr == 0 else id(v) if nr < 0 else (v, nr), -1))
         key.append(get(n, -1))
-    key += [k * 64 + i for k, i in region.links[1:]]  # ints: a cheap key to hash
+    key += [k * 64 + i for k, i in region.links[1:]]
     # contributions to one input (of the region's dtype) are summed in the program: one
     # output, and one reduction by the engine where that input was broadcast
     first: dict = {}
